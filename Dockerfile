@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build following cargo-chef's README pattern: dependencies are
+# compiled in their own layer, so editing src/ does not rebuild the whole tree.
+
+# chef: a toolchain image with cargo-chef installed, shared by planner and builder.
+FROM rust:1.95-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked
+WORKDIR /app
+
+# planner: turns the manifests into recipe.json (the dependency "fingerprint").
+# Its output only changes when Cargo.toml/Cargo.lock change, which keeps the
+# builder's cook layer cached across ordinary source edits.
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+# builder: compiles dependencies from the recipe first (cached layer), then the app.
+FROM chef AS builder
+# aws-lc-sys (via aws-lc-rs / jsonwebtoken / rustls) compiles C code.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=planner /app/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json
+COPY . .
+RUN cargo build --release --locked --bin starrocks-gateway
+
+# runtime: distroless with glibc/libgcc only (no shell, no package manager),
+# running as the unprivileged nonroot user.
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+WORKDIR /app
+COPY --from=builder /app/target/release/starrocks-gateway /app/starrocks-gateway
+COPY static/ /app/static/
+COPY openapi/ /app/openapi/
+COPY config/ /app/config/
+USER nonroot:nonroot
+EXPOSE 8080
+ENTRYPOINT ["/app/starrocks-gateway"]
+CMD ["serve", "--config", "/app/config/gateway.example.toml"]

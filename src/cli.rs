@@ -1,0 +1,39 @@
+//! The command line: `demo`, `serve`, `simulator`, `openapi`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "starrocks-gateway",
+    version,
+    about = "Self-service StarRocks on Huawei Cloud TaurusDB"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Gateway + Huawei Cloud simulator + demo identity provider on localhost, ready to try.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run the gateway against a real identity provider and Huawei Cloud.
+    Serve {
+        /// TOML configuration; `SRGW_*` environment variables override its keys.
+        #[arg(long, env = "SRGW_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the Huawei Cloud simulator alone (IAM + TaurusDB StarRocks create).
+    Simulator {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}

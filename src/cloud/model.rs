@@ -1,0 +1,137 @@
+//! Wire shapes of the TaurusDB StarRocks create call
+//! (`reference/huawei-create-starrocks-instance.txt`).
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::domain::RootPassword;
+
+/// The system tag every instance must carry: the enterprise project it is billed to.
+pub const ENTERPRISE_PROJECT_TAG: &str = "_sys_enterprise_project_id";
+
+/// The upstream create body. `db_root_pwd` prints redacted; only serialization exposes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateStarRocksBody {
+    pub name: String,
+    pub engine: Engine,
+    pub ha: Ha,
+    pub fe_flavor_id: String,
+    pub be_flavor_id: String,
+    #[serde(serialize_with = "expose_password")]
+    pub db_root_pwd: RootPassword,
+    pub fe_count: u32,
+    pub be_count: u32,
+    pub az_mode: String,
+    pub fe_volume: Volume,
+    pub be_volume: Volume,
+    pub az_code: String,
+    pub time_zone: String,
+    pub tags_info: TagsInfo,
+}
+
+fn expose_password<S: Serializer>(
+    password: &RootPassword,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(password.expose())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Engine {
+    #[serde(rename = "type")]
+    pub engine_type: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ha {
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub io_type: String,
+    pub capacity_in_gb: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagsInfo {
+    pub sys_tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// The parts of the `201` answer the gateway uses; the rest is ignored on purpose so that
+/// additions upstream never break parsing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateStarRocksResponse {
+    pub instance: CreatedInstance,
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedInstance {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+}
+
+/// The error shapes Huawei services use; TaurusDB answers with the first.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ErrorBody {
+    Dbs {
+        error_code: String,
+        error_msg: Option<String>,
+    },
+    Nested {
+        error: NestedError,
+    },
+    Flat {
+        code: String,
+        message: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct NestedError {
+    code: String,
+    message: Option<String>,
+}
+
+/// Pulls `(code, message)` out of any of the three documented error shapes.
+pub fn parse_error(body: &[u8]) -> Option<(String, Option<String>)> {
+    match serde_json::from_slice::<ErrorBody>(body).ok()? {
+        ErrorBody::Dbs {
+            error_code,
+            error_msg,
+        } => Some((error_code, error_msg)),
+        ErrorBody::Nested { error } => Some((error.code, error.message)),
+        ErrorBody::Flat { code, message } => Some((code, message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_three_error_shapes_are_understood() {
+        assert_eq!(
+            parse_error(br#"{"error_code":"DBS.200001","error_msg":"Parameter error"}"#),
+            Some(("DBS.200001".into(), Some("Parameter error".into())))
+        );
+        assert_eq!(
+            parse_error(br#"{"error":{"code":"APIGW.0301","message":"bad token"}}"#),
+            Some(("APIGW.0301".into(), Some("bad token".into())))
+        );
+        assert_eq!(
+            parse_error(br#"{"code":"APIG.0308","message":"throttled"}"#),
+            Some(("APIG.0308".into(), Some("throttled".into())))
+        );
+        assert_eq!(parse_error(b"<html>bad gateway</html>"), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Typed configuration: a TOML file, then environment overrides.
+//!
+//! Precedence is file < environment. Every key can be overridden with `SRGW_` followed by the
+//! key path in upper case, sections separated by `__`: `SRGW_CLOUD__PASSWORD` sets
+//! `cloud.password`, `SRGW_AUTH__LEEWAY_SECS` sets `auth.leeway_secs`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use jsonwebtoken::Algorithm;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "SRGW_";
+/// The separator between nested keys in an environment override.
+pub const ENV_SEPARATOR: &str = "__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub cloud: CloudSettings,
+    pub policy: PolicySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Worker threads; `0` means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Largest accepted JSON body. Create bodies are tiny; a small bound caps abuse.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+}
+
+fn default_body_limit() -> usize {
+    16 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Expected `iss` claim, exactly.
+    pub issuer: String,
+    /// Expected `aud` claim (one of the token's audiences must match).
+    pub audience: String,
+    /// Where the identity provider publishes its signing keys.
+    pub jwks_url: Url,
+    /// Accepted signing algorithms; anything else is refused before any key is looked at.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// The claim naming the employee's team (a string, or an array holding one string).
+    #[serde(default = "default_team_claim")]
+    pub team_claim: String,
+    /// How long a fetched key set is trusted before it is fetched again.
+    #[serde(default = "default_jwks_ttl")]
+    pub jwks_cache_ttl_secs: u64,
+    /// Least time between two fetches caused by an unknown `kid`, so forged ids cannot flood the IdP.
+    #[serde(default = "default_jwks_refetch_interval")]
+    pub jwks_min_refetch_interval_secs: u64,
+    /// Timeout of one JWKS fetch.
+    #[serde(default = "default_jwks_timeout")]
+    pub jwks_timeout_ms: u64,
+}
+
+fn default_algorithms() -> Vec<Algorithm> {
+    vec![Algorithm::RS256]
+}
+fn default_leeway() -> u64 {
+    30
+}
+fn default_team_claim() -> String {
+    "team".into()
+}
+fn default_jwks_ttl() -> u64 {
+    300
+}
+fn default_jwks_refetch_interval() -> u64 {
+    30
+}
+fn default_jwks_timeout() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudSettings {
+    /// IAM endpoint, e.g. `https://iam.cn-north-4.myhuaweicloud.com`.
+    pub iam_url: Url,
+    /// TaurusDB endpoint, e.g. `https://gaussdb.cn-north-4.myhuaweicloud.com`.
+    pub endpoint: Url,
+    /// The 32-character project id of the region.
+    pub project_id: String,
+    pub region: String,
+    /// IAM account (domain) name.
+    pub domain: String,
+    /// IAM user the gateway acts as.
+    pub user: String,
+    pub password: SecretString,
+    /// A cached IAM token is replaced this long before its `expires_at`.
+    #[serde(default = "default_refresh_margin")]
+    pub token_refresh_margin_secs: u64,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout toward IAM and TaurusDB.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_refresh_margin() -> u64 {
+    3_600
+}
+fn default_connect_timeout() -> u64 {
+    3_000
+}
+fn default_request_timeout() -> u64 {
+    30_000
+}
+
+impl CloudSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    pub path: PathBuf,
+}
+
+/// A configuration that cannot be used; the message names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Reads `path`, then applies `SRGW_*` environment overrides, then checks the values.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::Missing(path.to_owned()));
+        }
+        Self::from_figment(Figment::new().merge(Toml::file(path)))
+    }
+
+    /// Parses configuration from TOML text, with the same environment overrides.
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Self = figment
+            .merge(Env::prefixed(ENV_PREFIX).split(ENV_SEPARATOR))
+            .extract()
+            .map_err(|error| {
+                ConfigError::Invalid(
+                    error
+                        .into_iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
+        if self.auth.issuer.trim().is_empty() {
+            return invalid("auth.issuer", "must not be empty");
+        }
+        if self.auth.audience.trim().is_empty() {
+            return invalid("auth.audience", "must not be empty");
+        }
+        if self.auth.algorithms.is_empty() {
+            return invalid("auth.algorithms", "must name at least one algorithm");
+        }
+        if self
+            .auth
+            .algorithms
+            .iter()
+            .any(|alg| matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        {
+            return invalid(
+                "auth.algorithms",
+                "must not contain HMAC algorithms: a JWKS publishes public keys only",
+            );
+        }
+        if self.auth.leeway_secs > 300 {
+            return invalid("auth.leeway_secs", "must be at most 300");
+        }
+        let project = &self.cloud.project_id;
+        if project.len() != 32 || !project.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return invalid("cloud.project_id", "must be 32 letters or digits");
+        }
+        if self.cloud.request_timeout_ms == 0 || self.cloud.connect_timeout_ms == 0 {
+            return invalid(
+                "cloud.request_timeout_ms",
+                "and cloud.connect_timeout_ms must be positive",
+            );
+        }
+        if self.cloud.token_refresh_margin_secs >= 23 * 3_600 {
+            return invalid(
+                "cloud.token_refresh_margin_secs",
+                "must be well below the 24 h token lifetime",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [server]
+        listen = "127.0.0.1:8080"
+        [auth]
+        issuer = "https://idp.example.com"
+        audience = "starrocks-gateway"
+        jwks_url = "https://idp.example.com/jwks.json"
+        [cloud]
+        iam_url = "https://iam.example.com"
+        endpoint = "https://gaussdb.example.com"
+        project_id = "23a50154cf494ec9ad6883979a12db0a"
+        region = "cn-north-4"
+        domain = "acme"
+        user = "svc"
+        password = "not-a-real-password"
+        [policy]
+        path = "policy.toml"
+    "#;
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults() {
+        let settings = Settings::from_toml_str(MINIMAL).expect("minimal config loads");
+        assert_eq!(settings.auth.leeway_secs, 30);
+        assert_eq!(settings.auth.algorithms, vec![Algorithm::RS256]);
+        assert_eq!(settings.cloud.token_refresh_margin_secs, 3_600);
+    }
+
+    #[test]
+    fn a_missing_key_is_named_in_the_error() {
+        let without_project =
+            MINIMAL.replace("project_id = \"23a50154cf494ec9ad6883979a12db0a\"", "");
+        let error = Settings::from_toml_str(&without_project).expect_err("project_id is required");
+        assert!(error.to_string().contains("project_id"), "{error}");
+    }
+
+    #[test]
+    fn an_invalid_value_is_named_in_the_error() {
+        let bad = MINIMAL.replace("23a50154cf494ec9ad6883979a12db0a", "short");
+        let error = Settings::from_toml_str(&bad).expect_err("project_id is too short");
+        assert!(error.to_string().contains("cloud.project_id"), "{error}");
+    }
+
+    #[test]
+    fn hmac_algorithms_are_refused_for_a_jwks() {
+        let bad = MINIMAL.replace(
+            "jwks_url = \"https://idp.example.com/jwks.json\"",
+            "jwks_url = \"https://idp.example.com/jwks.json\"\nalgorithms = [\"HS256\"]",
+        );
+        let error = Settings::from_toml_str(&bad).expect_err("HS256 is refused");
+        assert!(error.to_string().contains("auth.algorithms"), "{error}");
+    }
+
+    #[test]
+    fn the_password_never_prints() {
+        let settings = Settings::from_toml_str(MINIMAL).expect("minimal config loads");
+        assert!(!format!("{settings:?}").contains("not-a-real-password"));
+    }
+
+    #[test]
+    fn the_example_config_in_the_repository_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.example.toml");
+        Settings::load(&path).expect("the example config is valid");
+    }
+}

@@ -1,0 +1,208 @@
+//! `starrocks-gateway demo`: the gateway, the Huawei Cloud simulator and a toy identity
+//! provider in one process on localhost, with the example policy. The tests start the same
+//! stack on port 0.
+
+pub mod idp;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::SecretString;
+
+use crate::config::{AuthSettings, CloudSettings, PolicySettings, ServerSettings, Settings};
+use crate::policy::Policy;
+use crate::simulator::{self, SimulatorConfig};
+use crate::startup::Application;
+use idp::{DemoIdp, EmployeeClaims};
+
+/// The example policy, compiled in so `demo` runs from anywhere.
+pub const EXAMPLE_POLICY: &str = include_str!("../../config/policy.example.toml");
+pub const DEMO_AUDIENCE: &str = "starrocks-gateway";
+
+/// Example employees the demo prints tokens for.
+pub fn example_employees() -> Vec<EmployeeClaims> {
+    let employee = |sub: &str, team: &str| EmployeeClaims {
+        sub: sub.into(),
+        email: format!("{sub}@example.com"),
+        team: team.into(),
+    };
+    vec![
+        employee("alice", "analytics"),
+        employee("bob", "payments"),
+        employee("mallory", "marketing"),
+    ]
+}
+
+/// A running stack: gateway, simulator and identity provider.
+#[derive(Debug)]
+pub struct DemoStack {
+    pub gateway_url: String,
+    pub simulator_url: String,
+    pub idp_url: String,
+    pub idp: Arc<DemoIdp>,
+    pub settings: Settings,
+}
+
+fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, String)> {
+    let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+    let url = format!(
+        "http://{}",
+        listener.local_addr().context("reading the bound address")?
+    );
+    Ok((listener, url))
+}
+
+/// Gateway settings pointing at a local simulator and identity provider.
+pub fn settings(
+    listen: SocketAddr,
+    simulator: &SimulatorConfig,
+    simulator_url: &str,
+    idp_url: &str,
+) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        server: ServerSettings {
+            listen,
+            workers: 2,
+            body_limit_bytes: 16 * 1024,
+        },
+        auth: AuthSettings {
+            issuer: idp_url.to_owned(),
+            audience: DEMO_AUDIENCE.into(),
+            jwks_url: format!("{idp_url}/.well-known/jwks.json")
+                .parse()
+                .context("JWKS URL")?,
+            algorithms: vec![jsonwebtoken::Algorithm::RS256],
+            leeway_secs: 30,
+            team_claim: "team".into(),
+            jwks_cache_ttl_secs: 300,
+            jwks_min_refetch_interval_secs: 30,
+            jwks_timeout_ms: 2_000,
+        },
+        cloud: CloudSettings {
+            iam_url: simulator_url.parse().context("IAM URL")?,
+            endpoint: simulator_url.parse().context("TaurusDB URL")?,
+            project_id: simulator.project_id.clone(),
+            region: simulator.region.clone(),
+            domain: simulator.domain.clone(),
+            user: simulator.user.clone(),
+            password: SecretString::from(simulator.password.clone()),
+            token_refresh_margin_secs: 3_600,
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 10_000,
+        },
+        policy: PolicySettings {
+            path: "config/policy.example.toml".into(),
+        },
+    })
+}
+
+impl DemoStack {
+    /// Starts all three servers; `configure` may adjust the gateway settings (tests shorten
+    /// timeouts this way) and `policy` defaults to the example policy.
+    pub fn start(
+        listen: SocketAddr,
+        simulator_config: SimulatorConfig,
+        policy: Option<Policy>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (simulator_listener, simulator_url) = bind(loopback)?;
+        let (idp_listener, idp_url) = bind(loopback)?;
+        let (gateway_listener, gateway_url) = bind(listen)?;
+
+        let idp = Arc::new(DemoIdp::generate(&idp_url, DEMO_AUDIENCE)?);
+        let mut settings = settings(
+            gateway_listener.local_addr()?,
+            &simulator_config,
+            &simulator_url,
+            &idp_url,
+        )?;
+        configure(&mut settings);
+        let policy = match policy {
+            Some(policy) => policy,
+            None => Policy::parse(EXAMPLE_POLICY).context("the embedded example policy")?,
+        };
+
+        let simulator = simulator::start(simulator_config, simulator_listener)
+            .context("starting the simulator")?;
+        let identity_provider =
+            idp::start(idp.clone(), idp_listener).context("starting the identity provider")?;
+        let gateway = Application::with_listener(&settings, policy, gateway_listener)?;
+        tokio::spawn(simulator);
+        tokio::spawn(identity_provider);
+        tokio::spawn(gateway.run_until_stopped());
+        Ok(Self {
+            gateway_url,
+            simulator_url,
+            idp_url,
+            idp,
+            settings,
+        })
+    }
+}
+
+/// The simulator's config for the example policy: its targets exist upstream.
+pub fn simulator_config_for(policy: &Policy) -> SimulatorConfig {
+    let mut config = SimulatorConfig::default();
+    config.taurusdb_instances = policy
+        .file
+        .teams
+        .values()
+        .flat_map(|team| team.targets.values().cloned())
+        .collect();
+    config
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
+    let policy = Policy::parse(EXAMPLE_POLICY).context("the embedded example policy")?;
+    let stack = DemoStack::start(listen, simulator_config_for(&policy), Some(policy), |_| {})?;
+    print_banner(&stack)?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the banner is the demo's user interface"
+)]
+fn print_banner(stack: &DemoStack) -> anyhow::Result<()> {
+    let gateway = &stack.gateway_url;
+    println!();
+    println!("starrocks-gateway demo is running (Ctrl-C to stop)");
+    println!();
+    println!("  gateway      {gateway}");
+    println!("  portal       {gateway}/");
+    println!("  swagger ui   {gateway}/swagger-ui/");
+    println!("  openapi      {gateway}/openapi.json");
+    println!(
+        "  cloud sim    {}   (control API: {}/_sim/stats)",
+        stack.simulator_url, stack.simulator_url
+    );
+    println!(
+        "  identity     {}   (new token: {}/token?sub=NAME&team=TEAM)",
+        stack.idp_url, stack.idp_url
+    );
+    println!();
+    println!("Tokens (valid 12 h) for the example policy's employees:");
+    let mut first = None;
+    for employee in example_employees() {
+        let token = stack.idp.mint(&employee, 12 * 3_600)?;
+        println!();
+        println!("  {} (team {})", employee.sub, employee.team);
+        println!("  export TOKEN_{}={token}", employee.sub.to_uppercase());
+        first.get_or_insert(employee.sub.to_uppercase());
+    }
+    let who = first.unwrap_or_default();
+    println!();
+    println!("Create an instance as the first employee:");
+    println!();
+    println!(
+        "  curl -s -X POST {gateway}/v1/starrocks -H \"Authorization: Bearer $TOKEN_{who}\" \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"sales-cube\",\"target\":\"analytics-prod\",\"size\":\"small\"}}'"
+    );
+    println!();
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! starrocks-gateway: self-service StarRocks (HTAP) instances on Huawei Cloud TaurusDB.
+//!
+//! A request walks the phases in [`pipeline`]; [`startup::create_app`] wires them to HTTP.
+//! [`simulator`] is a stand-in for Huawei Cloud and is never used by the gateway's own code;
+//! [`demo`] runs gateway, simulator and a toy identity provider together.
+
+pub mod cli;
+pub mod cloud;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod pipeline;
+pub mod policy;
+pub mod request_id;
+pub mod routes;
+pub mod simulator;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,51 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use starrocks_gateway::cli::{Cli, Command};
+use starrocks_gateway::config::Settings;
+use starrocks_gateway::startup::Application;
+use starrocks_gateway::{demo, openapi, simulator, telemetry};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init("info");
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "starrocks-gateway stopped");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Demo { listen } => demo::run(listen).await,
+        Command::Serve { config } => {
+            let settings = Settings::load(&config)?;
+            let application = Application::build(&settings)?;
+            tracing::info!(port = application.port(), "starrocks-gateway listening");
+            application.run_until_stopped().await.context("serving")
+        }
+        Command::Simulator { listen } => {
+            let config = simulator::SimulatorConfig::default();
+            let listener =
+                std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+            tracing::info!(
+                %listen,
+                iam.domain = %config.domain,
+                iam.user = %config.user,
+                project_id = %config.project_id,
+                "Huawei Cloud simulator listening (IAM password: see `SimulatorConfig::default`)"
+            );
+            simulator::start(config, listener)?.await.context("serving")
+        }
+        Command::Openapi => {
+            print!("{}", openapi::pretty_json());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The `x-request-id` of each request: taken from the caller when it is well formed, made
+//! otherwise, echoed on the response, put on every log line and forwarded to the cloud.
+
+use std::fmt;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request's correlation id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Accepts a caller's id of 1–128 characters from `[A-Za-z0-9._:-]`; anything else could
+    /// smuggle text into logs, so it is replaced by a fresh UUID.
+    fn from_header(value: Option<&HeaderValue>) -> Self {
+        value
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                (1..=128).contains(&v.len())
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+            })
+            .map_or_else(
+                || Self(uuid::Uuid::new_v4().to_string()),
+                |v| Self(v.to_owned()),
+            )
+    }
+
+    pub fn of(request: &HttpRequest) -> Option<Self> {
+        request.extensions().get::<Self>().cloned()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Outermost middleware: assigns the id, writes the access log line, echoes the header.
+pub async fn assign_request_id(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = RequestId::from_header(request.headers().get(REQUEST_ID_HEADER));
+    request.extensions_mut().insert(id.clone());
+    let method = request.method().clone();
+    let path = request.path().to_owned();
+    let mut response = next.call(request).await?;
+    let status = response.status().as_u16();
+    tracing::info!(
+        request_id = %id,
+        http.method = %method,
+        http.path = %path,
+        http.status_code = status,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request finished"
+    );
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// The root span of each request carries our request id instead of tracing-actix-web's own.
+#[derive(Debug)]
+pub struct GatewayRootSpan;
+
+impl RootSpanBuilder for GatewayRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        tracing::info_span!(
+            "http_request",
+            request_id = %request_id,
+            http.method = %request.method(),
+            http.route = request.match_pattern().unwrap_or_default(),
+            http.status_code = tracing::field::Empty,
+            employee.subject = tracing::field::Empty,
+            employee.team = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

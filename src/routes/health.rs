@@ -1,0 +1,64 @@
+//! Liveness and readiness probes.
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::pipeline::authenticate::Authenticator;
+use crate::startup::GatewayState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the check passed.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when every dependency answered, `not_ready` otherwise.
+    pub status: &'static str,
+    /// The identity provider's keys are loaded.
+    pub identity_provider_keys: bool,
+    /// An IAM token for the project is cached or could be fetched.
+    pub cloud_token: bool,
+    /// Revision of the policy in force.
+    pub policy_revision: String,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Health)))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// The gateway can serve creates: signing keys and an IAM token are at hand (both cached,
+/// so probing is cheap once warm).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "A dependency is unavailable", body = Readiness),
+    ))]
+#[get("/readyz")]
+pub async fn readyz(
+    state: web::Data<GatewayState>,
+    authenticator: web::Data<Authenticator>,
+) -> HttpResponse {
+    let (keys, token) = futures_util::join!(authenticator.keys_available(), state.cloud.token());
+    let readiness = Readiness {
+        status: if keys && token.is_ok() {
+            "ready"
+        } else {
+            "not_ready"
+        },
+        identity_provider_keys: keys,
+        cloud_token: token.is_ok(),
+        policy_revision: state.policy.load().revision.clone(),
+    };
+    if readiness.status == "ready" {
+        HttpResponse::Ok().json(readiness)
+    } else {
+        HttpResponse::ServiceUnavailable().json(readiness)
+    }
+}

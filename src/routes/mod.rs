@@ -1,0 +1,5 @@
+//! HTTP handlers. Each one reads as the pipeline it drives; the phases live in `pipeline`.
+
+pub mod fallback;
+pub mod health;
+pub mod starrocks;

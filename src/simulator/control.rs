@@ -1,0 +1,99 @@
+//! The simulator's control API for tests and local development: what it received, what it
+//! issued, and switches to inject faults.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::Simulator;
+
+/// One create call as received. The body is kept whole, password included, as the cloud
+/// itself would see it; this API exists only on the simulator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceivedCreate {
+    pub project_id: String,
+    pub instance_id: String,
+    pub request_id: Option<String>,
+    pub body: serde_json::Value,
+    /// The status the simulator answered with.
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stats {
+    pub tokens_issued: u64,
+    pub creates_received: usize,
+    pub instances: usize,
+}
+
+/// Fault switches; a `PUT` replaces only the fields it names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Faults {
+    /// Delay before answering each TaurusDB call.
+    pub latency_ms: u64,
+    /// The next N creates fail with `fail_status`.
+    pub fail_next_creates: u32,
+    pub fail_status: u16,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            fail_next_creates: 0,
+            fail_status: 500,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FaultsUpdate {
+    latency_ms: Option<u64>,
+    fail_next_creates: Option<u32>,
+    fail_status: Option<u16>,
+}
+
+pub(super) async fn creates(simulator: web::Data<Simulator>) -> HttpResponse {
+    HttpResponse::Ok().json(&simulator.state().creates)
+}
+
+pub(super) async fn stats(simulator: web::Data<Simulator>) -> HttpResponse {
+    let state = simulator.state();
+    HttpResponse::Ok().json(Stats {
+        tokens_issued: state.tokens_issued,
+        creates_received: state.creates.len(),
+        instances: state.instances.len(),
+    })
+}
+
+pub(super) async fn set_faults(
+    simulator: web::Data<Simulator>,
+    update: web::Json<FaultsUpdate>,
+) -> HttpResponse {
+    let mut state = simulator.state();
+    let faults = &mut state.faults;
+    if let Some(latency_ms) = update.latency_ms {
+        faults.latency_ms = latency_ms;
+    }
+    if let Some(count) = update.fail_next_creates {
+        faults.fail_next_creates = count;
+    }
+    if let Some(status) = update.fail_status {
+        if !(500..=599).contains(&status) {
+            return HttpResponse::BadRequest()
+                .json(serde_json::json!({"error": "fail_status must be a 5xx"}));
+        }
+        faults.fail_status = status;
+    }
+    HttpResponse::Ok().json(&*faults)
+}
+
+/// Every token issued so far is now expired, as after an IAM password change.
+pub(super) async fn expire_tokens(simulator: web::Data<Simulator>) -> HttpResponse {
+    let mut state = simulator.state();
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    for token in state.tokens.values_mut() {
+        token.expires_at = past;
+    }
+    HttpResponse::NoContent().finish()
+}

@@ -1,0 +1,145 @@
+//! A faithful stand-in for the parts of Huawei Cloud the gateway uses: IAM password tokens
+//! and the TaurusDB StarRocks create call, validated exactly as `reference/` documents them.
+//!
+//! It is a product feature (the demo, the tests and local development run against it) and is
+//! deliberately independent: nothing in the gateway imports it, and it shares none of the
+//! gateway's validation code, so a rule the gateway gets wrong is caught here.
+//!
+//! Besides the cloud API it serves a small control API under `/_sim` for tests:
+//! `GET /_sim/creates` (every create received), `GET /_sim/stats`, `PUT /_sim/faults`,
+//! `POST /_sim/tokens/expire`.
+
+mod control;
+mod iam;
+mod taurusdb;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde::{Deserialize, Serialize};
+
+pub use control::{Faults, ReceivedCreate, Stats};
+
+/// What the simulated account looks like.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// IAM account (domain) name accepted by `POST /v3/auth/tokens`.
+    pub domain: String,
+    pub user: String,
+    pub password: String,
+    /// The one project of the account, and its name (the region).
+    pub project_id: String,
+    pub region: String,
+    /// TaurusDB instances (`…in07`) StarRocks can attach to.
+    pub taurusdb_instances: Vec<String>,
+    pub engine_versions: Vec<String>,
+    pub io_types: Vec<String>,
+    /// Lifetime of issued tokens; Huawei's is 24 h.
+    pub token_lifetime: Duration,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            domain: "demo-account".into(),
+            user: "demo-gateway".into(),
+            password: "Demo-Passw0rd!".into(),
+            project_id: "0a1b2c3d4e5f40718293a4b5c6d7e8f9".into(),
+            region: "cn-north-4".into(),
+            taurusdb_instances: vec![
+                "40dc4c5729f14aad893e2dcd5baf6a15in07".into(),
+                "5b1e7d2c9a8f4e3db6c05a1f2e3d4c5bin07".into(),
+                "6c2f8e3d0b9a4f5ec7d16b2a3f4e5d6cin07".into(),
+            ],
+            engine_versions: vec!["3.1".into(), "3.3".into()],
+            io_types: vec!["SSD".into(), "ESSD".into(), "ULTRAHIGH".into()],
+            token_lifetime: Duration::from_secs(24 * 3_600),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct IssuedToken {
+    project_id: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    tokens: HashMap<String, IssuedToken>,
+    tokens_issued: u64,
+    creates: Vec<ReceivedCreate>,
+    instances: Vec<serde_json::Value>,
+    faults: Faults,
+}
+
+#[derive(Debug)]
+struct Simulator {
+    config: SimulatorConfig,
+    state: Mutex<SimState>,
+}
+
+impl Simulator {
+    /// The state lock; a panic elsewhere must not take the simulator down with it.
+    fn state(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A Huawei-style error answer: `{"error_code": …, "error_msg": …}`.
+#[derive(Debug, Serialize, Deserialize)]
+struct DbsError {
+    error_code: String,
+    error_msg: String,
+}
+
+fn dbs_error(
+    status: actix_web::http::StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> HttpResponse {
+    HttpResponse::build(status).json(DbsError {
+        error_code: code.into(),
+        error_msg: message.into(),
+    })
+}
+
+/// Starts the simulator on `listener`; the returned server must be awaited or spawned.
+pub fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<Server> {
+    let simulator = web::Data::new(Simulator {
+        config,
+        state: Mutex::new(SimState::default()),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(simulator.clone())
+            .app_data(web::PayloadConfig::new(256 * 1024))
+            .route("/v3/auth/tokens", web::post().to(iam::issue_token))
+            .route(
+                "/v3/{project_id}/instances/{instance_id}/starrocks",
+                web::post().to(taurusdb::create_starrocks),
+            )
+            .route("/_sim/creates", web::get().to(control::creates))
+            .route("/_sim/stats", web::get().to(control::stats))
+            .route("/_sim/faults", web::put().to(control::set_faults))
+            .route(
+                "/_sim/tokens/expire",
+                web::post().to(control::expire_tokens),
+            )
+            .default_service(web::to(|| async {
+                dbs_error(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    "APIGW.0101",
+                    "The API does not exist or has not been published in the environment.",
+                )
+            }))
+    })
+    .workers(2)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
