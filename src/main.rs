@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -44,8 +45,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             simulator::start(config, listener)?.await.context("serving")
         }
         Command::Openapi => {
-            print!("{}", openapi::pretty_json());
-            Ok(())
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(openapi::pretty_json().as_bytes())
+                .context("writing the spec")?;
+            stdout.flush().context("writing the spec")
         }
     }
 }

@@ -144,14 +144,15 @@ impl DemoStack {
 
 /// The simulator's config for the example policy: its targets exist upstream.
 pub fn simulator_config_for(policy: &Policy) -> SimulatorConfig {
-    let mut config = SimulatorConfig::default();
-    config.taurusdb_instances = policy
-        .file
-        .teams
-        .values()
-        .flat_map(|team| team.targets.values().cloned())
-        .collect();
-    config
+    SimulatorConfig {
+        taurusdb_instances: policy
+            .file
+            .teams
+            .values()
+            .flat_map(|team| team.targets.values().cloned())
+            .collect(),
+        ..SimulatorConfig::default()
+    }
 }
 
 /// Runs the demo until Ctrl-C.

@@ -139,7 +139,7 @@ pub fn evaluate(
 
     let size = policy
         .size(&request.size)
-        .filter(|_| team.allowed_sizes.iter().any(|s| *s == request.size));
+        .filter(|_| team.allowed_sizes.contains(&request.size));
     rules.push(RuleOutcome::check(SIZE_ALLOWED, size.is_some(), || {
         format!(
             "team `{}` may not use size `{}`; allowed: {}",

@@ -1,0 +1,122 @@
+use futures_util::future::join_all;
+use serde_json::json;
+use starrocks_gateway::demo::EXAMPLE_POLICY;
+
+use crate::helpers::{problem, small_instance, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn fifty_concurrent_creates_fetch_exactly_one_iam_token() {
+    let app = spawn_app().await;
+    let token = app.alice();
+    let bodies: Vec<_> = (0..50)
+        .map(|i| json!({"name": format!("cube-{i:02}"), "target": "analytics-prod", "size": "small"}))
+        .collect();
+
+    let responses = join_all(bodies.iter().map(|body| app.create(&token, body))).await;
+
+    assert!(responses.iter().all(|r| r.status() == 201));
+    let stats = app.sim_stats().await;
+    assert_eq!(stats.tokens_issued, 1);
+    assert_eq!(stats.instances, 50);
+}
+
+#[tokio::test]
+async fn an_expired_iam_token_is_evicted_refetched_and_the_create_retried_once() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+    app.expire_cloud_tokens().await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 201);
+    let stats = app.sim_stats().await;
+    assert_eq!(stats.tokens_issued, 2);
+    let statuses: Vec<u16> = app.sim_creates().await.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, vec![201, 401, 201]);
+}
+
+#[tokio::test]
+async fn a_cloud_slower_than_the_timeout_is_504() {
+    let app = spawn_app_with(EXAMPLE_POLICY, |s| s.cloud.request_timeout_ms = 300).await;
+    app.set_faults(json!({"latency_ms": 1500})).await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 504);
+    assert_eq!(problem(response).await["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn a_cloud_5xx_is_502_carrying_the_upstream_code() {
+    let app = spawn_app().await;
+    app.set_faults(json!({"fail_next_creates": 1, "fail_status": 503}))
+        .await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 502);
+    let problem = problem(response).await;
+    assert_eq!(problem["code"], "upstream_error");
+    assert_eq!(problem["upstream_code"], "DBS.200000");
+    assert_eq!(problem["upstream_status"], 503);
+    assert_eq!(
+        app.sim_stats().await.creates_received,
+        1,
+        "a 5xx create is never retried blindly"
+    );
+}
+
+#[tokio::test]
+async fn a_cloud_4xx_is_502_carrying_the_upstream_code() {
+    // A storage type the cloud does not offer gets past policy but not past the cloud.
+    let policy = EXAMPLE_POLICY.replacen("io_type = \"ESSD\"", "io_type = \"NVME\"", 1);
+    let app = spawn_app_with(&policy, |_| {}).await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 502);
+    let problem = problem(response).await;
+    assert_eq!(problem["upstream_code"], "DBS.200001");
+    assert_eq!(problem["upstream_status"], 400);
+}
+
+#[tokio::test]
+async fn an_unreachable_cloud_is_503() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
+        let url: url::Url = format!("http://127.0.0.1:{closed_port}")
+            .parse()
+            .expect("url");
+        s.cloud.iam_url = url.clone();
+        s.cloud.endpoint = url;
+    })
+    .await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(problem(response).await["code"], "upstream_unavailable");
+}
+
+#[tokio::test]
+async fn wrong_gateway_credentials_are_502_upstream_auth_failed_and_never_leak() {
+    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
+        s.cloud.password = "Wrong-Passw0rd!".to_owned().into();
+    })
+    .await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 502);
+    let text = response.text().await.expect("body");
+    assert!(!text.contains("Wrong-Passw0rd!"));
+    let problem: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(problem["code"], "upstream_auth_failed");
+    assert_eq!(app.sim_stats().await.creates_received, 0);
+}

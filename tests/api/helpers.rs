@@ -1,0 +1,138 @@
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+use starrocks_gateway::config::Settings;
+use starrocks_gateway::demo::idp::EmployeeClaims;
+use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
+use starrocks_gateway::policy::Policy;
+use starrocks_gateway::simulator::{ReceivedCreate, Stats};
+
+pub struct TestApp {
+    pub stack: DemoStack,
+    pub client: reqwest::Client,
+}
+
+pub fn employee(sub: &str, team: &str) -> EmployeeClaims {
+    EmployeeClaims {
+        sub: sub.into(),
+        email: format!("{sub}@example.com"),
+        team: team.into(),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(EXAMPLE_POLICY, |_| {}).await
+}
+
+/// The stack with a given policy text and adjusted gateway settings.
+pub async fn spawn_app_with(policy: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        starrocks_gateway::telemetry::init("debug");
+    }
+    let policy = Policy::parse(policy).expect("test policy is valid");
+    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let stack = DemoStack::start(
+        loopback,
+        simulator_config_for(&policy),
+        Some(policy),
+        configure,
+    )
+    .expect("the stack starts");
+    TestApp {
+        stack,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    pub fn token_for(&self, sub: &str, team: &str) -> String {
+        self.stack
+            .idp
+            .mint(&employee(sub, team), 600)
+            .expect("minting works")
+    }
+
+    pub fn alice(&self) -> String {
+        self.token_for("alice", "analytics")
+    }
+
+    pub async fn create(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/starrocks", self.stack.gateway_url))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.stack.gateway_url))
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    pub async fn sim_creates(&self) -> Vec<ReceivedCreate> {
+        self.sim_get("/_sim/creates").await
+    }
+
+    pub async fn sim_stats(&self) -> Stats {
+        self.sim_get("/_sim/stats").await
+    }
+
+    async fn sim_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.client
+            .get(format!("{}{path}", self.stack.simulator_url))
+            .send()
+            .await
+            .expect("the simulator answers")
+            .json()
+            .await
+            .expect("the simulator answers JSON")
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let response = self
+            .client
+            .put(format!("{}/_sim/faults", self.stack.simulator_url))
+            .json(&faults)
+            .send()
+            .await
+            .expect("the simulator answers");
+        assert_eq!(response.status(), 200);
+    }
+
+    pub async fn expire_cloud_tokens(&self) {
+        let response = self
+            .client
+            .post(format!("{}/_sim/tokens/expire", self.stack.simulator_url))
+            .send()
+            .await
+            .expect("the simulator answers");
+        assert_eq!(response.status(), 204);
+    }
+}
+
+pub fn small_instance() -> Value {
+    json!({"name": "sales-cube", "target": "analytics-prod", "size": "small"})
+}
+
+/// Reads a problem+json answer, checking its media type and that it carries the request id.
+pub async fn problem(response: reqwest::Response) -> Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["request_id"].as_str(), header_id.as_deref(), "{body}");
+    body
+}

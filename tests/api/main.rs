@@ -1,0 +1,8 @@
+//! Black-box tests: the gateway on port 0, with the Huawei Cloud simulator and the demo
+//! identity provider on port 0 beside it, driven over HTTP only.
+
+mod auth;
+mod cloud;
+mod create;
+mod helpers;
+mod surface;

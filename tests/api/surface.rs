@@ -1,0 +1,88 @@
+use std::path::Path;
+
+use starrocks_gateway::openapi;
+
+use crate::helpers::{problem, spawn_app};
+
+/// The committed spec must equal the generated one. Run with `UPDATE_OPENAPI=1` to accept a change.
+#[test]
+fn the_committed_openapi_document_matches_the_code() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    let generated = openapi::pretty_json();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).expect("writing openapi/openapi.json");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is out of date; run `UPDATE_OPENAPI=1 cargo test openapi` and commit it"
+    );
+}
+
+#[tokio::test]
+async fn the_served_spec_is_the_generated_one_and_swagger_ui_is_served() {
+    let app = spawn_app().await;
+
+    let served: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
+    let swagger = app.get("/swagger-ui/").await;
+
+    let generated: serde_json::Value = serde_json::from_str(&openapi::pretty_json()).expect("JSON");
+    assert_eq!(served, generated);
+    assert_eq!(swagger.status(), 200);
+    assert!(swagger.text().await.expect("html").contains("swagger"));
+}
+
+#[tokio::test]
+async fn the_spec_documents_bearer_auth_and_every_error_of_create() {
+    let spec: serde_json::Value = serde_json::from_str(&openapi::pretty_json()).expect("JSON");
+    let create = &spec["paths"]["/v1/starrocks"]["post"];
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(create["security"][0]["bearer"], serde_json::json!([]));
+    for status in [
+        "201", "400", "401", "403", "413", "415", "502", "503", "504",
+    ] {
+        assert!(
+            create["responses"][status].is_object(),
+            "{status} is undocumented"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_portal_page_and_probes_are_served() {
+    let app = spawn_app().await;
+
+    let portal = app.get("/").await;
+    let health = app.get("/healthz").await;
+    let ready = app.get("/readyz").await;
+
+    assert_eq!(portal.status(), 200);
+    assert!(portal.text().await.expect("html").contains("/v1/starrocks"));
+    assert_eq!(health.status(), 200);
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.expect("JSON");
+    assert_eq!(ready["identity_provider_keys"], true);
+    assert_eq!(ready["cloud_token"], true);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_problem_json() {
+    let app = spawn_app().await;
+
+    let missing = app.get("/no/such/thing").await;
+    let wrong_method = app
+        .client
+        .delete(format!("{}/v1/starrocks", app.stack.gateway_url))
+        .bearer_auth(app.alice())
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(missing.status(), 404);
+    assert_eq!(problem(missing).await["code"], "not_found");
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(problem(wrong_method).await["code"], "method_not_allowed");
+}
