@@ -2,7 +2,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 
-use crate::helpers::{problem, small_instance, spawn_app, spawn_app_with};
+use crate::helpers::{problem, small_instance, spawn_app, spawn_app_full, spawn_app_with};
 
 #[tokio::test]
 async fn fifty_concurrent_creates_fetch_exactly_one_iam_token() {
@@ -119,4 +119,42 @@ async fn wrong_gateway_credentials_are_502_upstream_auth_failed_and_never_leak()
     let problem: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(problem["code"], "upstream_auth_failed");
     assert_eq!(app.sim_stats().await.creates_received, 0);
+}
+
+#[tokio::test]
+async fn the_iam_token_is_refreshed_before_it_expires() {
+    // Tokens live 3 s and are replaced 2 s early: a token is reused for about one second.
+    let app = spawn_app_full(
+        EXAMPLE_POLICY,
+        |sim| sim.token_lifetime = std::time::Duration::from_secs(3),
+        |s| s.cloud.token_refresh_margin_secs = 2,
+    )
+    .await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+    assert_eq!(
+        app.sim_stats().await.tokens_issued,
+        1,
+        "a fresh token is reused"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 201);
+    let stats = app.sim_stats().await;
+    assert_eq!(
+        stats.tokens_issued, 2,
+        "the token was replaced before expiring"
+    );
+    assert!(
+        app.sim_creates().await.iter().all(|c| c.status == 201),
+        "no create met an expired token"
+    );
 }

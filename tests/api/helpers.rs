@@ -5,7 +5,7 @@ use starrocks_gateway::config::Settings;
 use starrocks_gateway::demo::idp::EmployeeClaims;
 use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
 use starrocks_gateway::policy::Policy;
-use starrocks_gateway::simulator::{ReceivedCreate, Stats};
+use starrocks_gateway::simulator::{ReceivedCreate, SimulatorConfig, Stats};
 
 pub struct TestApp {
     pub stack: DemoStack,
@@ -26,18 +26,24 @@ pub async fn spawn_app() -> TestApp {
 
 /// The stack with a given policy text and adjusted gateway settings.
 pub async fn spawn_app_with(policy: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_full(policy, |_| {}, configure).await
+}
+
+/// The stack with a given policy, an adjusted simulator and adjusted gateway settings.
+pub async fn spawn_app_full(
+    policy: &str,
+    simulator: impl FnOnce(&mut SimulatorConfig),
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         starrocks_gateway::telemetry::init("debug");
     }
     let policy = Policy::parse(policy).expect("test policy is valid");
+    let mut simulator_config = simulator_config_for(&policy);
+    simulator(&mut simulator_config);
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let stack = DemoStack::start(
-        loopback,
-        simulator_config_for(&policy),
-        Some(policy),
-        configure,
-    )
-    .expect("the stack starts");
+    let stack = DemoStack::start(loopback, simulator_config, Some(policy), configure)
+        .expect("the stack starts");
     TestApp {
         stack,
         client: reqwest::Client::new(),

@@ -5,4 +5,5 @@ mod auth;
 mod cloud;
 mod create;
 mod helpers;
+mod simulator;
 mod surface;

@@ -1,0 +1,265 @@
+//! The simulator on its own: it must refuse what the real cloud refuses, naming the field.
+
+use serde_json::{Value, json};
+use starrocks_gateway::simulator::SimulatorConfig;
+
+use crate::helpers::{TestApp, spawn_app};
+
+const TARGET: &str = "40dc4c5729f14aad893e2dcd5baf6a15in07";
+
+fn documented_example() -> Value {
+    json!({
+        "name": "htap-ff64",
+        "engine": {"type": "star-rocks", "version": "3.1"},
+        "ha": {"mode": "Single"},
+        "fe_flavor_id": "afef3bfd-ac7c-32e1-ba44-c388acbb196a",
+        "be_flavor_id": "de565db8-0a96-37ea-9388-61167624712c",
+        "db_root_pwd": "Test@123!",
+        "fe_count": 1, "be_count": 1, "az_mode": "single",
+        "fe_volume": {"io_type": "SSD", "capacity_in_gb": 50},
+        "be_volume": {"io_type": "SSD", "capacity_in_gb": 50},
+        "az_code": "az", "time_zone": "UTC+08:00",
+        "tags_info": {"sys_tags": [{"key": "_sys_enterprise_project_id", "value": "0"}]}
+    })
+}
+
+async fn iam_token(app: &TestApp, password: &str) -> reqwest::Response {
+    let config = SimulatorConfig::default();
+    app.client
+        .post(format!(
+            "{}/v3/auth/tokens?nocatalog=true",
+            app.stack.simulator_url
+        ))
+        .json(&json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": config.user, "password": password, "domain": {"name": config.domain}}}},
+            "scope": {"project": {"id": config.project_id}}
+        }}))
+        .send()
+        .await
+        .expect("answer")
+}
+
+async fn token(app: &TestApp) -> String {
+    let response = iam_token(app, &SimulatorConfig::default().password).await;
+    assert_eq!(response.status(), 201);
+    response.headers()["x-subject-token"]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+async fn create(
+    app: &TestApp,
+    token: Option<&str>,
+    project: &str,
+    instance: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(format!(
+            "{}/v3/{project}/instances/{instance}/starrocks",
+            app.stack.simulator_url
+        ))
+        .json(body);
+    if let Some(token) = token {
+        request = request.header("X-Auth-Token", token);
+    }
+    let response = request.send().await.expect("answer");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("JSON"),
+    )
+}
+
+#[tokio::test]
+async fn iam_issues_a_project_token_in_the_header_with_its_expiry_in_the_body() {
+    let app = spawn_app().await;
+
+    let response = iam_token(&app, &SimulatorConfig::default().password).await;
+
+    assert_eq!(response.status(), 201);
+    assert!(response.headers()["x-subject-token"].len() > 1000);
+    let body: Value = response.json().await.expect("JSON");
+    let expires_at = body["token"]["expires_at"].as_str().expect("expires_at");
+    let expires_at = chrono::DateTime::parse_from_rfc3339(expires_at).expect("ISO-8601");
+    let lifetime = expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(lifetime > chrono::Duration::hours(23) && lifetime <= chrono::Duration::hours(24));
+    assert_eq!(
+        body["token"]["project"]["id"],
+        SimulatorConfig::default().project_id
+    );
+}
+
+#[tokio::test]
+async fn iam_refuses_wrong_credentials_with_401() {
+    let app = spawn_app().await;
+    assert_eq!(iam_token(&app, "wrong").await.status(), 401);
+}
+
+#[tokio::test]
+async fn the_documented_example_request_is_accepted_in_the_documented_shape() {
+    let app = spawn_app().await;
+    let token = token(&app).await;
+    let project = SimulatorConfig::default().project_id;
+
+    let (status, body) = create(&app, Some(&token), &project, TARGET, &documented_example()).await;
+
+    assert_eq!(status, 201, "{body}");
+    let instance = &body["instance"];
+    assert!(
+        instance["id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36 && id.ends_with("in17"))
+    );
+    assert!(body["job_id"].is_string());
+    for field in [
+        "az_code",
+        "az_mode",
+        "name",
+        "engine",
+        "vpc_id",
+        "security_group_id",
+        "sub_net_id",
+        "db_user",
+        "port",
+        "ha_mode",
+        "pay_info",
+        "enable_ssl",
+        "status",
+        "region",
+        "tags_info",
+    ] {
+        assert!(!instance[field].is_null(), "{field} is missing");
+    }
+    assert_eq!(instance["tags_info"]["tags"], json!([]));
+}
+
+#[tokio::test]
+async fn missing_invalid_or_expired_tokens_are_401_apigw_0301() {
+    let app = spawn_app().await;
+    let project = SimulatorConfig::default().project_id;
+    let (missing, body) = create(&app, None, &project, TARGET, &documented_example()).await;
+    assert_eq!(
+        (missing, body["error_code"].as_str()),
+        (401, Some("APIGW.0301"))
+    );
+    let (unknown, _) = create(
+        &app,
+        Some("forged"),
+        &project,
+        TARGET,
+        &documented_example(),
+    )
+    .await;
+    assert_eq!(unknown, 401);
+    let token = token(&app).await;
+    app.expire_cloud_tokens().await;
+    let (expired, _) = create(&app, Some(&token), &project, TARGET, &documented_example()).await;
+    assert_eq!(expired, 401);
+}
+
+#[tokio::test]
+async fn unknown_taurusdb_instances_and_projects_are_not_found() {
+    let app = spawn_app().await;
+    let token = token(&app).await;
+    let project = SimulatorConfig::default().project_id;
+
+    let (status, body) = create(
+        &app,
+        Some(&token),
+        &project,
+        "ffffffffffffffffffffffffffffffffin07",
+        &documented_example(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("DBS.05000044"))
+    );
+    let (status, body) = create(
+        &app,
+        Some(&token),
+        "ffffffffffffffffffffffffffffffff",
+        TARGET,
+        &documented_example(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (404, Some("APIGW.0101"))
+    );
+}
+
+#[tokio::test]
+async fn every_documented_rule_refuses_with_an_error_naming_the_field() {
+    let app = spawn_app().await;
+    let token = token(&app).await;
+    let project = SimulatorConfig::default().project_id;
+    let change = |path: &[&str], value: Value| {
+        let mut body = documented_example();
+        let mut slot = &mut body;
+        for key in path {
+            slot = &mut slot[*key];
+        }
+        *slot = value;
+        body
+    };
+    let remove = |key: &str| {
+        let mut body = documented_example();
+        body.as_object_mut().expect("object").remove(key);
+        body
+    };
+    let cases = [
+        (change(&["name"], json!("1htap")), "name"),
+        (change(&["name"], json!("abc")), "name"),
+        (
+            change(&["engine", "type"], json!("click-house")),
+            "engine.type",
+        ),
+        (change(&["ha", "mode"], json!("Double")), "ha.mode"),
+        (change(&["fe_count"], json!(3)), "fe_count"),
+        (change(&["ha", "mode"], json!("Cluster")), "fe_count"),
+        (
+            change(&["db_root_pwd"], json!("weakpassword")),
+            "db_root_pwd",
+        ),
+        (change(&["db_root_pwd"], json!("Sh0rt!")), "db_root_pwd"),
+        (change(&["az_mode"], json!("multi")), "az_mode"),
+        (
+            change(&["fe_volume", "capacity_in_gb"], json!(55)),
+            "fe_volume.capacity_in_gb",
+        ),
+        (
+            change(&["be_volume", "io_type"], json!("FLOPPY")),
+            "be_volume.io_type",
+        ),
+        (
+            change(&["tags_info", "sys_tags"], json!([])),
+            "tags_info.sys_tags",
+        ),
+        (
+            change(&["pay_info"], json!({"pay_model": "1"})),
+            "pay_info.period",
+        ),
+        (change(&["region_code"], json!("cn-north-4")), "region_code"),
+        (change(&["time_zone"], json!("Asia/Shanghai")), "time_zone"),
+        (change(&["surprise"], json!(true)), "surprise"),
+        (remove("az_code"), "az_code"),
+        (remove("tags_info"), "tags_info"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = create(&app, Some(&token), &project, TARGET, &body).await;
+
+        assert_eq!(status, 400, "{field}: {answer}");
+        let code = answer["error_code"].as_str().unwrap_or_default();
+        assert!(code.starts_with("DBS."), "{field}: {answer}");
+        let message = answer["error_msg"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(field.split('.').next().unwrap_or(field)),
+            "{field}: {answer}"
+        );
+    }
+    assert_eq!(app.sim_stats().await.instances, 0);
+}
