@@ -33,6 +33,9 @@ pub enum Command {
     Simulator {
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: SocketAddr,
+        /// Lifetime of issued IAM tokens (Huawei Cloud's is 24 h).
+        #[arg(long, default_value_t = 86_400)]
+        token_lifetime_secs: u64,
     },
     /// Print the OpenAPI document.
     Openapi,

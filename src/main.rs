@@ -15,7 +15,6 @@ async fn main() -> ExitCode {
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "starrocks-gateway stopped");
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
@@ -31,8 +30,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!(port = application.port(), "starrocks-gateway listening");
             application.run_until_stopped().await.context("serving")
         }
-        Command::Simulator { listen } => {
-            let config = simulator::SimulatorConfig::default();
+        Command::Simulator {
+            listen,
+            token_lifetime_secs,
+        } => {
+            let config = simulator::SimulatorConfig {
+                token_lifetime: std::time::Duration::from_secs(token_lifetime_secs),
+                ..simulator::SimulatorConfig::default()
+            };
             let listener =
                 std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
             tracing::info!(
@@ -40,6 +45,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 iam.domain = %config.domain,
                 iam.user = %config.user,
                 project_id = %config.project_id,
+                token_lifetime_secs,
                 "Huawei Cloud simulator listening (IAM password: see `SimulatorConfig::default`)"
             );
             simulator::start(config, listener)?.await.context("serving")

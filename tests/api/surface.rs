@@ -86,3 +86,25 @@ async fn unknown_paths_and_methods_are_problem_json() {
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(problem(wrong_method).await["code"], "method_not_allowed");
 }
+
+#[tokio::test]
+async fn a_token_minted_by_the_demo_identity_provider_creates_an_instance() {
+    let app = spawn_app().await;
+    let minted: serde_json::Value = app
+        .client
+        .get(format!(
+            "{}/token?sub=carol&team=analytics",
+            app.stack.idp_url
+        ))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let token = minted["access_token"].as_str().expect("a token");
+
+    let response = app.create(token, &crate::helpers::small_instance()).await;
+
+    assert_eq!(response.status(), 201);
+}

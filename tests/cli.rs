@@ -1,0 +1,113 @@
+//! The binary itself: start-up errors name the key at fault and exit non-zero.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_starrocks-gateway");
+
+fn example_config() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/gateway.example.toml"
+    ))
+    .expect("the example config exists")
+}
+
+fn write_temp(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("srgw-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+fn serve(config: &PathBuf, env: &[(&str, &str)]) -> Output {
+    Command::new(BINARY)
+        .args(["serve", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .env_remove("SRGW_CONFIG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_missing_config_file_exits_non_zero_naming_it() {
+    let output = serve(&PathBuf::from("/nonexistent/gateway.toml"), &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("/nonexistent/gateway.toml"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_invalid_value_exits_non_zero_naming_the_key() {
+    let config = write_temp(
+        "bad-project.toml",
+        &example_config().replace("23a50154cf494ec9ad6883979a12db0a", "tooshort"),
+    );
+    let output = serve(&config, &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("cloud.project_id"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_bad_environment_override_exits_non_zero_naming_the_key() {
+    let config = write_temp("good.toml", &example_config());
+    let output = serve(&config, &[("SRGW_AUTH__LEEWAY_SECS", "soon")]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).to_lowercase().contains("leeway_secs"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_broken_policy_file_exits_non_zero_naming_the_key() {
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policy.example.toml"
+    ))
+    .expect("example policy")
+    .replacen("fe_volume_gb = 50", "fe_volume_gb = 55", 1);
+    let policy_path = write_temp("policy.toml", &policy);
+    let config = write_temp("with-policy.toml", &example_config());
+    let output = serve(
+        &config,
+        &[(
+            "SRGW_POLICY__PATH",
+            policy_path.to_str().expect("utf-8 path"),
+        )],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("sizes.small.fe_volume_gb"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_openapi_command_prints_the_committed_document() {
+    let output = Command::new(BINARY)
+        .arg("openapi")
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .expect("committed spec");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
+}
