@@ -52,26 +52,73 @@ pub struct AuthSettings {
     pub issuer: String,
     /// Expected `aud` claim (one of the token's audiences must match).
     pub audience: String,
-    /// Where the identity provider publishes its signing keys.
-    pub jwks_url: Url,
+    /// Key source, exactly one of: the IdP's JWKS URL ...
+    pub jwks_url: Option<Url>,
+    /// ... or OIDC discovery from `{issuer}/.well-known/openid-configuration` ...
+    #[serde(default)]
+    pub oidc_discovery: bool,
+    /// ... or a file of PEM public keys or a JWKS document, for closed networks.
+    pub keys_file: Option<PathBuf>,
     /// Accepted signing algorithms; anything else is refused before any key is looked at.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<Algorithm>,
     /// Clock skew tolerated on `exp` and `nbf`.
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
-    /// The claim naming the employee's team (a string, or an array holding one string).
-    #[serde(default = "default_team_claim")]
-    pub team_claim: String,
-    /// How long a fetched key set is trusted before it is fetched again.
-    #[serde(default = "default_jwks_ttl")]
-    pub jwks_cache_ttl_secs: u64,
-    /// Least time between two fetches caused by an unknown `kid`, so forged ids cannot flood the IdP.
+    /// When set, the token header's `typ` must equal it (case-insensitive), e.g. `at+jwt`.
+    pub expected_typ: Option<String>,
+    /// Tokens larger than this are refused unread.
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// Longest accepted `exp - iat`; tokens must then carry `iat`. `0` disables the check.
+    #[serde(default = "default_max_token_lifetime")]
+    pub max_token_lifetime_secs: u64,
+    /// How often fetched keys are refreshed in the background.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh_secs: u64,
+    /// Least time between two refetches forced by an unknown `kid`.
     #[serde(default = "default_jwks_refetch_interval")]
     pub jwks_min_refetch_interval_secs: u64,
-    /// Timeout of one JWKS fetch.
+    /// How long the last good keys keep serving when refreshes fail.
+    #[serde(default = "default_jwks_max_stale")]
+    pub jwks_max_stale_secs: u64,
+    /// Timeout of one JWKS or discovery fetch.
     #[serde(default = "default_jwks_timeout")]
     pub jwks_timeout_ms: u64,
+    /// How many verified tokens are remembered (each until it expires).
+    #[serde(default = "default_verified_cache")]
+    pub verified_token_cache_size: u64,
+    #[serde(default)]
+    pub claims: ClaimSettings,
+}
+
+/// Which claims carry what. Dotted names are not interpreted: a claim is a top-level key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimSettings {
+    pub subject: String,
+    pub email: String,
+    /// The claim naming the employee's teams: a string or an array of strings.
+    pub teams: String,
+    /// Only values starting with this prefix name teams, and it is stripped (`team:`).
+    pub team_prefix: String,
+    /// The claim that marks platform admins (a string or an array of strings) ...
+    pub admin_claim: Option<String>,
+    /// ... when it equals or contains this value.
+    pub admin_value: Option<String>,
+}
+
+impl Default for ClaimSettings {
+    fn default() -> Self {
+        Self {
+            subject: "sub".into(),
+            email: "email".into(),
+            teams: "team".into(),
+            team_prefix: String::new(),
+            admin_claim: None,
+            admin_value: None,
+        }
+    }
 }
 
 fn default_algorithms() -> Vec<Algorithm> {
@@ -80,17 +127,26 @@ fn default_algorithms() -> Vec<Algorithm> {
 fn default_leeway() -> u64 {
     30
 }
-fn default_team_claim() -> String {
-    "team".into()
+fn default_max_token_bytes() -> usize {
+    8 * 1024
 }
-fn default_jwks_ttl() -> u64 {
+fn default_max_token_lifetime() -> u64 {
+    24 * 3_600
+}
+fn default_jwks_refresh() -> u64 {
     300
 }
 fn default_jwks_refetch_interval() -> u64 {
     30
 }
+fn default_jwks_max_stale() -> u64 {
+    3_600
+}
 fn default_jwks_timeout() -> u64 {
     5_000
+}
+fn default_verified_cache() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +197,13 @@ impl CloudSettings {
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
     pub path: PathBuf,
+    /// How often the file is checked for changes; `0` reloads only on SIGHUP or the admin API.
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval_secs: u64,
+}
+
+fn default_watch_interval() -> u64 {
+    5
 }
 
 /// A configuration that cannot be used; the message names the key at fault.
@@ -190,6 +253,23 @@ impl Settings {
         }
         if self.auth.audience.trim().is_empty() {
             return invalid("auth.audience", "must not be empty");
+        }
+        let sources = [
+            self.auth.jwks_url.is_some(),
+            self.auth.oidc_discovery,
+            self.auth.keys_file.is_some(),
+        ];
+        if sources.iter().filter(|set| **set).count() != 1 {
+            return invalid(
+                "auth.jwks_url",
+                "or auth.oidc_discovery or auth.keys_file: exactly one key source must be set",
+            );
+        }
+        if self.auth.claims.admin_claim.is_some() != self.auth.claims.admin_value.is_some() {
+            return invalid(
+                "auth.claims.admin_claim",
+                "and auth.claims.admin_value must be set together",
+            );
         }
         if self.auth.algorithms.is_empty() {
             return invalid("auth.algorithms", "must name at least one algorithm");

@@ -29,6 +29,16 @@ pub enum ErrorCode {
     InvalidParameter,
     /// No bearer token, or one that failed verification.
     Unauthenticated,
+    /// The employee is in several teams and must name one (`X-Team`).
+    TeamRequired,
+    /// The named team is not one of the employee's teams.
+    NotTeamMember,
+    /// The operation is reserved to platform admins.
+    AdminRequired,
+    /// A new policy file was refused; the previous policy stays in force.
+    PolicyInvalid,
+    /// The policy did not come from a file, so it cannot be reloaded.
+    PolicyNotReloadable,
     /// The identity provider's signing keys could not be fetched.
     IdentityProviderUnavailable,
     /// Org policy refuses the request; `violations` lists every failed rule.
@@ -50,13 +60,16 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MalformedBody | Self::InvalidField | Self::InvalidParameter => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedBody
+            | Self::InvalidField
+            | Self::InvalidParameter
+            | Self::TeamRequired => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::PolicyDenied => StatusCode::FORBIDDEN,
+            Self::PolicyDenied | Self::NotTeamMember | Self::AdminRequired => StatusCode::FORBIDDEN,
+            Self::PolicyInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PolicyNotReloadable => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamError | Self::UpstreamAuthFailed => StatusCode::BAD_GATEWAY,
@@ -76,6 +89,11 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::InvalidParameter => "invalid_parameter",
             Self::Unauthenticated => "unauthenticated",
+            Self::TeamRequired => "team_required",
+            Self::NotTeamMember => "not_team_member",
+            Self::AdminRequired => "admin_required",
+            Self::PolicyInvalid => "policy_invalid",
+            Self::PolicyNotReloadable => "policy_not_reloadable",
             Self::IdentityProviderUnavailable => "identity_provider_unavailable",
             Self::PolicyDenied => "policy_denied",
             Self::NotFound => "not_found",

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod identity;
 pub mod openapi;
 pub mod pipeline;
 pub mod policy;

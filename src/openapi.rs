@@ -4,7 +4,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorCode, FieldError, Problem, Violation};
-use crate::routes::{health, starrocks};
+use crate::routes::{admin, catalog, health, starrocks};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -16,11 +16,20 @@ use crate::routes::{health, starrocks};
             problem+json with a stable `code`.",
         license(name = "Apache-2.0"),
     ),
-    paths(starrocks::create_instance, health::healthz, health::readyz),
+    paths(
+        starrocks::create_instance,
+        starrocks::dry_run,
+        catalog::catalog,
+        catalog::me,
+        admin::reload_policy,
+        health::healthz,
+        health::readyz,
+    ),
     components(schemas(Problem, ErrorCode, FieldError, Violation)),
     modifiers(&BearerSecurity),
     tags(
         (name = "instances", description = "StarRocks instances of your team"),
+        (name = "admin", description = "For platform admins"),
         (name = "operations", description = "Probes for the platform team"),
     )
 )]

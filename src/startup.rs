@@ -1,6 +1,7 @@
 //! Building the gateway: one [`create_app`] factory shared by `main`, `demo` and the tests.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
@@ -8,7 +9,6 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -16,16 +16,17 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::cloud::CloudClient;
 use crate::config::Settings;
 use crate::extract::BodyLimit;
+use crate::identity::KeyStore;
 use crate::openapi::ApiDoc;
 use crate::pipeline::authenticate::{Authenticator, require_employee};
-use crate::policy::Policy;
+use crate::policy::PolicyStore;
 use crate::request_id::{GatewayRootSpan, assign_request_id};
-use crate::routes::{fallback, health, starrocks};
+use crate::routes::{admin, catalog, fallback, health, starrocks};
 
 /// What handlers share: the policy in force and the cloud client.
 #[derive(Debug)]
 pub struct GatewayState {
-    pub policy: ArcSwap<Policy>,
+    pub policy: PolicyStore,
     pub cloud: CloudClient,
 }
 
@@ -38,7 +39,9 @@ pub struct AppParts {
 }
 
 impl AppParts {
-    pub fn new(settings: &Settings, policy: Policy) -> anyhow::Result<Self> {
+    /// Builds the shared parts and starts their background tasks (key refresh, policy watch);
+    /// must run inside the runtime.
+    pub fn new(settings: &Settings, policy: PolicyStore) -> anyhow::Result<Self> {
         let cloud =
             CloudClient::new(settings.cloud.clone()).context("building the cloud HTTP client")?;
         let jwks_client = reqwest::Client::builder()
@@ -46,12 +49,19 @@ impl AppParts {
             .timeout(Duration::from_millis(settings.auth.jwks_timeout_ms))
             .build()
             .context("building the JWKS HTTP client")?;
+        let keys = Arc::new(
+            KeyStore::new(&settings.auth, jwks_client)
+                .context("loading the identity provider's keys")?,
+        );
+        keys.spawn_refresher();
+        let state = web::Data::new(GatewayState { policy, cloud });
+        watch_policy(
+            &state,
+            Duration::from_secs(settings.policy.watch_interval_secs),
+        );
         Ok(Self {
-            state: web::Data::new(GatewayState {
-                policy: ArcSwap::from_pointee(policy),
-                cloud,
-            }),
-            authenticator: web::Data::new(Authenticator::new(settings.auth.clone(), jwks_client)),
+            state,
+            authenticator: web::Data::new(Authenticator::new(settings.auth.clone(), keys)),
             body_limit: settings.server.body_limit_bytes,
         })
     }
@@ -80,11 +90,21 @@ pub fn create_app(
         .service(health::readyz)
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .service(
-            web::scope("/v1").wrap(from_fn(require_employee)).service(
-                web::resource("/starrocks")
-                    .route(web::post().to(starrocks::create_instance))
-                    .default_service(web::to(fallback::method_not_allowed)),
-            ),
+            web::scope("/v1")
+                .wrap(from_fn(require_employee))
+                .service(
+                    web::resource("/starrocks")
+                        .route(web::post().to(starrocks::create_instance))
+                        .default_service(web::to(fallback::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/starrocks/dry-run")
+                        .route(web::post().to(starrocks::dry_run))
+                        .default_service(web::to(fallback::method_not_allowed)),
+                )
+                .service(catalog::catalog)
+                .service(catalog::me)
+                .service(admin::reload_policy),
         )
         .service(portal())
         .default_service(web::to(fallback::not_found))
@@ -116,7 +136,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Loads the policy named in `settings` and binds `settings.server.listen`.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let policy = Policy::load(&settings.policy.path)
+        let policy = PolicyStore::from_file(settings.policy.path.clone())
             .with_context(|| format!("loading policy file {}", settings.policy.path.display()))?;
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -125,7 +145,7 @@ impl Application {
 
     pub fn with_listener(
         settings: &Settings,
-        policy: Policy,
+        policy: PolicyStore,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
         let port = listener
@@ -151,4 +171,48 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Reloads the policy file on SIGHUP and whenever its content changes (checked every
+/// `interval`; zero turns polling off). A broken file is logged and the last good policy stays.
+fn watch_policy(state: &web::Data<GatewayState>, interval: Duration) {
+    let Some(path) = state.policy.path().map(ToOwned::to_owned) else {
+        return;
+    };
+    let reload = |state: &GatewayState, trigger: &str| match state.policy.reload() {
+        Ok(reloaded) => {
+            tracing::info!(policy.revision = %reloaded.revision, changed = reloaded.changed, trigger, "policy reloaded")
+        }
+        Err(error) => {
+            tracing::error!(error = %error, trigger, "policy reload refused; the previous policy stays in force")
+        }
+    };
+    #[cfg(unix)]
+    {
+        let state = state.clone();
+        if let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    reload(&state, "SIGHUP");
+                }
+            });
+        }
+    }
+    if interval.is_zero() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut last_seen = std::fs::read(&path).ok();
+        loop {
+            tokio::time::sleep(interval).await;
+            let content = std::fs::read(&path).ok();
+            if content.is_some() && content != last_seen {
+                last_seen = content;
+                reload(&state, "file change");
+            }
+        }
+    });
 }

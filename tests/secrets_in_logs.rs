@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use starrocks_gateway::demo::idp::EmployeeClaims;
 use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
-use starrocks_gateway::policy::Policy;
+use starrocks_gateway::policy::{Policy, PolicyStore};
 use starrocks_gateway::simulator::SimulatorConfig;
 
 #[derive(Clone, Default)]
@@ -47,7 +47,7 @@ async fn no_password_or_token_is_ever_logged() {
     let stack = DemoStack::start(
         loopback,
         simulator_config_for(&policy),
-        Some(policy),
+        PolicyStore::fixed(policy),
         |_| {},
     )
     .expect("starts");

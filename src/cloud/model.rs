@@ -5,9 +5,6 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::domain::RootPassword;
 
-/// The system tag every instance must carry: the enterprise project it is billed to.
-pub const ENTERPRISE_PROJECT_TAG: &str = "_sys_enterprise_project_id";
-
 /// The upstream create body. `db_root_pwd` prints redacted; only serialization exposes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CreateStarRocksBody {

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::SecretString;
 
-use crate::config::{AuthSettings, CloudSettings, PolicySettings, ServerSettings, Settings};
-use crate::policy::Policy;
+use crate::config::{
+    AuthSettings, ClaimSettings, CloudSettings, PolicySettings, ServerSettings, Settings,
+};
+use crate::policy::{Policy, PolicyStore};
 use crate::simulator::{self, SimulatorConfig};
 use crate::startup::Application;
 use idp::{DemoIdp, EmployeeClaims};
@@ -19,6 +21,8 @@ use idp::{DemoIdp, EmployeeClaims};
 /// The example policy, compiled in so `demo` runs from anywhere.
 pub const EXAMPLE_POLICY: &str = include_str!("../../config/policy.example.toml");
 pub const DEMO_AUDIENCE: &str = "starrocks-gateway";
+/// The `roles` value that makes a demo employee a platform admin.
+pub const DEMO_ADMIN_ROLE: &str = "platform-admin";
 
 /// Example employees the demo prints tokens for.
 pub fn example_employees() -> Vec<EmployeeClaims> {
@@ -69,15 +73,28 @@ pub fn settings(
         auth: AuthSettings {
             issuer: idp_url.to_owned(),
             audience: DEMO_AUDIENCE.into(),
-            jwks_url: format!("{idp_url}/.well-known/jwks.json")
-                .parse()
-                .context("JWKS URL")?,
             algorithms: vec![jsonwebtoken::Algorithm::RS256],
             leeway_secs: 30,
-            team_claim: "team".into(),
-            jwks_cache_ttl_secs: 300,
+            jwks_url: Some(
+                format!("{idp_url}/.well-known/jwks.json")
+                    .parse()
+                    .context("JWKS URL")?,
+            ),
+            oidc_discovery: false,
+            keys_file: None,
+            expected_typ: None,
+            max_token_bytes: 8 * 1024,
+            max_token_lifetime_secs: 24 * 3_600,
+            jwks_refresh_secs: 300,
             jwks_min_refetch_interval_secs: 30,
+            jwks_max_stale_secs: 3_600,
             jwks_timeout_ms: 2_000,
+            verified_token_cache_size: 10_000,
+            claims: ClaimSettings {
+                admin_claim: Some("roles".into()),
+                admin_value: Some(DEMO_ADMIN_ROLE.into()),
+                ..ClaimSettings::default()
+            },
         },
         cloud: CloudSettings {
             iam_url: simulator_url.parse().context("IAM URL")?,
@@ -93,17 +110,18 @@ pub fn settings(
         },
         policy: PolicySettings {
             path: "config/policy.example.toml".into(),
+            watch_interval_secs: 0,
         },
     })
 }
 
 impl DemoStack {
     /// Starts all three servers; `configure` may adjust the gateway settings (tests shorten
-    /// timeouts this way) and `policy` defaults to the example policy.
+    /// timeouts this way).
     pub fn start(
         listen: SocketAddr,
         simulator_config: SimulatorConfig,
-        policy: Option<Policy>,
+        policy: PolicyStore,
         configure: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<Self> {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -119,10 +137,6 @@ impl DemoStack {
             &idp_url,
         )?;
         configure(&mut settings);
-        let policy = match policy {
-            Some(policy) => policy,
-            None => Policy::parse(EXAMPLE_POLICY).context("the embedded example policy")?,
-        };
 
         let simulator = simulator::start(simulator_config, simulator_listener)
             .context("starting the simulator")?;
@@ -158,7 +172,12 @@ pub fn simulator_config_for(policy: &Policy) -> SimulatorConfig {
 /// Runs the demo until Ctrl-C.
 pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let policy = Policy::parse(EXAMPLE_POLICY).context("the embedded example policy")?;
-    let stack = DemoStack::start(listen, simulator_config_for(&policy), Some(policy), |_| {})?;
+    let stack = DemoStack::start(
+        listen,
+        simulator_config_for(&policy),
+        PolicyStore::fixed(policy),
+        |_| {},
+    )?;
     print_banner(&stack)?;
     tokio::signal::ctrl_c()
         .await

@@ -1,12 +1,14 @@
 //! Phase 1, **authenticate**: verify the bearer JWT and turn its claims into an [`Employee`].
 //!
-//! Checks, in order: size, header shape, pinned algorithm, no `crit`, a configured key (by
-//! `kid`, honouring the JWK's own `alg` and `use`, never a key of another family), then
-//! signature, `iss`, `aud`, `exp` and `nbf` with an explicit leeway. Keys embedded in or
-//! pointed to by the token (`jwk`, `jku`, `x5u`, `x5c`) are never used.
+//! Checks, in order: size, header shape, pinned algorithm, no `crit`, the expected `typ`, a
+//! configured key (by `kid`, honouring the JWK's own `alg` and `use`, never a key of another
+//! family), then signature, `iss`, `aud`, `exp`, `nbf` (explicit leeway), numeric claims and
+//! the longest allowed lifetime. Keys embedded in or pointed to by the token (`jwk`, `jku`,
+//! `x5u`, `x5c`) are never used: keys come only from [`crate::identity::KeyStore`].
+//! A verified token is remembered (by its SHA-256) until it expires.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -14,33 +16,35 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use moka::Expiry;
 use moka::future::Cache;
-use serde::Deserialize;
-use tokio::sync::Mutex;
-use url::Url;
+use serde_json::{Map, Value};
 
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, ClaimSettings};
 use crate::error::{ErrorCode, Problem};
+use crate::identity::{KeyStore, KeysError, VerificationKey};
 
-/// Tokens larger than this are refused unread; real ID/access tokens are a few KiB.
-const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Most keys tried for a token without `kid`; real key sets hold two or three.
+const MAX_KEYS_WITHOUT_KID: usize = 8;
 
 /// An authenticated employee, as the gateway sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Employee {
     pub subject: String,
     pub email: Option<String>,
-    pub team: String,
+    /// Teams from the configured claim, prefix stripped, in token order.
+    pub teams: Vec<String>,
+    /// Member of the platform team (the configured admin claim and value).
+    pub admin: bool,
 }
 
-/// Why a bearer token was refused. Every variant is a `401` except an unreachable IdP.
+/// Why a bearer token was refused. Every variant is a `401` except unavailable keys.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("missing bearer token in the Authorization header")]
     MissingToken,
-    #[error("the bearer token is larger than {MAX_TOKEN_BYTES} bytes")]
+    #[error("the bearer token is larger than the accepted size")]
     TooLarge,
     #[error("the bearer token is malformed")]
     Malformed,
@@ -48,6 +52,8 @@ pub enum AuthError {
     AlgorithmNotAllowed,
     #[error("the token has critical header parameters the gateway does not understand")]
     UnsupportedCritical,
+    #[error("the token's type (typ) is not the expected one")]
+    WrongType,
     #[error("the token was signed by an unknown key")]
     UnknownKey,
     #[error("the token signature is invalid")]
@@ -60,12 +66,14 @@ pub enum AuthError {
     WrongIssuer,
     #[error("the token is not meant for this gateway (audience)")]
     WrongAudience,
+    #[error("the token lives longer than the gateway accepts")]
+    LifetimeTooLong,
     #[error("the token lacks the required claim `{0}`")]
     MissingClaim(String),
     #[error("the token's claim `{0}` has the wrong type")]
     InvalidClaim(String),
-    #[error("the identity provider's keys could not be fetched")]
-    KeysUnavailable(#[source] Arc<JwksError>),
+    #[error("the identity provider's keys are unavailable")]
+    KeysUnavailable(#[source] KeysError),
 }
 
 impl From<AuthError> for Problem {
@@ -80,237 +88,256 @@ impl From<AuthError> for Problem {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum JwksError {
-    #[error("fetching the JWKS failed")]
-    Fetch(#[source] reqwest::Error),
-    #[error("the JWKS is not a valid key set")]
-    Parse(#[source] reqwest::Error),
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-#[derive(Debug, Deserialize)]
-struct Claims {
-    sub: String,
-    email: Option<String>,
-    #[serde(flatten)]
-    other: serde_json::Map<String, serde_json::Value>,
+/// A verified token's employee and when the token expires.
+#[derive(Debug, Clone)]
+struct Verified {
+    employee: Arc<Employee>,
+    exp: u64,
 }
 
-/// One verification key from the JWKS, with the constraints its JWK declares.
-struct VerificationKey {
-    kid: Option<String>,
-    /// The JWK's own `alg`; `None` when the IdP omits it (Azure AD does).
-    algorithm: Option<Algorithm>,
-    key: DecodingKey,
-}
+/// Forgets each verified token when it expires.
+struct UntilTokenExpiry;
 
-impl VerificationKey {
-    /// Keeps signature keys of the asymmetric families only: a JWKS `oct` key would turn a
-    /// public document into an HMAC secret.
-    fn from_jwk(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Self> {
-        if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
-            return None;
-        }
-        if let Some(key_use) = &jwk.common.public_key_use
-            && *key_use != PublicKeyUse::Signature
-        {
-            return None;
-        }
-        let algorithm = match jwk.common.key_algorithm {
-            // JWE algorithms (`RSA-OAEP`, …) have no signing counterpart and drop the key.
-            Some(alg) => Some(alg.to_string().parse::<Algorithm>().ok()?),
-            None => None,
-        };
-        Some(Self {
-            kid: jwk.common.key_id.clone(),
-            algorithm,
-            key: DecodingKey::from_jwk(jwk).ok()?,
-        })
-    }
-
-    fn accepts(&self, algorithm: Algorithm) -> bool {
-        self.algorithm.is_none_or(|own| own == algorithm) && self.key.family() == algorithm.family()
-    }
-}
-
-/// The IdP's key set: cached, fetched once however many requests miss at the same time,
-/// refetched early on an unknown `kid` but at most once per `min_refetch_interval`.
-pub struct JwksCache {
-    url: Url,
-    client: reqwest::Client,
-    keys: Cache<(), Arc<Vec<VerificationKey>>>,
-    min_refetch_interval: Duration,
-    last_forced_refetch: Mutex<Option<Instant>>,
-}
-
-impl std::fmt::Debug for JwksCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwksCache")
-            .field("url", &self.url.as_str())
-            .finish_non_exhaustive()
-    }
-}
-
-impl JwksCache {
-    pub fn new(settings: &AuthSettings, client: reqwest::Client) -> Self {
-        Self {
-            url: settings.jwks_url.clone(),
-            client,
-            keys: Cache::builder()
-                .name("jwks")
-                .max_capacity(1)
-                .time_to_live(Duration::from_secs(settings.jwks_cache_ttl_secs))
-                .build(),
-            min_refetch_interval: Duration::from_secs(settings.jwks_min_refetch_interval_secs),
-            last_forced_refetch: Mutex::new(None),
-        }
-    }
-
-    async fn current(&self) -> Result<Arc<Vec<VerificationKey>>, Arc<JwksError>> {
-        self.keys.try_get_with((), self.fetch()).await
-    }
-
-    async fn fetch(&self) -> Result<Arc<Vec<VerificationKey>>, JwksError> {
-        let set: JwkSet = self
-            .client
-            .get(self.url.clone())
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(JwksError::Fetch)?
-            .json()
-            .await
-            .map_err(JwksError::Parse)?;
-        let keys: Vec<_> = set
-            .keys
-            .iter()
-            .filter_map(VerificationKey::from_jwk)
-            .collect();
-        tracing::info!(jwks.url = %self.url, jwks.keys = keys.len(), "fetched the identity provider's keys");
-        Ok(Arc::new(keys))
-    }
-
-    /// Drops the cached set when no forced refetch happened within the minimum interval.
-    async fn allow_refetch(&self) -> bool {
-        let mut last = self.last_forced_refetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < self.min_refetch_interval) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        self.keys.invalidate(&()).await;
-        true
-    }
-
-    async fn decoding_key(
+impl Expiry<[u8; 32], Verified> for UntilTokenExpiry {
+    fn expire_after_create(
         &self,
-        kid: Option<&str>,
-        algorithm: Algorithm,
-    ) -> Result<DecodingKey, AuthError> {
-        let keys = self.current().await.map_err(AuthError::KeysUnavailable)?;
-        if let Some(key) = pick(&keys, kid, algorithm) {
-            return Ok(key);
-        }
-        if kid.is_some() && self.allow_refetch().await {
-            let keys = self.current().await.map_err(AuthError::KeysUnavailable)?;
-            if let Some(key) = pick(&keys, kid, algorithm) {
-                return Ok(key);
-            }
-        }
-        Err(AuthError::UnknownKey)
+        _key: &[u8; 32],
+        value: &Verified,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(value.exp.saturating_sub(now_secs())))
     }
 }
 
-/// With a `kid`, only that key; without one, the only key that fits (ambiguity is refused).
-fn pick(keys: &[VerificationKey], kid: Option<&str>, algorithm: Algorithm) -> Option<DecodingKey> {
-    let mut candidates = keys
-        .iter()
-        .filter(|key| kid.is_none_or(|kid| key.kid.as_deref() == Some(kid)))
-        .filter(|key| key.accepts(algorithm));
-    let first = candidates.next()?;
-    match (kid, candidates.next()) {
-        (None, Some(_)) => None,
-        _ => Some(first.key.clone()),
-    }
+fn token_digest(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
 }
 
-/// Verifies bearer tokens against the configured issuer, audience and key set.
+/// Verifies bearer tokens against the configured issuer, audience and key source.
 #[derive(Debug)]
 pub struct Authenticator {
     settings: AuthSettings,
-    jwks: JwksCache,
+    keys: Arc<KeyStore>,
+    verified: Cache<[u8; 32], Verified>,
 }
 
 impl Authenticator {
-    pub fn new(settings: AuthSettings, client: reqwest::Client) -> Self {
-        let jwks = JwksCache::new(&settings, client);
-        Self { settings, jwks }
+    pub fn new(settings: AuthSettings, keys: Arc<KeyStore>) -> Self {
+        let verified = Cache::builder()
+            .name("verified_tokens")
+            .max_capacity(settings.verified_token_cache_size)
+            .expire_after(UntilTokenExpiry)
+            .build();
+        Self {
+            settings,
+            keys,
+            verified,
+        }
+    }
+
+    pub fn key_store(&self) -> &Arc<KeyStore> {
+        &self.keys
     }
 
     /// Whether a usable key set is loaded (fetching it if needed); for readiness.
     pub async fn keys_available(&self) -> bool {
-        self.jwks.current().await.is_ok_and(|keys| !keys.is_empty())
+        self.keys.keys().await.is_ok()
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Employee, AuthError> {
-        if token.len() > MAX_TOKEN_BYTES {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Employee>, AuthError> {
+        if token.len() > self.settings.max_token_bytes {
             return Err(AuthError::TooLarge);
+        }
+        let digest = token_digest(token);
+        if let Some(verified) = self.verified.get(&digest).await
+            && verified.exp > now_secs()
+        {
+            return Ok(verified.employee);
         }
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         if !self.settings.algorithms.contains(&header.alg) {
             return Err(AuthError::AlgorithmNotAllowed);
         }
-        // RFC 7515 §4.1.11: a recipient must reject critical parameters it does not implement,
-        // and this gateway implements none.
+        // RFC 7515 §4.1.11: critical parameters the recipient does not implement must be
+        // rejected, and this gateway implements none.
         if header.crit.is_some() {
             return Err(AuthError::UnsupportedCritical);
         }
-        let key = self
-            .jwks
-            .decoding_key(header.kid.as_deref(), header.alg)
+        if let Some(expected) = &self.settings.expected_typ
+            && !header
+                .typ
+                .as_deref()
+                .is_some_and(|typ| typ.eq_ignore_ascii_case(expected))
+        {
+            return Err(AuthError::WrongType);
+        }
+        let claims = self
+            .verify_signature_and_claims(token, header.kid.as_deref(), header.alg)
             .await?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| AuthError::InvalidClaim("exp".into()))?;
+        self.check_lifetime(&claims, exp)?;
+        let employee = Arc::new(employee_from(&self.settings.claims, &claims)?);
+        self.verified
+            .insert(
+                digest,
+                Verified {
+                    employee: employee.clone(),
+                    exp,
+                },
+            )
+            .await;
+        Ok(employee)
+    }
 
-        let mut validation = Validation::new(header.alg);
+    async fn verify_signature_and_claims(
+        &self,
+        token: &str,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let mut validation = Validation::new(algorithm);
         validation.leeway = self.settings.leeway_secs;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&[&self.settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let claims = decode::<Claims>(token, &key, &validation)
-            .map_err(|error| match error.into_kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-                ErrorKind::InvalidAudience => AuthError::WrongAudience,
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
-                ErrorKind::InvalidClaimFormat(claim) => AuthError::InvalidClaim(claim),
-                ErrorKind::InvalidAlgorithm => AuthError::AlgorithmNotAllowed,
-                _ => AuthError::Malformed,
-            })?
-            .claims;
-        self.employee(claims)
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+
+        let mut snapshot = self.keys.keys().await.map_err(AuthError::KeysUnavailable)?;
+        if candidates(&snapshot.keys, kid, algorithm).is_empty()
+            && kid.is_some()
+            && self.keys.refetch_for_unknown_kid().await
+        {
+            snapshot = self.keys.keys().await.map_err(AuthError::KeysUnavailable)?;
+        }
+        let candidates = candidates(&snapshot.keys, kid, algorithm);
+        if candidates.is_empty() {
+            return Err(AuthError::UnknownKey);
+        }
+        let mut outcome = Err(AuthError::BadSignature);
+        for key in candidates {
+            outcome = decode::<Map<String, Value>>(token, key, &validation)
+                .map(|data| data.claims)
+                .map_err(classify);
+            if !matches!(outcome, Err(AuthError::BadSignature)) {
+                break;
+            }
+        }
+        outcome
     }
 
-    fn employee(&self, claims: Claims) -> Result<Employee, AuthError> {
-        let claim = &self.settings.team_claim;
-        let team = match claims.other.get(claim) {
-            Some(serde_json::Value::String(team)) => team.clone(),
-            Some(serde_json::Value::Array(teams)) => match teams.as_slice() {
-                [serde_json::Value::String(team)] => team.clone(),
-                _ => return Err(AuthError::InvalidClaim(claim.clone())),
-            },
-            Some(_) => return Err(AuthError::InvalidClaim(claim.clone())),
-            None => return Err(AuthError::MissingClaim(claim.clone())),
-        };
-        if claims.sub.is_empty() {
-            return Err(AuthError::MissingClaim("sub".into()));
+    fn check_lifetime(&self, claims: &Map<String, Value>, exp: u64) -> Result<(), AuthError> {
+        let max = self.settings.max_token_lifetime_secs;
+        if max == 0 {
+            return Ok(());
         }
-        Ok(Employee {
-            subject: claims.sub,
-            email: claims.email,
-            team,
-        })
+        let iat = match claims.get("iat") {
+            Some(value) => value
+                .as_u64()
+                .ok_or_else(|| AuthError::InvalidClaim("iat".into()))?,
+            None => return Err(AuthError::MissingClaim("iat".into())),
+        };
+        if iat > now_secs() + self.settings.leeway_secs {
+            return Err(AuthError::NotYetValid);
+        }
+        if exp.saturating_sub(iat) > max {
+            return Err(AuthError::LifetimeTooLong);
+        }
+        Ok(())
     }
+}
+
+fn candidates<'k>(
+    keys: &'k [VerificationKey],
+    kid: Option<&str>,
+    algorithm: Algorithm,
+) -> Vec<&'k DecodingKey> {
+    keys.iter()
+        .filter(|key| kid.is_none_or(|kid| key.kid.as_deref() == Some(kid)))
+        .filter(|key| key.accepts(algorithm))
+        .take(MAX_KEYS_WITHOUT_KID)
+        .map(|key| &key.key)
+        .collect()
+}
+
+fn classify(error: jsonwebtoken::errors::Error) -> AuthError {
+    match error.into_kind() {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
+        ErrorKind::InvalidClaimFormat(claim) => AuthError::InvalidClaim(claim),
+        ErrorKind::InvalidAlgorithm => AuthError::AlgorithmNotAllowed,
+        _ => AuthError::Malformed,
+    }
+}
+
+/// A claim that may be a string or an array of strings, as IdPs send groups and roles.
+fn strings(claims: &Map<String, Value>, name: &str) -> Result<Vec<String>, AuthError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(value)) => Ok(vec![value.clone()]),
+        Some(Value::Array(values)) => values
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| AuthError::InvalidClaim(name.to_owned()))
+            })
+            .collect(),
+        Some(_) => Err(AuthError::InvalidClaim(name.to_owned())),
+    }
+}
+
+/// Maps verified claims to an [`Employee`] as configured.
+pub fn employee_from(
+    mapping: &ClaimSettings,
+    claims: &Map<String, Value>,
+) -> Result<Employee, AuthError> {
+    let subject = match claims.get(&mapping.subject) {
+        Some(Value::String(subject)) if !subject.is_empty() => subject.clone(),
+        Some(Value::String(_)) | None => {
+            return Err(AuthError::MissingClaim(mapping.subject.clone()));
+        }
+        Some(_) => return Err(AuthError::InvalidClaim(mapping.subject.clone())),
+    };
+    let email = match claims.get(&mapping.email) {
+        Some(Value::String(email)) => Some(email.clone()),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(AuthError::InvalidClaim(mapping.email.clone())),
+    };
+    let mut teams: Vec<String> = Vec::new();
+    for value in strings(claims, &mapping.teams)? {
+        if let Some(team) = value.strip_prefix(mapping.team_prefix.as_str())
+            && !team.is_empty()
+            && !teams.iter().any(|t| t == team)
+        {
+            teams.push(team.to_owned());
+        }
+    }
+    let admin = match (&mapping.admin_claim, &mapping.admin_value) {
+        (Some(claim), Some(value)) => strings(claims, claim)?.iter().any(|v| v == value),
+        _ => false,
+    };
+    Ok(Employee {
+        subject,
+        email,
+        teams,
+        admin,
+    })
 }
 
 /// Middleware on `/v1`: verifies the bearer token and stores the [`Employee`] in the request.
@@ -331,10 +358,8 @@ pub async fn require_employee(
     };
     match outcome {
         Ok(employee) => {
-            let span = tracing::Span::current();
-            span.record("employee.subject", employee.subject.as_str());
-            span.record("employee.team", employee.team.as_str());
-            request.extensions_mut().insert(employee);
+            tracing::Span::current().record("employee.subject", employee.subject.as_str());
+            request.extensions_mut().insert(Employee::clone(&employee));
             next.call(request)
                 .await
                 .map(ServiceResponse::map_into_left_body)
@@ -358,4 +383,74 @@ fn bearer_token(request: &ServiceRequest) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("an object")
+    }
+
+    #[test]
+    fn teams_may_be_a_string_or_an_array_and_the_prefix_filters_them() {
+        let mapping = ClaimSettings {
+            teams: "groups".into(),
+            team_prefix: "team:".into(),
+            ..ClaimSettings::default()
+        };
+        let employee = employee_from(
+            &mapping,
+            &claims(json!({"sub": "a", "groups": ["team:analytics", "staff", "team:payments", "team:analytics"]})),
+        )
+        .expect("valid");
+        assert_eq!(employee.teams, vec!["analytics", "payments"]);
+        let single = employee_from(
+            &mapping,
+            &claims(json!({"sub": "a", "groups": "team:analytics"})),
+        )
+        .expect("valid");
+        assert_eq!(single.teams, vec!["analytics"]);
+    }
+
+    #[test]
+    fn a_team_claim_of_the_wrong_type_is_refused() {
+        let error = employee_from(
+            &ClaimSettings::default(),
+            &claims(json!({"sub": "a", "team": 7})),
+        );
+        assert!(matches!(error, Err(AuthError::InvalidClaim(claim)) if claim == "team"));
+    }
+
+    #[test]
+    fn admins_are_recognised_by_the_configured_claim_and_value() {
+        let mapping = ClaimSettings {
+            admin_claim: Some("roles".into()),
+            admin_value: Some("platform-admin".into()),
+            ..ClaimSettings::default()
+        };
+        let admin = employee_from(
+            &mapping,
+            &claims(json!({"sub": "a", "roles": ["x", "platform-admin"]})),
+        )
+        .expect("valid");
+        let other =
+            employee_from(&mapping, &claims(json!({"sub": "b", "roles": "x"}))).expect("valid");
+        assert!(admin.admin);
+        assert!(!other.admin);
+    }
+
+    #[test]
+    fn the_subject_claim_is_configurable_and_required() {
+        let mapping = ClaimSettings {
+            subject: "preferred_username".into(),
+            ..ClaimSettings::default()
+        };
+        let employee = employee_from(&mapping, &claims(json!({"preferred_username": "alice"})))
+            .expect("valid");
+        assert_eq!(employee.subject, "alice");
+        assert!(employee_from(&mapping, &claims(json!({"sub": "alice"}))).is_err());
+    }
 }

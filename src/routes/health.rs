@@ -54,7 +54,7 @@ pub async fn readyz(
         },
         identity_provider_keys: keys,
         cloud_token: token.is_ok(),
-        policy_revision: state.policy.load().revision.clone(),
+        policy_revision: state.policy.current().revision.clone(),
     };
     if readiness.status == "ready" {
         HttpResponse::Ok().json(readiness)

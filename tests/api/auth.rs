@@ -151,12 +151,17 @@ async fn a_token_whose_exp_is_a_string_is_401() {
 }
 
 #[tokio::test]
-async fn a_token_without_a_team_claim_is_401() {
+async fn a_token_without_a_team_is_authenticated_but_may_not_create() {
     let app = spawn_app().await;
     let mut claims = alice_claims(&app);
     claims.as_object_mut().expect("object").remove("team");
     let token = app.stack.idp.sign(&claims).expect("signed");
-    assert_refused(&app, Some(&token), "no team").await;
+
+    let response = app.create(&token, &small_instance()).await;
+
+    assert_eq!(response.status(), 403);
+    assert_eq!(problem(response).await["code"], "not_team_member");
+    assert_eq!(app.sim_stats().await.creates_received, 0);
 }
 
 #[tokio::test]

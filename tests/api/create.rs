@@ -42,7 +42,10 @@ async fn a_valid_create_sends_the_full_upstream_body_and_returns_201() {
             "be_volume": {"io_type": "ESSD", "capacity_in_gb": 100},
             "az_code": "cn-north-4a",
             "time_zone": "UTC+08:00",
-            "tags_info": {"sys_tags": [{"key": "_sys_enterprise_project_id", "value": "0"}]},
+            "tags_info": {"sys_tags": [
+                {"key": "_sys_enterprise_project_id", "value": "0"},
+                {"key": "_sys_cost_center", "value": "CC-1042"},
+            ]},
         })
     );
     assert!((8..=32).contains(&password.len()));

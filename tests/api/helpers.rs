@@ -1,13 +1,16 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use starrocks_gateway::config::Settings;
 use starrocks_gateway::demo::idp::EmployeeClaims;
 use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
-use starrocks_gateway::policy::Policy;
+use starrocks_gateway::policy::{Policy, PolicyStore};
 use starrocks_gateway::simulator::{ReceivedCreate, SimulatorConfig, Stats};
 
 pub struct TestApp {
+    pub policy_path: PathBuf,
     pub stack: DemoStack,
     pub client: reqwest::Client,
 }
@@ -38,13 +41,23 @@ pub async fn spawn_app_full(
     if std::env::var_os("TEST_LOG").is_some() {
         starrocks_gateway::telemetry::init("debug");
     }
-    let policy = Policy::parse(policy).expect("test policy is valid");
-    let mut simulator_config = simulator_config_for(&policy);
+    let parsed = Policy::parse(policy).expect("test policy is valid");
+    let mut simulator_config = simulator_config_for(&parsed);
     simulator(&mut simulator_config);
+    // From a file, as in production, so reload paths can be exercised.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let policy_path = std::env::temp_dir().join(format!(
+        "srgw-test-policy-{}-{}.toml",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&policy_path, policy).expect("writing the test policy");
+    let store = PolicyStore::from_file(policy_path.clone()).expect("test policy loads");
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let stack = DemoStack::start(loopback, simulator_config, Some(policy), configure)
-        .expect("the stack starts");
+    let stack =
+        DemoStack::start(loopback, simulator_config, store, configure).expect("the stack starts");
     TestApp {
+        policy_path,
         stack,
         client: reqwest::Client::new(),
     }
