@@ -39,4 +39,23 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Check and test policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file; errors name the table, key and line.
+    Check { file: PathBuf },
+    /// Run table-driven cases against a policy file; exits non-zero when any case fails.
+    Test {
+        file: PathBuf,
+        cases: PathBuf,
+        /// A gateway config whose `[auth.claims]` maps the cases' claims (default mapping otherwise).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }

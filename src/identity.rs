@@ -391,3 +391,64 @@ fn load_file(path: &Path) -> Result<Vec<VerificationKey>, KeysError> {
     }
     Ok(keys)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn jwk(value: serde_json::Value) -> Jwk {
+        serde_json::from_value(value).expect("a JWK")
+    }
+
+    const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+
+    #[test]
+    fn an_oct_key_in_a_jwks_is_never_used() {
+        assert!(
+            VerificationKey::from_jwk(&jwk(json!({"kty": "oct", "k": "c2VjcmV0", "kid": "h"})))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_encryption_key_is_never_used_for_signatures() {
+        let key = jwk(json!({"kty": "RSA", "n": N, "e": "AQAB", "use": "enc", "kid": "e"}));
+        assert!(VerificationKey::from_jwk(&key).is_none());
+    }
+
+    #[test]
+    fn a_key_honours_its_own_alg_and_family() {
+        let pinned = VerificationKey::from_jwk(&jwk(
+            json!({"kty": "RSA", "n": N, "e": "AQAB", "alg": "RS256", "kid": "p"}),
+        ))
+        .expect("usable");
+        assert!(pinned.accepts(Algorithm::RS256));
+        assert!(
+            !pinned.accepts(Algorithm::RS512),
+            "the JWK's alg is honoured"
+        );
+        assert!(
+            !pinned.accepts(Algorithm::ES256),
+            "never a key of another family"
+        );
+        let unpinned =
+            VerificationKey::from_jwk(&jwk(json!({"kty": "RSA", "n": N, "e": "AQAB", "kid": "u"})))
+                .expect("usable");
+        assert!(unpinned.accepts(Algorithm::PS256));
+        assert!(!unpinned.accepts(Algorithm::ES256));
+    }
+
+    #[test]
+    fn a_key_file_of_garbage_is_refused_at_start() {
+        let path =
+            std::env::temp_dir().join(format!("srgw-garbage-keys-{}.pem", std::process::id()));
+        std::fs::write(
+            &path,
+            "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n",
+        )
+        .expect("write");
+        let error = load_file(&path).expect_err("not a key");
+        assert!(error.to_string().contains("not a public key"), "{error}");
+    }
+}

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod openapi;
 pub mod pipeline;
 pub mod policy;
+pub mod policy_cases;
 pub mod request_id;
 pub mod routes;
 pub mod simulator;

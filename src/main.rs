@@ -3,10 +3,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use starrocks_gateway::cli::{Cli, Command};
-use starrocks_gateway::config::Settings;
+use starrocks_gateway::cli::{Cli, Command, PolicyCommand};
+use starrocks_gateway::config::{ClaimSettings, Settings};
+use starrocks_gateway::policy::Policy;
 use starrocks_gateway::startup::Application;
-use starrocks_gateway::{demo, openapi, simulator, telemetry};
+use starrocks_gateway::{demo, openapi, policy_cases, simulator, telemetry};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -50,12 +51,60 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             simulator::start(config, listener)?.await.context("serving")
         }
+        Command::Policy { command } => policy(command),
         Command::Openapi => {
             let mut stdout = std::io::stdout().lock();
             stdout
                 .write_all(openapi::pretty_json().as_bytes())
                 .context("writing the spec")?;
             stdout.flush().context("writing the spec")
+        }
+    }
+}
+
+/// `policy check` and `policy test`: results on stdout, errors on stderr, non-zero on failure.
+fn policy(command: PolicyCommand) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        PolicyCommand::Check { file } => {
+            let policy = Policy::load(&file)?;
+            writeln!(
+                stdout,
+                "{}: valid, revision {}, {} teams, {} sizes",
+                file.display(),
+                policy.revision,
+                policy.file.teams.len(),
+                policy.file.sizes.len()
+            )?;
+            Ok(())
+        }
+        PolicyCommand::Test {
+            file,
+            cases,
+            config,
+        } => {
+            let policy = Policy::load(&file)?;
+            let mapping = match config {
+                Some(config) => Settings::load(&config)?.auth.claims,
+                None => ClaimSettings::default(),
+            };
+            let text = std::fs::read_to_string(&cases)
+                .with_context(|| format!("reading {}", cases.display()))?;
+            let results = policy_cases::run(&policy, &text, &mapping)?;
+            let failed = results.iter().filter(|r| r.failure.is_some()).count();
+            for result in &results {
+                match &result.failure {
+                    None => writeln!(stdout, "PASS  {}", result.name)?,
+                    Some(why) => writeln!(stdout, "FAIL  {}: {why}", result.name)?,
+                }
+            }
+            writeln!(
+                stdout,
+                "policy cases: {} passed, {failed} failed",
+                results.len() - failed
+            )?;
+            anyhow::ensure!(failed == 0, "{failed} policy case(s) failed");
+            Ok(())
         }
     }
 }

@@ -111,3 +111,74 @@ fn the_openapi_command_prints_the_committed_document() {
             .expect("committed spec");
     assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
 }
+
+#[test]
+fn policy_check_accepts_the_example_and_names_the_key_and_line_of_an_error() {
+    let good = Command::new(BINARY)
+        .args([
+            "policy",
+            "check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.example.toml"),
+        ])
+        .output()
+        .expect("runs");
+    assert!(good.status.success(), "{}", stderr(&good));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("valid, revision sha256:"));
+
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policy.example.toml"
+    ))
+    .expect("example policy")
+    .replacen("be_volume_gb = 100", "be_volume_gb = 105", 1);
+    let line = text
+        .lines()
+        .position(|l| l.contains("be_volume_gb = 105"))
+        .expect("present")
+        + 1;
+    let bad = write_temp("bad-policy.toml", &text);
+    let output = Command::new(BINARY)
+        .args(["policy", "check"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("sizes.small.be_volume_gb"), "{message}");
+    assert!(message.contains(&format!("line {line}")), "{message}");
+}
+
+#[test]
+fn policy_test_passes_the_example_cases_and_fails_a_wrong_one() {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.example.toml");
+    let cases = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policy.example.cases.toml"
+    );
+    let good = Command::new(BINARY)
+        .args(["policy", "test", policy, cases])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&good.stdout).into_owned();
+    assert!(good.status.success(), "{stdout}{}", stderr(&good));
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+
+    let wrong = write_temp(
+        "wrong-cases.toml",
+        "[[case]]\nname = \"bob orders medium\"\nclaims = { sub = \"bob\", team = \"payments\" }\n\
+         request = { name = \"ledger\", target = \"payments-ledger\", size = \"medium\" }\nexpect = \"allow\"\n",
+    );
+    let output = Command::new(BINARY)
+        .args(["policy", "test", policy])
+        .arg(&wrong)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAIL  bob orders medium: expected allow, got deny"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}

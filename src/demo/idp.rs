@@ -1,9 +1,11 @@
-//! A toy identity provider for the demo and the tests: one RSA key made at start, its JWKS
-//! and OIDC discovery document served, and tokens minted for any employee on request.
-//! It signs whatever it is asked to; never point a production gateway at it.
+//! A toy identity provider for the demo and the tests: RSA keys made at start, its JWKS and
+//! OIDC discovery document served, and tokens minted for any employee on request. Keys can
+//! be rotated and the JWKS endpoint switched to fail or serve garbage, to exercise the
+//! gateway's key handling. It signs whatever it is asked to; never trust it in production.
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Server;
@@ -25,14 +27,71 @@ pub struct EmployeeClaims {
     pub team: String,
 }
 
+/// What the JWKS endpoint does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum JwksMode {
+    Normal = 0,
+    /// Answers `503`, as an IdP during an outage.
+    Down = 1,
+    /// Answers `200` with a body that is not a JWKS.
+    Garbage = 2,
+}
+
+/// One RSA signing key with its id and public forms.
+#[derive(Debug)]
+pub struct SigningKey {
+    pub kid: String,
+    pub encoding_key: EncodingKey,
+    pub public_key_pem: String,
+    pub jwk: Jwk,
+}
+
+impl SigningKey {
+    /// A fresh RSA-2048 key.
+    pub fn generate() -> anyhow::Result<Self> {
+        let key_pair = KeyPair::generate(KeySize::Rsa2048).context("generating an RSA key")?;
+        let private_der = key_pair.as_der().context("encoding the private key")?;
+        let private_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", private_der.as_ref().to_vec()));
+        let encoding_key =
+            EncodingKey::from_rsa_pem(private_pem.as_bytes()).context("loading the signing key")?;
+        let public_der = key_pair
+            .public_key()
+            .as_der()
+            .context("encoding the public key")?;
+        let public_key_pem =
+            pem::encode(&pem::Pem::new("PUBLIC KEY", public_der.as_ref().to_vec()));
+        let kid = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut jwk =
+            Jwk::from_encoding_key(&encoding_key, Algorithm::RS256).context("deriving the JWK")?;
+        jwk.common = CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::RS256),
+            key_id: Some(kid.clone()),
+            ..CommonParameters::default()
+        };
+        Ok(Self {
+            kid,
+            encoding_key,
+            public_key_pem,
+            jwk,
+        })
+    }
+
+    /// Signs `claims` with this key, under `header` (its `kid` is set when absent).
+    pub fn sign(&self, header: &Header, claims: &serde_json::Value) -> anyhow::Result<String> {
+        jsonwebtoken::encode(header, claims, &self.encoding_key).context("signing a token")
+    }
+}
+
 #[derive(Debug)]
 pub struct DemoIdp {
     issuer: String,
     audience: String,
-    kid: String,
-    signing_key: EncodingKey,
-    public_key_pem: String,
-    jwks: JwkSet,
+    /// Published keys, the signing key first.
+    keys: RwLock<Vec<Arc<SigningKey>>>,
+    mode: AtomicU8,
+    jwks_fetches: AtomicU64,
 }
 
 fn now_secs() -> u64 {
@@ -42,37 +101,14 @@ fn now_secs() -> u64 {
 }
 
 impl DemoIdp {
-    /// Makes a fresh RSA-2048 key; `issuer` is the URL this IdP will be reachable at.
+    /// An IdP with one fresh key; `issuer` is the URL it will be reachable at.
     pub fn generate(issuer: &str, audience: &str) -> anyhow::Result<Self> {
-        let key_pair =
-            KeyPair::generate(KeySize::Rsa2048).context("generating the demo RSA key")?;
-        let private_der = key_pair.as_der().context("encoding the demo private key")?;
-        let private_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", private_der.as_ref().to_vec()));
-        let signing_key = EncodingKey::from_rsa_pem(private_pem.as_bytes())
-            .context("loading the demo signing key")?;
-        let public_der = key_pair
-            .public_key()
-            .as_der()
-            .context("encoding the demo public key")?;
-        let public_key_pem =
-            pem::encode(&pem::Pem::new("PUBLIC KEY", public_der.as_ref().to_vec()));
-
-        let kid = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let mut jwk = Jwk::from_encoding_key(&signing_key, Algorithm::RS256)
-            .context("deriving the demo JWK")?;
-        jwk.common = CommonParameters {
-            public_key_use: Some(PublicKeyUse::Signature),
-            key_algorithm: Some(KeyAlgorithm::RS256),
-            key_id: Some(kid.clone()),
-            ..CommonParameters::default()
-        };
         Ok(Self {
             issuer: issuer.trim_end_matches('/').to_owned(),
             audience: audience.to_owned(),
-            kid,
-            signing_key,
-            public_key_pem,
-            jwks: JwkSet { keys: vec![jwk] },
+            keys: RwLock::new(vec![Arc::new(SigningKey::generate()?)]),
+            mode: AtomicU8::new(JwksMode::Normal as u8),
+            jwks_fetches: AtomicU64::new(0),
         })
     }
 
@@ -80,51 +116,71 @@ impl DemoIdp {
         &self.issuer
     }
 
-    pub fn kid(&self) -> &str {
-        &self.kid
+    /// The key tokens are signed with now.
+    pub fn current_key(&self) -> Arc<SigningKey> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner)[0].clone()
     }
 
-    pub fn jwks(&self) -> &JwkSet {
-        &self.jwks
+    pub fn kid(&self) -> String {
+        self.current_key().kid.clone()
     }
 
     /// The public key as PEM; the tests use it to forge an HS256 token with it as the secret.
-    pub fn public_key_pem(&self) -> &str {
-        &self.public_key_pem
+    pub fn public_key_pem(&self) -> String {
+        self.current_key().public_key_pem.clone()
+    }
+
+    pub fn jwks(&self) -> JwkSet {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        JwkSet {
+            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
+        }
+    }
+
+    /// Starts signing with a new key; the old one stays published, as during a real rotation.
+    pub fn rotate(&self) -> anyhow::Result<()> {
+        let key = Arc::new(SigningKey::generate()?);
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(0, key);
+        Ok(())
+    }
+
+    pub fn set_jwks_mode(&self, mode: JwksMode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    /// How many times the JWKS was requested.
+    pub fn jwks_fetches(&self) -> u64 {
+        self.jwks_fetches.load(Ordering::SeqCst)
     }
 
     /// A valid token for `employee`, living `ttl_secs`.
     pub fn mint(&self, employee: &EmployeeClaims, ttl_secs: u64) -> anyhow::Result<String> {
-        let now = now_secs();
-        let claims = json!({
-            "iss": self.issuer,
-            "aud": self.audience,
-            "sub": employee.sub,
-            "email": employee.email,
-            "team": employee.team,
-            "iat": now,
-            "nbf": now,
-            "exp": now + ttl_secs,
-        });
+        let mut claims = self.standard_claims(employee);
+        claims["exp"] = json!(now_secs() + ttl_secs);
         self.sign(&claims)
     }
 
-    /// Signs arbitrary claims with this IdP's key and `kid`.
+    /// Signs arbitrary claims with the current key and its `kid`.
     pub fn sign(&self, claims: &serde_json::Value) -> anyhow::Result<String> {
+        let key = self.current_key();
         let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.kid.clone());
-        self.sign_with_header(&header, claims)
+        header.kid = Some(key.kid.clone());
+        key.sign(&header, claims)
     }
 
+    /// Signs with the current key under a header of the caller's choosing.
     pub fn sign_with_header(
         &self,
         header: &Header,
         claims: &serde_json::Value,
     ) -> anyhow::Result<String> {
-        jsonwebtoken::encode(header, claims, &self.signing_key).context("signing a demo token")
+        self.current_key().sign(header, claims)
     }
 
-    /// Standard claims of a valid token, for tests to alter one at a time.
+    /// Standard claims of a valid ten-minute token, for tests to alter one at a time.
     pub fn standard_claims(&self, employee: &EmployeeClaims) -> serde_json::Value {
         let now = now_secs();
         json!({
@@ -138,56 +194,87 @@ impl DemoIdp {
 #[derive(Debug, Deserialize)]
 struct TokenQuery {
     sub: String,
+    /// One team, or several separated by commas.
     team: String,
     email: Option<String>,
+    /// Comma-separated roles; `platform-admin` makes the employee an admin in the demo.
+    roles: Option<String>,
     ttl_secs: Option<u64>,
 }
 
+async fn jwks(idp: web::Data<DemoIdp>) -> HttpResponse {
+    idp.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    match idp.mode.load(Ordering::SeqCst) {
+        m if m == JwksMode::Down as u8 => {
+            HttpResponse::ServiceUnavailable().body("identity provider down")
+        }
+        m if m == JwksMode::Garbage as u8 => HttpResponse::Ok()
+            .content_type("application/json")
+            .body("{\"keys\": [{\"kty\": 42"),
+        _ => HttpResponse::Ok().json(idp.jwks()),
+    }
+}
+
+async fn discovery(idp: web::Data<DemoIdp>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "issuer": idp.issuer(),
+        "jwks_uri": format!("{}/.well-known/jwks.json", idp.issuer()),
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+async fn token(idp: web::Data<DemoIdp>, query: web::Query<TokenQuery>) -> HttpResponse {
+    let query = query.into_inner();
+    let teams: Vec<&str> = query
+        .team
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let roles: Vec<&str> = query
+        .roles
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .collect();
+    let ttl_secs = query.ttl_secs.unwrap_or(3_600).min(86_400);
+    let employee = EmployeeClaims {
+        email: query
+            .email
+            .unwrap_or_else(|| format!("{}@example.com", query.sub)),
+        sub: query.sub,
+        team: String::new(),
+    };
+    let mut claims = idp.standard_claims(&employee);
+    claims["team"] = if let [one] = teams.as_slice() {
+        json!(one)
+    } else {
+        json!(teams)
+    };
+    claims["roles"] = json!(roles);
+    claims["exp"] = json!(now_secs() + ttl_secs);
+    match idp.sign(&claims) {
+        Ok(token) => HttpResponse::Ok().json(json!({
+            "access_token": token, "token_type": "Bearer", "expires_in": ttl_secs,
+        })),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+    }
+}
+
 /// Serves `/.well-known/jwks.json`, `/.well-known/openid-configuration` and
-/// `GET /token?sub=…&team=…[&email=…][&ttl_secs=…]`.
+/// `GET /token?sub=…&team=…[,…][&roles=…][&email=…][&ttl_secs=…]`.
 pub fn start(idp: Arc<DemoIdp>, listener: TcpListener) -> std::io::Result<Server> {
     let idp = web::Data::from(idp);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(idp.clone())
-            .route(
-                "/.well-known/jwks.json",
-                web::get().to(|idp: web::Data<DemoIdp>| async move {
-                    HttpResponse::Ok().json(idp.jwks())
-                }),
-            )
+            .route("/.well-known/jwks.json", web::get().to(jwks))
             .route(
                 "/.well-known/openid-configuration",
-                web::get().to(|idp: web::Data<DemoIdp>| async move {
-                    HttpResponse::Ok().json(json!({
-                        "issuer": idp.issuer(),
-                        "jwks_uri": format!("{}/.well-known/jwks.json", idp.issuer()),
-                        "id_token_signing_alg_values_supported": ["RS256"],
-                    }))
-                }),
+                web::get().to(discovery),
             )
-            .route(
-                "/token",
-                web::get().to(
-                    |idp: web::Data<DemoIdp>, query: web::Query<TokenQuery>| async move {
-                        let query = query.into_inner();
-                        let employee = EmployeeClaims {
-                            email: query
-                                .email
-                                .unwrap_or_else(|| format!("{}@example.com", query.sub)),
-                            sub: query.sub,
-                            team: query.team,
-                        };
-                        let ttl_secs = query.ttl_secs.unwrap_or(3_600).min(86_400);
-                        match idp.mint(&employee, ttl_secs) {
-                        Ok(token) => HttpResponse::Ok().json(json!({
-                            "access_token": token, "token_type": "Bearer", "expires_in": ttl_secs,
-                        })),
-                        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
-                    }
-                    },
-                ),
-            )
+            .route("/token", web::get().to(token))
     })
     .workers(1)
     .listen(listener)?

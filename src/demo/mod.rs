@@ -24,18 +24,68 @@ pub const DEMO_AUDIENCE: &str = "starrocks-gateway";
 /// The `roles` value that makes a demo employee a platform admin.
 pub const DEMO_ADMIN_ROLE: &str = "platform-admin";
 
-/// Example employees the demo prints tokens for.
-pub fn example_employees() -> Vec<EmployeeClaims> {
-    let employee = |sub: &str, team: &str| EmployeeClaims {
-        sub: sub.into(),
-        email: format!("{sub}@example.com"),
-        team: team.into(),
-    };
-    vec![
-        employee("alice", "analytics"),
-        employee("bob", "payments"),
-        employee("mallory", "marketing"),
-    ]
+/// An example employee the demo prints a token for.
+#[derive(Debug, Clone)]
+pub struct DemoEmployee {
+    pub sub: &'static str,
+    pub teams: &'static [&'static str],
+    pub roles: &'static [&'static str],
+    /// Why this employee is in the demo.
+    pub note: &'static str,
+}
+
+/// The demo's employees, one per interesting case of the example policy.
+pub const EXAMPLE_EMPLOYEES: &[DemoEmployee] = &[
+    DemoEmployee {
+        sub: "alice",
+        teams: &["analytics"],
+        roles: &[],
+        note: "team analytics",
+    },
+    DemoEmployee {
+        sub: "bob",
+        teams: &["payments"],
+        roles: &[],
+        note: "team payments: small only",
+    },
+    DemoEmployee {
+        sub: "dana",
+        teams: &["analytics", "payments"],
+        roles: &[],
+        note: "two teams: send X-Team",
+    },
+    DemoEmployee {
+        sub: "erin",
+        teams: &["analytics"],
+        roles: &[DEMO_ADMIN_ROLE],
+        note: "platform admin",
+    },
+    DemoEmployee {
+        sub: "mallory",
+        teams: &["marketing"],
+        roles: &[],
+        note: "team not in the policy",
+    },
+];
+
+impl DemoEmployee {
+    /// A token for this employee from `idp`, living `ttl_secs`.
+    pub fn token(&self, idp: &DemoIdp, ttl_secs: u64) -> anyhow::Result<String> {
+        let base = EmployeeClaims {
+            sub: self.sub.into(),
+            email: format!("{}@example.com", self.sub),
+            team: String::new(),
+        };
+        let mut claims = idp.standard_claims(&base);
+        claims["team"] = match self.teams {
+            [one] => serde_json::json!(one),
+            several => serde_json::json!(several),
+        };
+        claims["roles"] = serde_json::json!(self.roles);
+        let now = claims["iat"].as_u64().unwrap_or_default();
+        claims["exp"] = serde_json::json!(now + ttl_secs);
+        idp.sign(&claims)
+    }
 }
 
 /// A running stack: gateway, simulator and identity provider.
@@ -203,20 +253,18 @@ fn print_banner(stack: &DemoStack) -> anyhow::Result<()> {
         stack.simulator_url, stack.simulator_url
     );
     println!(
-        "  identity     {}   (new token: {}/token?sub=NAME&team=TEAM)",
+        "  identity     {}   (new token: {}/token?sub=NAME&team=TEAM[,TEAM]&roles=platform-admin)",
         stack.idp_url, stack.idp_url
     );
     println!();
     println!("Tokens (valid 12 h) for the example policy's employees:");
-    let mut first = None;
-    for employee in example_employees() {
-        let token = stack.idp.mint(&employee, 12 * 3_600)?;
+    for employee in EXAMPLE_EMPLOYEES {
+        let token = employee.token(&stack.idp, 12 * 3_600)?;
         println!();
-        println!("  {} (team {})", employee.sub, employee.team);
+        println!("  {} ({})", employee.sub, employee.note);
         println!("  export TOKEN_{}={token}", employee.sub.to_uppercase());
-        first.get_or_insert(employee.sub.to_uppercase());
     }
-    let who = first.unwrap_or_default();
+    let who = "ALICE";
     println!();
     println!("Create an instance as the first employee:");
     println!();

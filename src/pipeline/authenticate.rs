@@ -264,7 +264,11 @@ fn candidates<'k>(
     algorithm: Algorithm,
 ) -> Vec<&'k DecodingKey> {
     keys.iter()
-        .filter(|key| kid.is_none_or(|kid| key.kid.as_deref() == Some(kid)))
+        .filter(|key| {
+            // A key published without an id (a PEM file) may verify any token; one with an
+            // id only tokens naming it.
+            kid.is_none_or(|kid| key.kid.as_deref().is_none_or(|own| own == kid))
+        })
         .filter(|key| key.accepts(algorithm))
         .take(MAX_KEYS_WITHOUT_KID)
         .map(|key| &key.key)

@@ -110,7 +110,7 @@ fn required(field: &str, value: Option<&str>) -> Option<FieldError> {
 }
 
 /// Parses the wire body into domain values, reporting every bad field at once.
-fn parse(
+pub(crate) fn parse(
     body: CreateInstanceRequest,
 ) -> Result<(CreateRequest, Option<RootPassword>, Option<String>), Problem> {
     let name = InstanceName::parse(&body.name).map_err(field_error("name"));

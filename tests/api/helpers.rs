@@ -75,6 +75,35 @@ impl TestApp {
         self.token_for("alice", "analytics")
     }
 
+    /// A token whose `team` claim lists several teams, with optional roles.
+    pub fn token_with(&self, sub: &str, teams: &[&str], roles: &[&str]) -> String {
+        let mut claims = self.stack.idp.standard_claims(&employee(sub, ""));
+        claims["team"] = json!(teams);
+        claims["roles"] = json!(roles);
+        self.stack.idp.sign(&claims).expect("minting works")
+    }
+
+    /// An admin of team analytics (the demo's admin role).
+    pub fn admin(&self) -> String {
+        self.token_with(
+            "erin",
+            &["analytics"],
+            &[starrocks_gateway::demo::DEMO_ADMIN_ROLE],
+        )
+    }
+
+    /// A request to the gateway with a bearer token.
+    pub fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.stack.gateway_url))
+            .bearer_auth(token)
+    }
+
     pub async fn create(&self, token: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}/v1/starrocks", self.stack.gateway_url))

@@ -5,5 +5,8 @@ mod auth;
 mod cloud;
 mod create;
 mod helpers;
+mod jwks;
+mod jwt_attacks;
+mod policy;
 mod simulator;
 mod surface;

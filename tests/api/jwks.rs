@@ -1,0 +1,203 @@
+//! The identity provider's keys: rotation, floods of unknown `kid`s, outages and garbage.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use jsonwebtoken::{Algorithm, Header};
+use starrocks_gateway::demo::EXAMPLE_POLICY;
+use starrocks_gateway::demo::idp::{JwksMode, SigningKey};
+
+use crate::helpers::{employee, problem, small_instance, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn a_rotated_key_is_accepted_after_one_refetch() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+    let fetches_before = app.stack.idp.jwks_fetches();
+
+    app.stack.idp.rotate().expect("rotation");
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 201);
+    assert_eq!(app.stack.idp.jwks_fetches(), fetches_before + 1);
+}
+
+#[tokio::test]
+async fn a_thousand_unknown_kids_cause_at_most_one_fetch_per_interval() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+    let fetches_before = app.stack.idp.jwks_fetches();
+    let attacker = SigningKey::generate().expect("key");
+    let claims = app
+        .stack
+        .idp
+        .standard_claims(&employee("alice", "analytics"));
+    let tokens: Vec<String> = (0..1_000)
+        .map(|i| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(format!("forged-{i}"));
+            attacker.sign(&header, &claims).expect("signed")
+        })
+        .collect();
+
+    let statuses: Vec<u16> = futures_util::stream::iter(tokens.iter())
+        .map(|token| async { app.create(token, &small_instance()).await.status().as_u16() })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+
+    assert!(statuses.iter().all(|s| *s == 401));
+    assert!(
+        app.stack.idp.jwks_fetches() - fetches_before <= 1,
+        "{} fetches",
+        app.stack.idp.jwks_fetches() - fetches_before
+    );
+    assert_eq!(app.sim_stats().await.creates_received, 1);
+}
+
+#[tokio::test]
+async fn the_last_good_keys_keep_serving_while_the_idp_is_down() {
+    let app = spawn_app_with(EXAMPLE_POLICY, |s| s.auth.jwks_refresh_secs = 1).await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+    let fetches_before = app.stack.idp.jwks_fetches();
+
+    app.stack.idp.set_jwks_mode(JwksMode::Down);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let fresh_token = app.token_for("alice2", "analytics");
+    let response = app.create(&fresh_token, &small_instance()).await;
+
+    assert!(
+        app.stack.idp.jwks_fetches() > fetches_before,
+        "background refreshes were attempted"
+    );
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn keys_older_than_the_stale_allowance_are_not_trusted() {
+    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
+        s.auth.jwks_refresh_secs = 1;
+        s.auth.jwks_max_stale_secs = 1;
+        s.auth.jwks_min_refetch_interval_secs = 0;
+    })
+    .await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+
+    app.stack.idp.set_jwks_mode(JwksMode::Down);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let response = app
+        .create(&app.token_for("alice2", "analytics"), &small_instance())
+        .await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        problem(response).await["code"],
+        "identity_provider_unavailable"
+    );
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+}
+
+#[tokio::test]
+async fn a_jwks_serving_garbage_never_panics_and_recovers() {
+    let app = spawn_app().await;
+    app.stack.idp.set_jwks_mode(JwksMode::Garbage);
+
+    let during = app.create(&app.alice(), &small_instance()).await;
+    let health = app.get("/healthz").await;
+    app.stack.idp.set_jwks_mode(JwksMode::Normal);
+    let after = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(during.status(), 503);
+    assert_eq!(
+        problem(during).await["code"],
+        "identity_provider_unavailable"
+    );
+    assert_eq!(health.status(), 200);
+    assert_eq!(after.status(), 201);
+}
+
+#[tokio::test]
+async fn keys_are_found_through_oidc_discovery() {
+    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
+        s.auth.jwks_url = None;
+        s.auth.oidc_discovery = true;
+    })
+    .await;
+
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn keys_can_come_from_a_pem_file() {
+    let app = spawn_app().await;
+    let pem_path = std::env::temp_dir().join(format!("srgw-test-keys-{}.pem", std::process::id()));
+    std::fs::write(&pem_path, app.stack.idp.public_key_pem()).expect("write");
+    let offline = spawn_app_with(EXAMPLE_POLICY, |s| {
+        s.auth.jwks_url = None;
+        s.auth.keys_file = Some(pem_path.clone());
+        s.auth.issuer = app.stack.idp.issuer().to_owned();
+    })
+    .await;
+    // The second stack's IdP has its own key; sign with the first stack's key, whose public
+    // half is the only key the second gateway knows.
+    let mut claims = offline
+        .stack
+        .idp
+        .standard_claims(&employee("alice", "analytics"));
+    claims["iss"] = app.stack.idp.issuer().into();
+
+    let response = offline
+        .create(
+            &app.stack.idp.sign(&claims).expect("signed"),
+            &small_instance(),
+        )
+        .await;
+
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        offline.stack.idp.jwks_fetches(),
+        0,
+        "no JWKS is fetched with a key file"
+    );
+}
+
+#[tokio::test]
+async fn a_verified_token_is_not_verified_again_until_it_expires() {
+    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
+        s.auth.jwks_refresh_secs = 1;
+        s.auth.jwks_max_stale_secs = 1;
+    })
+    .await;
+    let token = app.alice();
+    assert_eq!(app.create(&token, &small_instance()).await.status(), 201);
+
+    app.stack.idp.set_jwks_mode(JwksMode::Down);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let remembered = app.create(&token, &small_instance()).await;
+    let unseen = app
+        .create(&app.token_for("bob", "payments"), &small_instance())
+        .await;
+
+    assert_eq!(remembered.status(), 201, "the verified token needs no key");
+    assert_eq!(
+        unseen.status(),
+        503,
+        "a new token needs keys, and they are too old"
+    );
+}

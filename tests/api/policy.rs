@@ -1,0 +1,420 @@
+//! Policy at the HTTP surface: dry-run, catalog, me, teams, labels, audit mode and reload.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use starrocks_gateway::demo::EXAMPLE_POLICY;
+
+use crate::helpers::{problem, small_instance, spawn_app, spawn_app_with};
+
+async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn a_dry_run_returns_the_decision_and_the_body_a_create_sends_and_sends_nothing() {
+    let app = spawn_app().await;
+    let body = json!({"name": "sales-cube", "target": "analytics-prod", "size": "medium",
+        "root_password": "Given-Pa55word", "labels": {"Owner": "alice"}});
+
+    let dry = app
+        .authed(Method::POST, "/v1/starrocks/dry-run", &app.alice())
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(dry.status(), 200);
+    let dry = json_of(dry).await;
+    assert_eq!(
+        app.sim_stats().await.creates_received,
+        0,
+        "a dry-run sends nothing"
+    );
+    assert_eq!(
+        app.sim_stats().await.tokens_issued,
+        0,
+        "a dry-run does not even fetch a token"
+    );
+    assert_eq!(dry["decision"]["allowed"], true);
+    assert!(
+        dry["decision"]["rules"]
+            .as_array()
+            .is_some_and(|r| r.len() >= 10)
+    );
+    assert!(
+        dry["decision"]["mutations"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert!(
+        dry["decision"]["policy_revision"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("sha256:"))
+    );
+    assert_eq!(dry["upstream"]["body"]["db_root_pwd"], "[REDACTED]");
+    assert!(!dry.to_string().contains("Given-Pa55word"));
+    assert_eq!(dry["labels"], json!({"owner": "alice"}));
+
+    let created = app.create(&app.alice(), &body).await;
+    assert_eq!(created.status(), 201);
+    let sent = &app.sim_creates().await[0];
+    let mut sent_body = sent.body.clone();
+    sent_body["db_root_pwd"] = json!("[REDACTED]");
+    assert_eq!(
+        sent_body, dry["upstream"]["body"],
+        "dry-run equals what create sends"
+    );
+    assert_eq!(
+        dry["upstream"]["path"],
+        format!(
+            "/v3/{}/instances/{}/starrocks",
+            sent.project_id, sent.instance_id
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_denied_dry_run_is_200_with_every_failed_rule_and_no_upstream_call() {
+    let app = spawn_app().await;
+    let bob = app.token_for("bob", "payments");
+    let body = json!({"name": "sneaky", "target": "analytics-prod", "size": "medium"});
+
+    let dry = json_of(
+        app.authed(Method::POST, "/v1/starrocks/dry-run", &bob)
+            .json(&body)
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+
+    assert_eq!(dry["decision"]["allowed"], false);
+    assert!(dry.get("upstream").is_none());
+    let failed: Vec<&str> = dry["decision"]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter(|r| r["passed"] == false)
+        .filter_map(|r| r["rule"].as_str())
+        .collect();
+    assert_eq!(failed, vec!["target.allowed", "size.allowed"]);
+}
+
+#[tokio::test]
+async fn a_create_denied_by_several_rules_lists_them_all() {
+    let app = spawn_app().await;
+    let bob = app.token_for("bob", "payments");
+    let body =
+        json!({"name": "sneaky", "target": "analytics-prod", "size": "medium", "version": "3.3"});
+
+    let problem = problem(app.create(&bob, &body).await).await;
+
+    let rules: Vec<&str> = problem["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter_map(|v| v["rule"].as_str())
+        .collect();
+    assert_eq!(
+        rules,
+        vec!["target.allowed", "size.allowed", "version.allowed"]
+    );
+}
+
+#[tokio::test]
+async fn an_audit_rule_reports_but_lets_the_create_through() {
+    let app = spawn_app().await;
+    let body = json!({"name": "sales-cube", "target": "analytics-prod", "size": "small", "time_zone": "UTC-05:00"});
+
+    let dry = json_of(
+        app.authed(Method::POST, "/v1/starrocks/dry-run", &app.alice())
+            .json(&body)
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    let created = app.create(&app.alice(), &body).await;
+
+    let audited = dry["decision"]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|r| r["rule"] == "time_zone.allowed")
+        .cloned();
+    assert_eq!(
+        audited.as_ref().map(|r| (&r["mode"], &r["passed"])),
+        Some((&json!("audit"), &json!(false)))
+    );
+    assert_eq!(created.status(), 201);
+    assert_eq!(app.sim_creates().await[0].body["time_zone"], "UTC-05:00");
+}
+
+#[tokio::test]
+async fn the_catalog_shows_what_the_team_may_order() {
+    let app = spawn_app().await;
+
+    let catalog = json_of(
+        app.authed(Method::GET, "/v1/catalog", &app.alice())
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+
+    assert_eq!(catalog["team"], "analytics");
+    let sizes: Vec<&str> = catalog["sizes"]
+        .as_array()
+        .expect("sizes")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(sizes, vec!["small", "medium"]);
+    assert_eq!(catalog["sizes"][1]["fe"]["count"], 3);
+    assert_eq!(catalog["sizes"][1]["storage_gb"], 3 * 100 + 3 * 500);
+    assert_eq!(
+        catalog["targets"],
+        json!(["analytics-dev", "analytics-prod"])
+    );
+    assert_eq!(catalog["versions"], json!(["3.1", "3.3"]));
+    assert_eq!(
+        catalog["quota"],
+        json!({"instances": 5, "nodes": 30, "storage_gb": 10000})
+    );
+    assert_eq!(catalog["labels"]["max_count"], 4);
+    assert_eq!(catalog["sys_tags"]["_sys_enterprise_project_id"], "0");
+}
+
+#[tokio::test]
+async fn an_employee_in_two_teams_must_name_one() {
+    let app = spawn_app().await;
+    let dana = app.token_with("dana", &["analytics", "payments"], &[]);
+    let ledger = json!({"name": "ledger-cube", "target": "payments-ledger", "size": "small"});
+
+    let unnamed = app.create(&dana, &ledger).await;
+    let named = app
+        .authed(Method::POST, "/v1/starrocks", &dana)
+        .header("X-Team", "payments")
+        .json(&ledger)
+        .send()
+        .await
+        .expect("answer");
+    let in_body = app.create(&dana, &json!({"name": "ledger-two", "target": "payments-ledger", "size": "small", "team": "payments"})).await;
+    let stranger = app
+        .authed(Method::POST, "/v1/starrocks", &dana)
+        .header("X-Team", "marketing")
+        .json(&ledger)
+        .send()
+        .await
+        .expect("answer");
+    let catalog = app
+        .authed(Method::GET, "/v1/catalog", &dana)
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(unnamed.status(), 400);
+    let unnamed = problem(unnamed).await;
+    assert_eq!(unnamed["code"], "team_required");
+    assert!(
+        unnamed["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("analytics, payments"))
+    );
+    assert_eq!(named.status(), 201);
+    assert_eq!(in_body.status(), 201);
+    let tags = &app.sim_creates().await[0].body["tags_info"]["sys_tags"][0];
+    assert_eq!(
+        tags["value"], "7a3c9e1f-52b4-4d8e-9f6a-0c1b2d3e4f50",
+        "the payments enterprise project"
+    );
+    assert_eq!(stranger.status(), 403);
+    assert_eq!(problem(stranger).await["code"], "not_team_member");
+    assert_eq!(catalog.status(), 400);
+}
+
+#[tokio::test]
+async fn me_shows_the_employee_as_the_gateway_sees_them() {
+    let app = spawn_app().await;
+
+    let dana = json_of(
+        app.authed(
+            Method::GET,
+            "/v1/me",
+            &app.token_with("dana", &["analytics", "marketing"], &[]),
+        )
+        .send()
+        .await
+        .expect("answer"),
+    )
+    .await;
+    let admin = json_of(
+        app.authed(Method::GET, "/v1/me", &app.admin())
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+
+    assert_eq!(dana["subject"], "dana");
+    assert_eq!(dana["email"], "dana@example.com");
+    assert_eq!(
+        dana["teams"],
+        json!([{"name": "analytics", "known": true}, {"name": "marketing", "known": false}])
+    );
+    assert_eq!(dana["admin"], false);
+    assert!(
+        dana["policy_revision"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("sha256:"))
+    );
+    assert_eq!(admin["admin"], true);
+}
+
+#[tokio::test]
+async fn labels_are_checked_kept_and_never_sent_upstream() {
+    let app = spawn_app().await;
+    let labelled = json!({"name": "sales-cube", "target": "analytics-prod", "size": "small", "labels": {"OWNER": "alice", "env": "prod"}});
+    let shadowing = json!({"name": "sales-cube", "target": "analytics-prod", "size": "small", "labels": {"_sys_enterprise_project_id": "42"}});
+
+    let created = app.create(&app.alice(), &labelled).await;
+    let refused = app.create(&app.alice(), &shadowing).await;
+
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        json_of(created).await["labels"],
+        json!({"owner": "alice", "env": "prod"})
+    );
+    assert!(
+        !app.sim_creates().await[0]
+            .body
+            .to_string()
+            .contains("alice"),
+        "labels stay in the gateway"
+    );
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        problem(refused).await["violations"][0]["rule"],
+        "labels.reserved"
+    );
+}
+
+async fn revision(app: &crate::helpers::TestApp) -> String {
+    json_of(
+        app.authed(Method::GET, "/v1/me", &app.alice())
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await["policy_revision"]
+        .as_str()
+        .expect("revision")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_admin_reload_swaps_in_a_good_file() {
+    let app = spawn_app().await;
+    let before = revision(&app).await;
+    let medium = json!({"name": "cube-medium", "target": "analytics-prod", "size": "medium"});
+    std::fs::write(
+        &app.policy_path,
+        EXAMPLE_POLICY.replacen(
+            "allowed_sizes = [\"small\", \"medium\"]",
+            "allowed_sizes = [\"small\"]",
+            1,
+        ),
+    )
+    .expect("write");
+
+    let reloaded = app
+        .authed(Method::POST, "/v1/admin/policy/reload", &app.admin())
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(reloaded.status(), 200);
+    let reloaded = json_of(reloaded).await;
+    assert_eq!(reloaded["previous_revision"], before.as_str());
+    assert_eq!(reloaded["changed"], true);
+    assert_ne!(revision(&app).await, before);
+    assert_eq!(
+        app.create(&app.alice(), &medium).await.status(),
+        403,
+        "the new policy is in force"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_file_keeps_the_last_good_policy_and_the_admin_gets_the_error() {
+    let app = spawn_app().await;
+    let before = revision(&app).await;
+    std::fs::write(
+        &app.policy_path,
+        EXAMPLE_POLICY.replacen("fe_volume_gb = 50", "fe_volume_gb = 55", 1),
+    )
+    .expect("write");
+
+    let refused = app
+        .authed(Method::POST, "/v1/admin/policy/reload", &app.admin())
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(refused.status(), 422);
+    let refused = problem(refused).await;
+    assert_eq!(refused["code"], "policy_invalid");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("sizes.small.fe_volume_gb"))
+    );
+    assert_eq!(revision(&app).await, before);
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_non_admin_may_not_reload() {
+    let app = spawn_app().await;
+
+    let refused = app
+        .authed(Method::POST, "/v1/admin/policy/reload", &app.alice())
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(refused.status(), 403);
+    assert_eq!(problem(refused).await["code"], "admin_required");
+}
+
+#[tokio::test]
+async fn a_changed_file_is_picked_up_by_the_watcher_and_a_broken_one_is_not() {
+    let app = spawn_app_with(EXAMPLE_POLICY, |s| s.policy.watch_interval_secs = 1).await;
+    let before = revision(&app).await;
+
+    std::fs::write(
+        &app.policy_path,
+        EXAMPLE_POLICY.replacen("max_count = 4", "max_count = 3", 1),
+    )
+    .expect("write");
+    let mut after = before.clone();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = revision(&app).await;
+        if after != before {
+            break;
+        }
+    }
+    assert_ne!(after, before, "the watcher reloaded the changed file");
+
+    std::fs::write(&app.policy_path, "this is not a policy").expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(
+        revision(&app).await,
+        after,
+        "a broken file never replaces a good policy"
+    );
+}
