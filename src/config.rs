@@ -27,6 +27,53 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub cloud: CloudSettings,
     pub policy: PolicySettings,
+    #[serde(default)]
+    pub storage: StorageSettings,
+    #[serde(default)]
+    pub reconcile: ReconcileSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// `sqlite://FILE` (embedded, one gateway) or `postgres://…` (several replicas). A secret,
+    /// because a PostgreSQL URL may carry a password.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// How long a request waits for a database connection before it gets `503`.
+    pub acquire_timeout_ms: u64,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl_secs: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://starrocks-gateway.db"),
+            max_connections: 8,
+            acquire_timeout_ms: 3_000,
+            idempotency_ttl_secs: 24 * 3_600,
+        }
+    }
+}
+
+/// Resolving creates whose outcome is unknown (a timeout or 5xx after sending).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileSettings {
+    /// How often pending reservations are checked against the cloud; `0` turns the loop off.
+    pub interval_secs: u64,
+    /// A pending create the cloud does not show after this long is released.
+    pub grace_secs: u64,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 60,
+            grace_secs: 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,7 +278,12 @@ impl Settings {
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let settings: Self = figment
-            .merge(Env::prefixed(ENV_PREFIX).split(ENV_SEPARATOR))
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    // Same prefix, not configuration keys: the CLI's config path and the log format.
+                    .ignore(&["config", "log_format"])
+                    .split(ENV_SEPARATOR),
+            )
             .extract()
             .map_err(|error| {
                 ConfigError::Invalid(

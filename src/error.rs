@@ -53,6 +53,16 @@ pub enum ErrorCode {
     UpstreamTimeout,
     /// The cloud could not be reached at all.
     UpstreamUnavailable,
+    /// The gateway's database is unreachable; nothing was sent to the cloud.
+    StorageUnavailable,
+    /// The team's quota cannot admit the request; each dimension says requested, used, allowed.
+    QuotaExceeded,
+    /// The `Idempotency-Key` header is empty or longer than 255 characters.
+    InvalidIdempotencyKey,
+    /// A request with the same `Idempotency-Key` is still being processed.
+    IdempotencyKeyInFlight,
+    /// The `Idempotency-Key` was already used with a different body.
+    IdempotencyKeyReused,
     /// A fault of the gateway itself; details are in its log under the request id.
     Internal,
 }
@@ -78,6 +88,11 @@ impl ErrorCode {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QuotaExceeded => StatusCode::FORBIDDEN,
+            Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -103,6 +118,11 @@ impl ErrorCode {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::Internal => "internal",
+            Self::StorageUnavailable => "storage_unavailable",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 }
@@ -121,6 +141,18 @@ pub struct Violation {
     /// Stable rule id, e.g. `size.allowed`.
     pub rule: String,
     pub message: String,
+}
+
+/// One quota dimension of a `quota_exceeded` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct QuotaDimension {
+    /// `instances`, `nodes` or `storage_gb`.
+    pub dimension: String,
+    pub requested: i64,
+    pub used: i64,
+    pub allowed: i64,
+    /// Whether this dimension is the one (or one of those) over the limit.
+    pub exceeded: bool,
 }
 
 /// RFC 9457 problem details, the body of every error response.
@@ -154,6 +186,9 @@ pub struct Problem {
     /// The id of the policy decision that refused the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_id: Option<String>,
+    /// With `quota_exceeded`: each dimension's request, current use and limit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quota: Vec<QuotaDimension>,
     /// The cloud's own error code, e.g. `DBS.200001`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_code: Option<String>,
@@ -175,6 +210,7 @@ impl Problem {
             errors: Vec::new(),
             violations: Vec::new(),
             decision_id: None,
+            quota: Vec::new(),
             upstream_code: None,
             upstream_status: None,
         }

@@ -20,4 +20,5 @@ pub mod request_id;
 pub mod routes;
 pub mod simulator;
 pub mod startup;
+pub mod storage;
 pub mod telemetry;

@@ -27,7 +27,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo { listen } => demo::run(listen).await,
         Command::Serve { config } => {
             let settings = Settings::load(&config)?;
-            let application = Application::build(&settings)?;
+            let application = Application::build(&settings).await?;
             tracing::info!(port = application.port(), "starrocks-gateway listening");
             application.run_until_stopped().await.context("serving")
         }

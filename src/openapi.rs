@@ -22,6 +22,8 @@ use crate::routes::{admin, catalog, health, starrocks};
         catalog::catalog,
         catalog::me,
         admin::reload_policy,
+        admin::reconcile_now,
+        admin::decisions,
         health::healthz,
         health::readyz,
     ),

@@ -19,15 +19,21 @@ use crate::extract::BodyLimit;
 use crate::identity::KeyStore;
 use crate::openapi::ApiDoc;
 use crate::pipeline::authenticate::{Authenticator, require_employee};
+use crate::pipeline::reconcile;
 use crate::policy::PolicyStore;
 use crate::request_id::{GatewayRootSpan, assign_request_id};
 use crate::routes::{admin, catalog, fallback, health, starrocks};
+use crate::storage::Store;
 
 /// What handlers share: the policy in force and the cloud client.
 #[derive(Debug)]
 pub struct GatewayState {
     pub policy: PolicyStore,
-    pub cloud: CloudClient,
+    pub cloud: Arc<CloudClient>,
+    pub store: Store,
+    pub idempotency_ttl_ms: i64,
+    /// How long a pending create may be absent upstream before it is released.
+    pub reconcile_grace: Duration,
 }
 
 /// The application's shared parts, built once from settings.
@@ -41,9 +47,13 @@ pub struct AppParts {
 impl AppParts {
     /// Builds the shared parts and starts their background tasks (key refresh, policy watch);
     /// must run inside the runtime.
-    pub fn new(settings: &Settings, policy: PolicyStore) -> anyhow::Result<Self> {
-        let cloud =
-            CloudClient::new(settings.cloud.clone()).context("building the cloud HTTP client")?;
+    pub async fn new(settings: &Settings, policy: PolicyStore) -> anyhow::Result<Self> {
+        let store = Store::connect(&settings.storage)
+            .await
+            .context("opening the gateway's database")?;
+        let cloud = Arc::new(
+            CloudClient::new(settings.cloud.clone()).context("building the cloud HTTP client")?,
+        );
         let jwks_client = reqwest::Client::builder()
             .user_agent(concat!("starrocks-gateway/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_millis(settings.auth.jwks_timeout_ms))
@@ -54,7 +64,22 @@ impl AppParts {
                 .context("loading the identity provider's keys")?,
         );
         keys.spawn_refresher();
-        let state = web::Data::new(GatewayState { policy, cloud });
+        reconcile::spawn(
+            store.clone(),
+            cloud.clone(),
+            Duration::from_secs(settings.reconcile.interval_secs),
+            Duration::from_secs(settings.reconcile.grace_secs),
+        );
+        let state = web::Data::new(GatewayState {
+            policy,
+            cloud,
+            store,
+            idempotency_ttl_ms: i64::try_from(
+                settings.storage.idempotency_ttl_secs.saturating_mul(1_000),
+            )
+            .unwrap_or(i64::MAX),
+            reconcile_grace: Duration::from_secs(settings.reconcile.grace_secs),
+        });
         watch_policy(
             &state,
             Duration::from_secs(settings.policy.watch_interval_secs),
@@ -104,7 +129,9 @@ pub fn create_app(
                 )
                 .service(catalog::catalog)
                 .service(catalog::me)
-                .service(admin::reload_policy),
+                .service(admin::reload_policy)
+                .service(admin::reconcile_now)
+                .service(admin::decisions),
         )
         .service(portal())
         .default_service(web::to(fallback::not_found))
@@ -135,15 +162,15 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     /// Loads the policy named in `settings` and binds `settings.server.listen`.
-    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let policy = PolicyStore::from_file(settings.policy.path.clone())
             .with_context(|| format!("loading policy file {}", settings.policy.path.display()))?;
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
-        Self::with_listener(settings, policy, listener)
+        Self::with_listener(settings, policy, listener).await
     }
 
-    pub fn with_listener(
+    pub async fn with_listener(
         settings: &Settings,
         policy: PolicyStore,
         listener: TcpListener,
@@ -152,7 +179,7 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
-        let parts = AppParts::new(settings, policy)?;
+        let parts = AppParts::new(settings, policy).await?;
         let mut server = HttpServer::new(move || create_app(parts.clone()));
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);

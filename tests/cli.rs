@@ -109,7 +109,10 @@ fn the_openapi_command_prints_the_committed_document() {
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
             .expect("committed spec");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
+    assert!(
+        String::from_utf8_lossy(&output.stdout) == committed,
+        "`openapi` differs from openapi/openapi.json"
+    );
 }
 
 #[test]
@@ -181,4 +184,39 @@ fn policy_test_passes_the_example_cases_and_fails_a_wrong_one() {
         "{stdout}"
     );
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn an_unreachable_database_at_start_exits_non_zero_with_a_clear_error() {
+    let config = write_temp("db.toml", &example_config());
+    let output = serve(
+        &config,
+        &[
+            ("SRGW_STORAGE__URL", "postgres://nobody@127.0.0.1:1/none"),
+            ("SRGW_STORAGE__ACQUIRE_TIMEOUT_MS", "500"),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("opening the gateway's database"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_config_path_and_log_format_variables_are_not_mistaken_for_config_keys() {
+    let config = write_temp("via-env.toml", &example_config());
+    let output = Command::new(BINARY)
+        .arg("serve")
+        .env("SRGW_CONFIG", &config)
+        .env("SRGW_LOG_FORMAT", "json")
+        .env("SRGW_POLICY__PATH", "/nonexistent/policy.toml")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("/nonexistent/policy.toml"), "{message}");
+    assert!(!message.contains("unknown field"), "{message}");
 }

@@ -50,6 +50,7 @@ async fn no_password_or_token_is_ever_logged() {
         PolicyStore::fixed(policy),
         |_| {},
     )
+    .await
     .expect("starts");
     let client = reqwest::Client::new();
     let alice = EmployeeClaims {

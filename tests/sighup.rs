@@ -13,8 +13,9 @@ async fn sighup_reloads_the_policy_file() {
     let policy = Policy::parse(EXAMPLE_POLICY).expect("valid");
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
     let store = PolicyStore::from_file(path.clone()).expect("loads");
-    let stack =
-        DemoStack::start(loopback, simulator_config_for(&policy), store, |_| {}).expect("starts");
+    let stack = DemoStack::start(loopback, simulator_config_for(&policy), store, |_| {})
+        .await
+        .expect("starts");
     let token = stack
         .idp
         .sign(

@@ -5,13 +5,12 @@ pub mod model;
 
 use std::sync::Arc;
 
-use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 
 use crate::config::CloudSettings;
 use crate::error::{ErrorCode, Problem};
 use iam::{IamToken, IamTokenCache};
-use model::{CreateStarRocksBody, CreateStarRocksResponse};
+use model::{CreateStarRocksBody, CreateStarRocksResponse, HtapList};
 
 /// Why a cloud call failed, classified by what the caller can conclude from it.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +46,17 @@ impl CloudError {
             Self::Timeout(error)
         } else {
             Self::Transport(error)
+        }
+    }
+
+    /// Whether the call certainly had no effect: refused by the cloud (a `4xx`), never sent,
+    /// or refused before the service ran. Timeouts, `5xx` and unreadable answers may hide a
+    /// call that took effect.
+    pub fn is_definite(&self) -> bool {
+        match self {
+            Self::Rejected { status, .. } => *status < 500,
+            Self::IamRejected { .. } | Self::Unreachable(_) => true,
+            Self::Timeout(_) | Self::Transport(_) | Self::InvalidResponse(_) => false,
         }
     }
 
@@ -140,38 +150,61 @@ impl CloudClient {
         self.tokens.token(&self.settings.project_id).await
     }
 
-    pub async fn evict_token(&self, rejected: &IamToken) {
-        self.tokens.evict(&self.settings.project_id, rejected).await;
+    /// One call with the cached IAM token. When the cloud's API gateway refuses the token
+    /// (`APIGW.0301`), it is evicted, refetched and the call sent once more: the refusal
+    /// happens before the service runs, so the retry cannot duplicate anything.
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&CreateStarRocksBody>,
+        request_id: &str,
+    ) -> Result<T, Arc<CloudError>> {
+        let url = self.settings.endpoint.join(path).map_err(|e| {
+            Arc::new(CloudError::InvalidResponse(format!(
+                "cannot build {path}: {e}"
+            )))
+        })?;
+        let token = self.token().await?;
+        match self
+            .send_once(method.clone(), url.clone(), body, &token, request_id)
+            .await
+        {
+            Err(error) if error.is_token_rejection() => {
+                tracing::warn!(
+                    "the cloud refused the cached IAM token; refetching it and retrying once"
+                );
+                self.tokens.evict(&self.settings.project_id, &token).await;
+                let token = self.token().await?;
+                self.send_once(method, url, body, &token, request_id)
+                    .await
+                    .map_err(Arc::new)
+            }
+            other => other.map_err(Arc::new),
+        }
     }
 
-    /// `POST /v3/{project_id}/instances/{instance_id}/starrocks`, once.
-    pub async fn create_starrocks(
+    async fn send_once<T: serde::de::DeserializeOwned>(
         &self,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Option<&CreateStarRocksBody>,
         token: &IamToken,
-        target_instance_id: &str,
-        body: &CreateStarRocksBody,
         request_id: &str,
-    ) -> Result<CreateStarRocksResponse, CloudError> {
-        let path = format!(
-            "v3/{}/instances/{}/starrocks",
-            self.settings.project_id, target_instance_id
-        );
-        let url = self.settings.endpoint.join(&path).map_err(|e| {
-            CloudError::InvalidResponse(format!("cannot build the create URL: {e}"))
-        })?;
-        let response = self
+    ) -> Result<T, CloudError> {
+        let mut request = self
             .http
-            .post(url)
+            .request(method, url)
             .header("X-Auth-Token", token.value.expose_secret())
             .header("X-Language", "en-us")
-            .header("X-Request-Id", request_id)
-            .json(body)
-            .send()
-            .await
-            .map_err(CloudError::from_transport)?;
+            .header("X-Request-Id", request_id);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(CloudError::from_transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(CloudError::from_transport)?;
-        if status != StatusCode::CREATED && status != StatusCode::OK {
+        if !status.is_success() {
             let (code, message) = model::parse_error(&bytes).unzip();
             return Err(CloudError::Rejected {
                 status: status.as_u16(),
@@ -179,7 +212,35 @@ impl CloudClient {
                 message: message.flatten(),
             });
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| CloudError::InvalidResponse(format!("create answer: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| CloudError::InvalidResponse(format!("{e}")))
+    }
+
+    /// `POST /v3/{project_id}/instances/{instance_id}/starrocks`.
+    pub async fn create_starrocks(
+        &self,
+        target_instance_id: &str,
+        body: &CreateStarRocksBody,
+        request_id: &str,
+    ) -> Result<CreateStarRocksResponse, Arc<CloudError>> {
+        let path = format!(
+            "v3/{}/instances/{target_instance_id}/starrocks",
+            self.settings.project_id
+        );
+        self.send(reqwest::Method::POST, &path, Some(body), request_id)
+            .await
+    }
+
+    /// `GET /v3/{project_id}/instances/{instance_id}/htap`: the HTAP instances of a TaurusDB.
+    pub async fn list_htap(
+        &self,
+        target_instance_id: &str,
+        request_id: &str,
+    ) -> Result<HtapList, Arc<CloudError>> {
+        let path = format!(
+            "v3/{}/instances/{target_instance_id}/htap",
+            self.settings.project_id
+        );
+        self.send(reqwest::Method::GET, &path, None, request_id)
+            .await
     }
 }

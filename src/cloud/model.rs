@@ -76,6 +76,26 @@ pub struct CreatedInstance {
     pub status: String,
 }
 
+/// `GET …/htap`: the HTAP instances attached to a TaurusDB instance.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HtapList {
+    #[serde(default)]
+    pub instances: Vec<HtapInstance>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HtapInstance {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub instance_state: Option<InstanceState>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstanceState {
+    pub instance_status: Option<String>,
+}
+
 /// The error shapes Huawei services use; TaurusDB answers with the first.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

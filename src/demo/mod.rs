@@ -11,7 +11,8 @@ use anyhow::Context;
 use secrecy::SecretString;
 
 use crate::config::{
-    AuthSettings, ClaimSettings, CloudSettings, PolicySettings, ServerSettings, Settings,
+    AuthSettings, ClaimSettings, CloudSettings, PolicySettings, ReconcileSettings, ServerSettings,
+    Settings, StorageSettings,
 };
 use crate::policy::{Policy, PolicyStore};
 use crate::simulator::{self, SimulatorConfig};
@@ -162,13 +163,27 @@ pub fn settings(
             path: "config/policy.example.toml".into(),
             watch_interval_secs: 0,
         },
+        // A fresh embedded database per run: the simulator's cloud starts empty too.
+        storage: StorageSettings {
+            url: SecretString::from(format!(
+                "sqlite://{}",
+                std::env::temp_dir()
+                    .join(format!(
+                        "starrocks-gateway-demo-{}.db",
+                        uuid::Uuid::new_v4().simple()
+                    ))
+                    .display()
+            )),
+            ..StorageSettings::default()
+        },
+        reconcile: ReconcileSettings::default(),
     })
 }
 
 impl DemoStack {
     /// Starts all three servers; `configure` may adjust the gateway settings (tests shorten
     /// timeouts this way).
-    pub fn start(
+    pub async fn start(
         listen: SocketAddr,
         simulator_config: SimulatorConfig,
         policy: PolicyStore,
@@ -192,7 +207,7 @@ impl DemoStack {
             .context("starting the simulator")?;
         let identity_provider =
             idp::start(idp.clone(), idp_listener).context("starting the identity provider")?;
-        let gateway = Application::with_listener(&settings, policy, gateway_listener)?;
+        let gateway = Application::with_listener(&settings, policy, gateway_listener).await?;
         tokio::spawn(simulator);
         tokio::spawn(identity_provider);
         tokio::spawn(gateway.run_until_stopped());
@@ -203,6 +218,19 @@ impl DemoStack {
             idp,
             settings,
         })
+    }
+}
+
+impl DemoStack {
+    /// Starts one more gateway beside the first, sharing its cloud, identity provider and
+    /// database (as a second replica, or the first one after a restart); returns its URL.
+    pub async fn start_another_gateway(&self, policy: PolicyStore) -> anyhow::Result<String> {
+        let (listener, url) = bind(([127, 0, 0, 1], 0).into())?;
+        let mut settings = self.settings.clone();
+        settings.server.listen = listener.local_addr()?;
+        let gateway = Application::with_listener(&settings, policy, listener).await?;
+        tokio::spawn(gateway.run_until_stopped());
+        Ok(url)
     }
 }
 
@@ -227,7 +255,8 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         simulator_config_for(&policy),
         PolicyStore::fixed(policy),
         |_| {},
-    )?;
+    )
+    .await?;
     print_banner(&stack)?;
     tokio::signal::ctrl_c()
         .await

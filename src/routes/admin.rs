@@ -1,11 +1,15 @@
 //! Platform-admin endpoints.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::{ErrorCode, Problem};
+use crate::error::{ErrorCode, FieldError, Problem};
 use crate::pipeline::authenticate::Employee;
+use crate::pipeline::reconcile::ReconcileReport;
 use crate::policy::{PolicyError, Reloaded};
 use crate::startup::GatewayState;
+use crate::storage::decisions::{DecisionFilter, DecisionPage, DecisionQuery, DecisionRecord};
 
 /// Reload the policy file.
 ///
@@ -56,5 +60,144 @@ pub async fn reload_policy(
             )
             .response_for(&request)
         }
+    }
+}
+
+/// Reconcile pending creates now.
+///
+/// Creates whose outcome was unknown (a timeout or `5xx` after sending) are checked against
+/// the cloud's HTAP instance lists: found → committed, absent after the grace period → released.
+#[utoipa::path(post, path = "/v1/admin/reconcile", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What the pass did", body = ReconcileReport),
+        (status = 401, description = "Missing or invalid bearer token (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Platform admins only (`admin_required`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The gateway's database is unavailable (`storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/admin/reconcile")]
+pub async fn reconcile_now(
+    request: HttpRequest,
+    employee: web::ReqData<Employee>,
+    state: web::Data<GatewayState>,
+) -> HttpResponse {
+    if !employee.admin {
+        return Problem::new(
+            ErrorCode::AdminRequired,
+            "reconciling is reserved to platform admins",
+        )
+        .response_for(&request);
+    }
+    match crate::pipeline::reconcile::reconcile(&state.store, &state.cloud, state.reconcile_grace)
+        .await
+    {
+        Ok(report) => HttpResponse::Ok().json(report),
+        Err(error) => Problem::from(&error).response_for(&request),
+    }
+}
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+fn parse_time(field: &str, value: Option<&String>) -> Result<Option<i64>, Problem> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp_millis())
+                .map_err(|e| {
+                    Problem::new(
+                        ErrorCode::InvalidParameter,
+                        format!("`{field}` is not an RFC 3339 time: {e}"),
+                    )
+                    .with_field_errors(vec![FieldError {
+                        field: field.into(),
+                        message: e.to_string(),
+                    }])
+                })
+        })
+        .transpose()
+}
+
+/// `at_ms:id`, base64url-encoded, so clients treat it as opaque.
+fn encode_page(record: &DecisionRecord) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", record.at_ms, record.id))
+}
+
+fn decode_page(page: &str) -> Option<(i64, String)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(page).ok()?).ok()?;
+    let (at, id) = text.split_once(':')?;
+    Some((at.parse().ok()?, id.to_owned()))
+}
+
+/// The decision log.
+///
+/// Every create, dry-run, denial and delete: who, which team, target and size, each rule's
+/// outcome, the policy revision, quota before and after, the cloud's answer and latency.
+/// Newest first; filter by team, subject, outcome and time; follow `next_page`.
+#[utoipa::path(get, path = "/v1/admin/decisions", tag = "admin",
+    params(DecisionQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of decisions, newest first", body = DecisionPage),
+        (status = 400, description = "A bad filter (`invalid_parameter`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Platform admins only (`admin_required`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The gateway's database is unavailable (`storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/admin/decisions")]
+pub async fn decisions(
+    request: HttpRequest,
+    employee: web::ReqData<Employee>,
+    state: web::Data<GatewayState>,
+    query: web::Query<DecisionQuery>,
+) -> HttpResponse {
+    if !employee.admin {
+        return Problem::new(
+            ErrorCode::AdminRequired,
+            "the decision log is reserved to platform admins",
+        )
+        .response_for(&request);
+    }
+    let query = query.into_inner();
+    let filter = (|| {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Problem::new(
+                ErrorCode::InvalidParameter,
+                format!("`limit` must be 1 to {MAX_PAGE}"),
+            ));
+        }
+        let before = match &query.page {
+            Some(page) => Some(decode_page(page).ok_or_else(|| {
+                Problem::new(
+                    ErrorCode::InvalidParameter,
+                    "`page` is not a page token from this API",
+                )
+            })?),
+            None => None,
+        };
+        Ok(DecisionFilter {
+            team: query.team.clone(),
+            subject: query.subject.clone(),
+            outcome: query.outcome.clone(),
+            since_ms: parse_time("since", query.since.as_ref())?,
+            until_ms: parse_time("until", query.until.as_ref())?,
+            limit,
+            before,
+        })
+    })();
+    let filter = match filter {
+        Ok(filter) => filter,
+        Err(problem) => return problem.response_for(&request),
+    };
+    match state.store.decisions(&filter).await {
+        Ok((decisions, more)) => {
+            let next_page = more.then(|| decisions.last().map(encode_page)).flatten();
+            HttpResponse::Ok().json(DecisionPage {
+                decisions,
+                next_page,
+            })
+        }
+        Err(error) => Problem::from(&error).response_for(&request),
     }
 }

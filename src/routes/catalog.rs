@@ -13,6 +13,7 @@ use crate::pipeline::authenticate::Employee;
 use crate::pipeline::authorize::select_team;
 use crate::policy::{HaMode, Policy, Quota};
 use crate::startup::GatewayState;
+use crate::storage::ledger::Cost;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeGroup {
@@ -62,9 +63,11 @@ pub struct Catalog {
     pub sys_tags: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// What the team uses now, next to `quota`.
+    pub usage: Cost,
 }
 
-fn catalog_of(policy: &Policy, team_name: &str) -> Option<Catalog> {
+fn catalog_of(policy: &Policy, team_name: &str, usage: Cost) -> Option<Catalog> {
     let team = policy.team(team_name)?;
     let defaults = &policy.file.defaults;
     let sizes = team
@@ -111,6 +114,7 @@ fn catalog_of(policy: &Policy, team_name: &str) -> Option<Catalog> {
         },
         sys_tags: team.injected_tags().into_iter().collect(),
         quota: team.quota,
+        usage,
     })
 }
 
@@ -126,7 +130,7 @@ fn catalog_of(policy: &Policy, team_name: &str) -> Option<Catalog> {
         (status = 400, description = "You are in several teams and named none (`team_required`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member of the named team (`not_team_member`), or the team is not in the policy (`policy_denied`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The identity provider is unreachable (`identity_provider_unavailable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The identity provider or the gateway's database is unreachable (`identity_provider_unavailable`, `storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/catalog")]
 pub async fn catalog(
@@ -141,7 +145,11 @@ pub async fn catalog(
         Ok(team) => team,
         Err(problem) => return problem.response_for(&request),
     };
-    match catalog_of(&policy, &team) {
+    let usage = match state.store.usage(&team).await {
+        Ok(usage) => usage,
+        Err(error) => return Problem::from(&error).response_for(&request),
+    };
+    match catalog_of(&policy, &team, usage) {
         Some(catalog) => HttpResponse::Ok().json(catalog),
         None => Problem::new(
             crate::error::ErrorCode::PolicyDenied,
@@ -156,6 +164,12 @@ pub struct TeamMembership {
     pub name: String,
     /// Whether the policy declares this team (only declared teams can order).
     pub known: bool,
+    /// The team's limits, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    /// What the team uses now (declared teams only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Cost>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -172,23 +186,37 @@ pub struct Me {
 #[utoipa::path(get, path = "/v1/me", tag = "instances",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Your identity, teams and admin status", body = Me),
+        (status = 200, description = "Your identity, teams (with quota and usage) and admin status", body = Me),
         (status = 401, description = "Missing or invalid bearer token (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The identity provider is unreachable (`identity_provider_unavailable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The identity provider or the gateway's database is unreachable (`identity_provider_unavailable`, `storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/me")]
-pub async fn me(employee: web::ReqData<Employee>, state: web::Data<GatewayState>) -> HttpResponse {
+pub async fn me(
+    request: HttpRequest,
+    employee: web::ReqData<Employee>,
+    state: web::Data<GatewayState>,
+) -> HttpResponse {
     let policy = state.policy.current();
     let employee = employee.into_inner();
+    let mut teams = Vec::new();
+    for name in &employee.teams {
+        let team = policy.team(name);
+        let usage = match team {
+            Some(_) => match state.store.usage(name).await {
+                Ok(usage) => Some(usage),
+                Err(error) => return Problem::from(&error).response_for(&request),
+            },
+            None => None,
+        };
+        teams.push(TeamMembership {
+            name: name.clone(),
+            known: team.is_some(),
+            quota: team.and_then(|t| t.quota),
+            usage,
+        });
+    }
     HttpResponse::Ok().json(Me {
-        teams: employee
-            .teams
-            .iter()
-            .map(|name| TeamMembership {
-                name: name.clone(),
-                known: policy.team(name).is_some(),
-            })
-            .collect(),
+        teams,
         subject: employee.subject,
         email: employee.email,
         admin: employee.admin,

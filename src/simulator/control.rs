@@ -33,6 +33,8 @@ pub struct Faults {
     /// The next N creates fail with `fail_status`.
     pub fail_next_creates: u32,
     pub fail_status: u16,
+    /// The next N creates succeed, but their answers never arrive in time.
+    pub lose_next_answers: u32,
 }
 
 impl Default for Faults {
@@ -41,6 +43,7 @@ impl Default for Faults {
             latency_ms: 0,
             fail_next_creates: 0,
             fail_status: 500,
+            lose_next_answers: 0,
         }
     }
 }
@@ -51,6 +54,7 @@ pub(super) struct FaultsUpdate {
     latency_ms: Option<u64>,
     fail_next_creates: Option<u32>,
     fail_status: Option<u16>,
+    lose_next_answers: Option<u32>,
 }
 
 pub(super) async fn creates(simulator: web::Data<Simulator>) -> HttpResponse {
@@ -77,6 +81,9 @@ pub(super) async fn set_faults(
     }
     if let Some(count) = update.fail_next_creates {
         faults.fail_next_creates = count;
+    }
+    if let Some(count) = update.lose_next_answers {
+        faults.lose_next_answers = count;
     }
     if let Some(status) = update.fail_status {
         if !(500..=599).contains(&status) {

@@ -7,10 +7,12 @@
 //!
 //! Besides the cloud API it serves a small control API under `/_sim` for tests:
 //! `GET /_sim/creates` (every create received), `GET /_sim/stats`, `PUT /_sim/faults`,
-//! `POST /_sim/tokens/expire`.
+//! `POST /_sim/tokens/expire`. Instances move from `creating` to `normal` after
+//! `create_duration`; `GET …/htap` lists them and `GET …/starrocks/{id}` shows one.
 
 mod control;
 mod iam;
+mod instances;
 mod taurusdb;
 
 use std::collections::HashMap;
@@ -40,6 +42,8 @@ pub struct SimulatorConfig {
     pub io_types: Vec<String>,
     /// Lifetime of issued tokens; Huawei's is 24 h.
     pub token_lifetime: Duration,
+    /// How long a new instance stays `creating` before it is `normal`.
+    pub create_duration: Duration,
 }
 
 impl Default for SimulatorConfig {
@@ -58,6 +62,7 @@ impl Default for SimulatorConfig {
             engine_versions: vec!["3.1".into(), "3.3".into()],
             io_types: vec!["SSD".into(), "ESSD".into(), "ULTRAHIGH".into()],
             token_lifetime: Duration::from_secs(24 * 3_600),
+            create_duration: Duration::from_secs(10),
         }
     }
 }
@@ -73,8 +78,20 @@ struct SimState {
     tokens: HashMap<String, IssuedToken>,
     tokens_issued: u64,
     creates: Vec<ReceivedCreate>,
-    instances: Vec<serde_json::Value>,
+    instances: Vec<SimInstance>,
     faults: Faults,
+}
+
+/// A StarRocks instance the simulator created.
+#[derive(Debug, Clone)]
+struct SimInstance {
+    /// The TaurusDB instance it is attached to.
+    target: String,
+    created_at: std::time::Instant,
+    time_zone: String,
+    nodes: i64,
+    /// The `instance` object of the create answer.
+    detail: serde_json::Value,
 }
 
 #[derive(Debug)]
@@ -122,6 +139,14 @@ pub fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<
             .route(
                 "/v3/{project_id}/instances/{instance_id}/starrocks",
                 web::post().to(taurusdb::create_starrocks),
+            )
+            .route(
+                "/v3/{project_id}/instances/{instance_id}/htap",
+                web::get().to(instances::list_htap),
+            )
+            .route(
+                "/v3/{project_id}/instances/{instance_id}/starrocks/{starrocks_id}",
+                web::get().to(instances::get_starrocks),
             )
             .route("/_sim/creates", web::get().to(control::creates))
             .route("/_sim/stats", web::get().to(control::stats))

@@ -9,13 +9,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::control::ReceivedCreate;
-use super::{Simulator, dbs_error};
+use super::{SimInstance, Simulator, dbs_error};
 
 const PARAMETER_ERROR: &str = "DBS.200001";
 const INVALID_NAME: &str = "DBS.280234";
-const INSTANCE_NOT_FOUND: &str = "DBS.05000044";
+pub(super) const INSTANCE_NOT_FOUND: &str = "DBS.05000044";
 const TOKEN_INVALID: &str = "APIGW.0301";
 const PASSWORD_SPECIALS: &str = "~!@#$%^*-_=+?,()&|.";
+/// How long a lost answer keeps the caller waiting: longer than any sane client timeout.
+const LOST_ANSWER_DELAY: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -291,15 +293,15 @@ fn new_id(suffix: &str) -> String {
     format!("{}{suffix}", uuid::Uuid::new_v4().simple())
 }
 
-/// What the simulator checks before the body: token, project, instance, injected faults.
-fn precheck(
+/// What every TaurusDB call checks first: the token, the project, the TaurusDB instance.
+pub(super) fn check_access(
     simulator: &Simulator,
     token: Option<&str>,
     project_id: &str,
     instance_id: &str,
 ) -> Result<(), HttpResponse> {
     let config = &simulator.config;
-    let mut state = simulator.state();
+    let state = simulator.state();
     let token = token
         .and_then(|t| state.tokens.get(t))
         .filter(|t| t.expires_at > chrono::Utc::now());
@@ -324,6 +326,12 @@ fn precheck(
             format!("The instance {instance_id} does not exist."),
         ));
     }
+    Ok(())
+}
+
+/// The injected create failure, if one is armed.
+fn injected_failure(simulator: &Simulator) -> Result<(), HttpResponse> {
+    let mut state = simulator.state();
     if state.faults.fail_next_creates > 0 {
         state.faults.fail_next_creates -= 1;
         let status = StatusCode::from_u16(state.faults.fail_status)
@@ -349,14 +357,16 @@ pub(super) async fn create_starrocks(
         tokio::time::sleep(Duration::from_millis(latency_ms)).await;
     }
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let response = match precheck(
+    let checked = check_access(
         &simulator,
         header("x-auth-token"),
         &project_id,
         &instance_id,
-    ) {
+    )
+    .and_then(|()| injected_failure(&simulator));
+    let response = match checked {
         Err(response) => response,
-        Ok(()) => create(&simulator, &body),
+        Ok(()) => create(&simulator, &instance_id, &body),
     };
     let received = ReceivedCreate {
         project_id,
@@ -365,11 +375,24 @@ pub(super) async fn create_starrocks(
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
         status: response.status().as_u16(),
     };
-    simulator.state().creates.push(received);
+    let lose_answer = {
+        let mut state = simulator.state();
+        state.creates.push(received);
+        let lose = response.status() == StatusCode::CREATED && state.faults.lose_next_answers > 0;
+        if lose {
+            state.faults.lose_next_answers -= 1;
+        }
+        lose
+    };
+    if lose_answer {
+        // The instance exists, but its answer never arrives in time: the caller must find out
+        // from a later list or get, as with the real cloud.
+        tokio::time::sleep(LOST_ANSWER_DELAY).await;
+    }
     response
 }
 
-fn create(simulator: &Simulator, raw: &[u8]) -> HttpResponse {
+fn create(simulator: &Simulator, target: &str, raw: &[u8]) -> HttpResponse {
     let deserializer = &mut serde_json::Deserializer::from_slice(raw);
     let body: CreateBody = match serde_path_to_error::deserialize(deserializer) {
         Ok(body) => body,
@@ -382,6 +405,7 @@ fn create(simulator: &Simulator, raw: &[u8]) -> HttpResponse {
         return dbs_error(StatusCode::BAD_REQUEST, code, message);
     }
     let config = &simulator.config;
+    let time_zone = body.time_zone.clone();
     let instance = json!({
         "id": new_id("in17"),
         "az_code": body.az_code,
@@ -403,7 +427,13 @@ fn create(simulator: &Simulator, raw: &[u8]) -> HttpResponse {
             "sys_tags": body.tags_info.sys_tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
         },
     });
-    simulator.state().instances.push(instance.clone());
+    simulator.state().instances.push(SimInstance {
+        target: target.to_owned(),
+        created_at: std::time::Instant::now(),
+        time_zone: time_zone.unwrap_or_else(|| "UTC+08:00".into()),
+        nodes: body.fe_count + body.be_count,
+        detail: instance.clone(),
+    });
     HttpResponse::Created()
         .json(json!({"instance": instance, "job_id": uuid::Uuid::new_v4().to_string()}))
 }

@@ -6,7 +6,10 @@ use crate::helpers::{problem, small_instance, spawn_app, spawn_app_full, spawn_a
 
 #[tokio::test]
 async fn fifty_concurrent_creates_fetch_exactly_one_iam_token() {
-    let app = spawn_app().await;
+    let roomy = EXAMPLE_POLICY
+        .replacen("instances = 5", "instances = 100", 1)
+        .replacen("nodes = 30", "nodes = 1000", 1);
+    let app = spawn_app_with(&roomy, |_| {}).await;
     let token = app.alice();
     let bodies: Vec<_> = (0..50)
         .map(|i| json!({"name": format!("cube-{i:02}"), "target": "analytics-prod", "size": "small"}))

@@ -32,12 +32,66 @@ pub async fn spawn_app_with(policy: &str, configure: impl FnOnce(&mut Settings))
     spawn_app_full(policy, |_| {}, configure).await
 }
 
+/// Which database a test's gateway uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh PostgreSQL database on the server `scripts/test` started, as a URL.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let server = std::env::var("STARROCKS_TEST_POSTGRES_URL").expect(
+        "PostgreSQL tests need STARROCKS_TEST_POSTGRES_URL (postgres://user@host:port/db); \
+         `scripts/test` starts a throwaway server and sets it",
+    );
+    sqlx::any::install_default_drivers();
+    let name = format!("srgw_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(&server)
+        .await
+        .expect("the test PostgreSQL server answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("CREATE DATABASE");
+    admin.close().await.ok();
+    let base = server
+        .rsplit_once('/')
+        .map_or(server.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// The stack on the given database, with the example policy.
+pub async fn spawn_app_on(db: Db) -> TestApp {
+    spawn_app_full_on(db, EXAMPLE_POLICY, |_| {}, |_| {}).await
+}
+
 /// The stack with a given policy, an adjusted simulator and adjusted gateway settings.
 pub async fn spawn_app_full(
     policy: &str,
     simulator: impl FnOnce(&mut SimulatorConfig),
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_full_on(Db::Sqlite, policy, simulator, configure).await
+}
+
+pub async fn spawn_app_full_on(
+    db: Db,
+    policy: &str,
+    simulator: impl FnOnce(&mut SimulatorConfig),
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let postgres = match db {
+        Db::Postgres => Some(fresh_postgres_database().await),
+        Db::Sqlite => None,
+    };
+    let configure = move |settings: &mut Settings| {
+        if let Some(url) = postgres {
+            settings.storage.url = url.into();
+        }
+        configure(settings);
+    };
     if std::env::var_os("TEST_LOG").is_some() {
         starrocks_gateway::telemetry::init("debug");
     }
@@ -54,8 +108,9 @@ pub async fn spawn_app_full(
     std::fs::write(&policy_path, policy).expect("writing the test policy");
     let store = PolicyStore::from_file(policy_path.clone()).expect("test policy loads");
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let stack =
-        DemoStack::start(loopback, simulator_config, store, configure).expect("the stack starts");
+    let stack = DemoStack::start(loopback, simulator_config, store, configure)
+        .await
+        .expect("the stack starts");
     TestApp {
         policy_path,
         stack,

@@ -9,4 +9,5 @@ mod jwks;
 mod jwt_attacks;
 mod policy;
 mod simulator;
+mod storage;
 mod surface;

@@ -260,7 +260,12 @@ async fn me_shows_the_employee_as_the_gateway_sees_them() {
     assert_eq!(dana["email"], "dana@example.com");
     assert_eq!(
         dana["teams"],
-        json!([{"name": "analytics", "known": true}, {"name": "marketing", "known": false}])
+        json!([
+            {"name": "analytics", "known": true,
+             "quota": {"instances": 5, "nodes": 30, "storage_gb": 10000},
+             "usage": {"instances": 0, "nodes": 0, "storage_gb": 0}},
+            {"name": "marketing", "known": false},
+        ])
     );
     assert_eq!(dana["admin"], false);
     assert!(

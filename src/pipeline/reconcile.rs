@@ -1,0 +1,113 @@
+//! Resolving `pending` reservations by asking the cloud: an instance of the reserved name on
+//! the target that the ledger does not know yet → committed with its id; none after the grace
+//! period → released. Runs at start (a crash between reserve and settle loses nothing), on a
+//! timer, and on `POST /v1/admin/reconcile`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::cloud::CloudClient;
+use crate::storage::{StorageError, Store, now_ms};
+
+/// What one reconciliation pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReconcileReport {
+    pub checked: usize,
+    pub committed: usize,
+    pub released: usize,
+    /// Still unknown: within the grace period, or the cloud could not be asked.
+    pub pending: usize,
+}
+
+pub async fn reconcile(
+    store: &Store,
+    cloud: &CloudClient,
+    grace: Duration,
+) -> Result<ReconcileReport, StorageError> {
+    let pending = store.pending().await?;
+    let mut report = ReconcileReport {
+        checked: pending.len(),
+        ..ReconcileReport::default()
+    };
+    let mut listings = HashMap::new();
+    let request_id = format!("reconcile-{}", uuid::Uuid::new_v4());
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    for reservation in pending {
+        let target = reservation.target_instance_id.clone();
+        if !listings.contains_key(&target) {
+            let listing = cloud.list_htap(&target, &request_id).await;
+            if let Err(error) = &listing {
+                tracing::warn!(target = %target, error = ?error, "cannot list HTAP instances; reconciling later");
+            }
+            listings.insert(target.clone(), listing.ok());
+        }
+        let Some(Some(listing)) = listings.get(&target) else {
+            report.pending += 1;
+            continue;
+        };
+        let known = store.known_instance_ids(&target).await?;
+        let found = listing
+            .instances
+            .iter()
+            .find(|i| i.name == reservation.name && !known.contains(&i.id));
+        match found {
+            Some(instance) => {
+                if store
+                    .commit(
+                        &reservation.id,
+                        &instance.id,
+                        None,
+                        "reconciled: found upstream",
+                    )
+                    .await?
+                {
+                    tracing::info!(reservation.id = %reservation.id, instance.id = %instance.id, "pending create found upstream; committed");
+                    report.committed += 1;
+                }
+            }
+            None if now_ms() - reservation.created_at > grace_ms => {
+                if store
+                    .release(
+                        &reservation.id,
+                        "reconciled: absent upstream after the grace period",
+                    )
+                    .await?
+                {
+                    tracing::info!(reservation.id = %reservation.id, "pending create absent upstream; released");
+                    report.released += 1;
+                }
+            }
+            None => report.pending += 1,
+        }
+    }
+    Ok(report)
+}
+
+/// Reconciles now and then every `interval` (zero: only now), for as long as the process runs.
+pub fn spawn(
+    store: Store,
+    cloud: std::sync::Arc<CloudClient>,
+    interval: Duration,
+    grace: Duration,
+) {
+    tokio::spawn(async move {
+        loop {
+            match reconcile(&store, &cloud, grace).await {
+                Ok(report) if report.checked > 0 => {
+                    tracing::info!(?report, "reconciled pending creates")
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = ?error, "reconciliation could not read the ledger")
+                }
+            }
+            if interval.is_zero() {
+                return;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+}

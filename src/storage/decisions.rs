@@ -1,0 +1,226 @@
+//! The decision log: who asked for what, what policy and quota said, what the cloud answered.
+//! Rows are built from typed values that hold no secret, so no password, token or
+//! `Authorization` header can be written here.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+
+use super::ledger::Cost;
+use super::{StorageError, Store};
+
+/// One logged decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DecisionRecord {
+    pub id: String,
+    /// When it was decided (RFC 3339, UTC).
+    pub at: String,
+    #[serde(skip)]
+    pub at_ms: i64,
+    pub request_id: String,
+    pub decision_id: Option<String>,
+    /// `create`, `dry_run` or `delete`.
+    pub action: String,
+    pub subject: String,
+    pub team: Option<String>,
+    pub target: Option<String>,
+    pub size: Option<String>,
+    /// `created`, `denied`, `failed`, `pending` (outcome unknown, reconciliation decides),
+    /// `allowed` (dry-run).
+    pub outcome: String,
+    /// Every rule's outcome, as in the decision.
+    #[schema(value_type = Vec<Object>)]
+    pub rules: serde_json::Value,
+    pub policy_revision: Option<String>,
+    pub quota_before: Option<Cost>,
+    pub quota_after: Option<Cost>,
+    pub upstream_status: Option<u16>,
+    /// The problem code answered, or the cloud's error code.
+    pub error_code: Option<String>,
+    pub instance_id: Option<String>,
+    pub job_id: Option<String>,
+    pub latency_ms: i64,
+}
+
+/// Filters of `GET /v1/admin/decisions`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionQuery {
+    pub team: Option<String>,
+    pub subject: Option<String>,
+    /// e.g. `denied`.
+    pub outcome: Option<String>,
+    /// Only decisions at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only decisions before this time (RFC 3339).
+    pub until: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_page` of the previous answer.
+    pub page: Option<String>,
+}
+
+/// A page of the decision log, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DecisionPage {
+    pub decisions: Vec<DecisionRecord>,
+    /// Pass as `page` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+}
+
+/// A validated query: times in milliseconds, the cursor decoded.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub team: Option<String>,
+    pub subject: Option<String>,
+    pub outcome: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub limit: u32,
+    /// Rows strictly older than this `(at_ms, id)`.
+    pub before: Option<(i64, String)>,
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    text: Option<String>,
+    column: &str,
+) -> Result<Option<T>, StorageError> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StorageError::Corrupt(format!("{column}: {e}")))
+    })
+    .transpose()
+}
+
+impl Store {
+    pub async fn record_decision(&self, record: &DecisionRecord) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO decisions (id, at, request_id, decision_id, action, subject, team, target, size, \
+             outcome, rules, policy_revision, quota_before, quota_after, upstream_status, error_code, \
+             instance_id, job_id, latency_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .bind(&record.id)
+        .bind(record.at_ms)
+        .bind(&record.request_id)
+        .bind(&record.decision_id)
+        .bind(&record.action)
+        .bind(&record.subject)
+        .bind(&record.team)
+        .bind(&record.target)
+        .bind(&record.size)
+        .bind(&record.outcome)
+        .bind(json(&record.rules)?)
+        .bind(&record.policy_revision)
+        .bind(record.quota_before.as_ref().map(json).transpose()?)
+        .bind(record.quota_after.as_ref().map(json).transpose()?)
+        .bind(record.upstream_status.map(i64::from))
+        .bind(&record.error_code)
+        .bind(&record.instance_id)
+        .bind(&record.job_id)
+        .bind(record.latency_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Decisions matching `filter`, newest first, one page plus whether more follow.
+    pub async fn decisions(
+        &self,
+        filter: &DecisionFilter,
+    ) -> Result<(Vec<DecisionRecord>, bool), StorageError> {
+        enum Bind {
+            Text(String),
+            Number(i64),
+        }
+        let mut conditions = Vec::new();
+        let mut binds = Vec::new();
+        let slot = |bind: Bind, binds: &mut Vec<Bind>| {
+            binds.push(bind);
+            format!("${}", binds.len())
+        };
+        for (column, value) in [
+            ("team", &filter.team),
+            ("subject", &filter.subject),
+            ("outcome", &filter.outcome),
+        ] {
+            if let Some(value) = value {
+                conditions.push(format!(
+                    "{column} = {}",
+                    slot(Bind::Text(value.clone()), &mut binds)
+                ));
+            }
+        }
+        if let Some(since) = filter.since_ms {
+            conditions.push(format!("at >= {}", slot(Bind::Number(since), &mut binds)));
+        }
+        if let Some(until) = filter.until_ms {
+            conditions.push(format!("at < {}", slot(Bind::Number(until), &mut binds)));
+        }
+        if let Some((at, id)) = &filter.before {
+            let at = slot(Bind::Number(*at), &mut binds);
+            let id = slot(Bind::Text(id.clone()), &mut binds);
+            conditions.push(format!("(at < {at} OR (at = {at} AND id < {id}))"));
+        }
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, at, request_id, decision_id, action, subject, team, target, size, outcome, rules, \
+             policy_revision, quota_before, quota_after, upstream_status, error_code, instance_id, job_id, \
+             latency_ms FROM decisions {where_clause} ORDER BY at DESC, id DESC LIMIT {}",
+            filter.limit + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Number(number) => query.bind(number),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let more = rows.len() > filter.limit as usize;
+        let records = rows
+            .iter()
+            .take(filter.limit as usize)
+            .map(decision)
+            .collect::<Result<_, _>>()?;
+        Ok((records, more))
+    }
+}
+
+fn decision(row: &sqlx::any::AnyRow) -> Result<DecisionRecord, StorageError> {
+    let at_ms: i64 = row.try_get("at")?;
+    let upstream_status: Option<i64> = row.try_get("upstream_status")?;
+    Ok(DecisionRecord {
+        id: row.try_get("id")?,
+        at: chrono::DateTime::from_timestamp_millis(at_ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default(),
+        at_ms,
+        request_id: row.try_get("request_id")?,
+        decision_id: row.try_get("decision_id")?,
+        action: row.try_get("action")?,
+        subject: row.try_get("subject")?,
+        team: row.try_get("team")?,
+        target: row.try_get("target")?,
+        size: row.try_get("size")?,
+        outcome: row.try_get("outcome")?,
+        rules: parse(row.try_get("rules")?, "rules")?.unwrap_or_default(),
+        policy_revision: row.try_get("policy_revision")?,
+        quota_before: parse(row.try_get("quota_before")?, "quota_before")?,
+        quota_after: parse(row.try_get("quota_after")?, "quota_after")?,
+        upstream_status: upstream_status.and_then(|s| u16::try_from(s).ok()),
+        error_code: row.try_get("error_code")?,
+        instance_id: row.try_get("instance_id")?,
+        job_id: row.try_get("job_id")?,
+        latency_ms: row.try_get("latency_ms")?,
+    })
+}

@@ -1,0 +1,265 @@
+//! The quota ledger. A create reserves its cost before anything is sent upstream; the
+//! reservation is committed when the cloud confirms, released on a definite failure, and kept
+//! `pending` on an ambiguous one until reconciliation asks the cloud.
+//!
+//! Admission is serialized per team: PostgreSQL takes a transaction-scoped advisory lock on
+//! the team (so replicas sharing the database never over-admit), SQLite a `BEGIN IMMEDIATE`
+//! write lock. Usage is read and the new row written inside that lock.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use super::{Engine, StorageError, Store, now_ms};
+use crate::policy::Quota;
+
+/// What a create costs, or what a team uses, in the three quota dimensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Cost {
+    pub instances: i64,
+    pub nodes: i64,
+    pub storage_gb: i64,
+}
+
+impl Cost {
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            instances: self.instances + other.instances,
+            nodes: self.nodes + other.nodes,
+            storage_gb: self.storage_gb + other.storage_gb,
+        }
+    }
+
+    pub fn within(self, limit: &Quota) -> bool {
+        self.instances <= i64::from(limit.instances)
+            && self.nodes <= i64::from(limit.nodes)
+            && self.storage_gb <= i64::from(limit.storage_gb)
+    }
+}
+
+/// A reservation about to be written.
+#[derive(Debug, Clone)]
+pub struct NewReservation<'a> {
+    pub id: &'a str,
+    pub team: &'a str,
+    pub subject: &'a str,
+    pub cost: Cost,
+    pub project_id: &'a str,
+    pub target: &'a str,
+    pub target_instance_id: &'a str,
+    pub name: &'a str,
+    pub size: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub decision_id: &'a str,
+    pub request_id: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved {
+        before: Cost,
+        after: Cost,
+    },
+    /// Admitting the request would exceed a limit; nothing was written.
+    Exceeded {
+        used: Cost,
+    },
+}
+
+/// A ledger row, as reconciliation and idempotent replays need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub team: String,
+    pub state: String,
+    pub project_id: String,
+    pub target: String,
+    pub target_instance_id: String,
+    pub name: String,
+    pub size: String,
+    pub labels: BTreeMap<String, String>,
+    pub instance_id: Option<String>,
+    pub job_id: Option<String>,
+    pub decision_id: String,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, team, state, project_id, target, target_instance_id, name, size, labels, \
+    instance_id, job_id, decision_id, created_at";
+
+fn reservation(row: &sqlx::any::AnyRow) -> Result<Reservation, StorageError> {
+    let labels: String = row.try_get("labels")?;
+    Ok(Reservation {
+        id: row.try_get("id")?,
+        team: row.try_get("team")?,
+        state: row.try_get("state")?,
+        project_id: row.try_get("project_id")?,
+        target: row.try_get("target")?,
+        target_instance_id: row.try_get("target_instance_id")?,
+        name: row.try_get("name")?,
+        size: row.try_get("size")?,
+        labels: serde_json::from_str(&labels)
+            .map_err(|e| StorageError::Corrupt(format!("labels: {e}")))?,
+        instance_id: row.try_get("instance_id")?,
+        job_id: row.try_get("job_id")?,
+        decision_id: row.try_get("decision_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// States whose cost counts against the quota.
+const COUNTED: &str = "state IN ('pending', 'committed')";
+
+impl Store {
+    /// Reserves `new.cost` for `new.team` unless that would exceed `limit` (no limit: always).
+    pub async fn reserve(
+        &self,
+        new: &NewReservation<'_>,
+        limit: Option<&Quota>,
+    ) -> Result<ReserveOutcome, StorageError> {
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        };
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(new.team)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let used = usage_of(&mut tx, new.team).await?;
+        let after = used.plus(new.cost);
+        if limit.is_some_and(|limit| !after.within(limit)) {
+            tx.rollback().await?;
+            return Ok(ReserveOutcome::Exceeded { used });
+        }
+        let now = now_ms();
+        let labels =
+            serde_json::to_string(new.labels).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO reservations (id, team, subject, state, instances, nodes, storage_gb, project_id, \
+             target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+        )
+        .bind(new.id)
+        .bind(new.team)
+        .bind(new.subject)
+        .bind(new.cost.instances)
+        .bind(new.cost.nodes)
+        .bind(new.cost.storage_gb)
+        .bind(new.project_id)
+        .bind(new.target)
+        .bind(new.target_instance_id)
+        .bind(new.name)
+        .bind(new.size)
+        .bind(labels)
+        .bind(new.decision_id)
+        .bind(new.request_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ReserveOutcome::Reserved {
+            before: used,
+            after,
+        })
+    }
+
+    /// What `team` uses now: pending and committed reservations.
+    pub async fn usage(&self, team: &str) -> Result<Cost, StorageError> {
+        let mut connection = self.pool.acquire().await?;
+        usage_of(&mut connection, team).await
+    }
+
+    /// `pending` → `committed`, recording the instance. False when it was not pending.
+    pub async fn commit(
+        &self,
+        id: &str,
+        instance_id: &str,
+        job_id: Option<&str>,
+        reason: &str,
+    ) -> Result<bool, StorageError> {
+        let result = sqlx::query(
+            "UPDATE reservations SET state = 'committed', instance_id = $2, job_id = $3, settle_reason = $4, \
+             updated_at = $5 WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(instance_id)
+        .bind(job_id)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// `pending` → `released`: its cost no longer counts. False when it was not pending.
+    pub async fn release(&self, id: &str, reason: &str) -> Result<bool, StorageError> {
+        let result = sqlx::query(
+            "UPDATE reservations SET state = 'released', settle_reason = $2, updated_at = $3 \
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub async fn reservation(&self, id: &str) -> Result<Option<Reservation>, StorageError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(reservation).transpose()
+    }
+
+    /// Every reservation whose outcome is still unknown, oldest first.
+    pub async fn pending(&self) -> Result<Vec<Reservation>, StorageError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reservations WHERE state = 'pending' ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(reservation).collect()
+    }
+
+    /// Instance ids the ledger already attributes on `target_instance_id`.
+    pub async fn known_instance_ids(
+        &self,
+        target_instance_id: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT instance_id FROM reservations WHERE target_instance_id = $1 AND instance_id IS NOT NULL",
+        )
+        .bind(target_instance_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<String, _>("instance_id")
+                    .map_err(StorageError::from)
+            })
+            .collect()
+    }
+}
+
+async fn usage_of(connection: &mut sqlx::AnyConnection, team: &str) -> Result<Cost, StorageError> {
+    let row = sqlx::query(&format!(
+        "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS instances, \
+         CAST(COALESCE(SUM(nodes), 0) AS BIGINT) AS nodes, \
+         CAST(COALESCE(SUM(storage_gb), 0) AS BIGINT) AS storage_gb \
+         FROM reservations WHERE team = $1 AND {COUNTED}"
+    ))
+    .bind(team)
+    .fetch_one(connection)
+    .await?;
+    Ok(Cost {
+        instances: row.try_get("instances")?,
+        nodes: row.try_get("nodes")?,
+        storage_gb: row.try_get("storage_gb")?,
+    })
+}

@@ -1,0 +1,546 @@
+//! Quota, idempotency, reconciliation and the decision log, each against SQLite and a real
+//! PostgreSQL (`scripts/test` provides the server).
+
+use futures_util::future::join_all;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::{Connection, Row};
+use starrocks_gateway::demo::EXAMPLE_POLICY;
+use starrocks_gateway::policy::{Policy, PolicyStore};
+
+use crate::helpers::{Db, TestApp, problem, small_instance, spawn_app_full_on, spawn_app_on};
+
+/// Runs an `async fn(Db)` test once per engine.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::Db::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::Db::Postgres).await;
+            }
+        })*
+    };
+}
+
+on_both_engines!(
+    concurrent_creates_are_admitted_exactly_up_to_the_quota,
+    definite_upstream_failures_release_the_reservation,
+    an_ambiguous_failure_stays_pending_until_reconciliation_releases_it,
+    a_lost_answer_is_committed_by_reconciliation_and_a_retry_does_not_create_twice,
+    a_repeated_idempotency_key_replays_the_first_answer,
+    an_idempotency_key_is_refused_for_another_body_while_in_flight_or_when_too_long,
+    a_restarted_gateway_reconciles_what_was_pending,
+    the_decision_log_records_every_outcome_and_filters_and_pages,
+    no_table_ever_holds_a_password_or_token,
+);
+
+fn named(i: usize) -> Value {
+    json!({"name": format!("cube-{i:03}"), "target": "analytics-prod", "size": "small"})
+}
+
+async fn instances_used(app: &TestApp, token: &str) -> i64 {
+    let me: Value = app
+        .authed(Method::GET, "/v1/me", token)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    me["teams"][0]["usage"]["instances"]
+        .as_i64()
+        .expect("usage")
+}
+
+async fn reconcile(app: &TestApp) -> Value {
+    let response = app
+        .authed(Method::POST, "/v1/admin/reconcile", &app.admin())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON")
+}
+
+async fn create_with_key(
+    app: &TestApp,
+    url: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> reqwest::Response {
+    app.client
+        .post(format!("{url}/v1/starrocks"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("answer")
+}
+
+async fn concurrent_creates_are_admitted_exactly_up_to_the_quota(db: Db) {
+    let app = spawn_app_on(db).await;
+    let token = app.alice();
+    let bodies: Vec<Value> = (0..64).map(named).collect();
+
+    let responses = join_all(bodies.iter().map(|body| app.create(&token, body))).await;
+
+    let created = responses.iter().filter(|r| r.status() == 201).count();
+    assert_eq!(created, 5);
+    let mut refused = 0;
+    for response in responses.into_iter().filter(|r| r.status() != 201) {
+        assert_eq!(response.status(), 403);
+        let problem = problem(response).await;
+        assert_eq!(problem["code"], "quota_exceeded");
+        assert_eq!(
+            problem["quota"][0],
+            json!({"dimension": "instances", "requested": 1, "used": 5, "allowed": 5, "exceeded": true})
+        );
+        refused += 1;
+    }
+    assert_eq!(refused, 59);
+    assert_eq!(app.sim_stats().await.creates_received, 5);
+    assert_eq!(instances_used(&app, &token).await, 5);
+}
+
+#[tokio::test]
+async fn two_gateways_sharing_postgresql_never_over_admit() {
+    let app = spawn_app_on(Db::Postgres).await;
+    let policy = PolicyStore::fixed(Policy::parse(EXAMPLE_POLICY).expect("valid"));
+    let second = app
+        .stack
+        .start_another_gateway(policy)
+        .await
+        .expect("a second replica");
+    let token = app.alice();
+    let urls = [app.stack.gateway_url.clone(), second];
+
+    let responses = join_all((0..64).map(|i| {
+        app.client
+            .post(format!("{}/v1/starrocks", urls[i % 2]))
+            .bearer_auth(&token)
+            .json(&named(i))
+            .send()
+    }))
+    .await;
+
+    let statuses: Vec<u16> = responses
+        .iter()
+        .map(|r| r.as_ref().expect("answer").status().as_u16())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 5);
+    assert_eq!(statuses.iter().filter(|s| **s == 403).count(), 59);
+    assert_eq!(app.sim_stats().await.creates_received, 5);
+    assert_eq!(instances_used(&app, &token).await, 5);
+}
+
+async fn definite_upstream_failures_release_the_reservation(db: Db) {
+    // A storage type the cloud does not offer: its 400 is a definite refusal.
+    let policy = EXAMPLE_POLICY.replacen("io_type = \"ESSD\"", "io_type = \"NVME\"", 1);
+    let app = spawn_app_full_on(db, &policy, |_| {}, |_| {}).await;
+
+    let refused = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(refused.status(), 502);
+    assert_eq!(app.sim_stats().await.creates_received, 1);
+    assert_eq!(
+        instances_used(&app, &app.alice()).await,
+        0,
+        "a refused create gives its quota back"
+    );
+    let decisions = decisions(&app, "").await;
+    assert_eq!(decisions["decisions"][0]["outcome"], "failed");
+    assert_eq!(decisions["decisions"][0]["error_code"], "DBS.200001");
+}
+
+async fn an_ambiguous_failure_stays_pending_until_reconciliation_releases_it(db: Db) {
+    let app = spawn_app_full_on(db, EXAMPLE_POLICY, |_| {}, |s| s.reconcile.grace_secs = 0).await;
+    app.set_faults(json!({"fail_next_creates": 1, "fail_status": 500}))
+        .await;
+
+    let failed = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(failed.status(), 502);
+    assert_eq!(
+        instances_used(&app, &app.alice()).await,
+        1,
+        "a 5xx may hide a create: the cost stays reserved"
+    );
+    let report = reconcile(&app).await;
+    assert_eq!(
+        report,
+        json!({"checked": 1, "committed": 0, "released": 1, "pending": 0})
+    );
+    assert_eq!(instances_used(&app, &app.alice()).await, 0);
+}
+
+async fn a_lost_answer_is_committed_by_reconciliation_and_a_retry_does_not_create_twice(db: Db) {
+    let app = spawn_app_full_on(
+        db,
+        EXAMPLE_POLICY,
+        |_| {},
+        |s| s.cloud.request_timeout_ms = 1_000,
+    )
+    .await;
+    app.set_faults(json!({"lose_next_answers": 1})).await;
+    let token = app.alice();
+    let url = app.stack.gateway_url.clone();
+
+    let lost = create_with_key(&app, &url, &token, "order-42", &small_instance()).await;
+
+    assert_eq!(lost.status(), 504);
+    assert_eq!(
+        instances_used(&app, &token).await,
+        1,
+        "pending while nobody knows"
+    );
+    let retried_early = create_with_key(&app, &url, &token, "order-42", &small_instance()).await;
+    assert_eq!(
+        retried_early.status(),
+        504,
+        "the first answer is replayed, nothing is sent again"
+    );
+    let report = reconcile(&app).await;
+    assert_eq!(report["committed"], 1);
+    let retried = create_with_key(&app, &url, &token, "order-42", &small_instance()).await;
+    assert_eq!(retried.status(), 201);
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
+    let created: Value = retried.json().await.expect("JSON");
+    let listed: Value = app
+        .client
+        .get(format!("{}/_sim/creates", app.stack.simulator_url))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "exactly one create reached the cloud"
+    );
+    assert!(
+        created["id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with("in17"))
+    );
+    assert_eq!(instances_used(&app, &token).await, 1);
+}
+
+async fn a_repeated_idempotency_key_replays_the_first_answer(db: Db) {
+    let app = spawn_app_on(db).await;
+    let token = app.alice();
+    let url = app.stack.gateway_url.clone();
+
+    let first = create_with_key(&app, &url, &token, "k-1", &small_instance()).await;
+    let first_headers = first.headers().clone();
+    let first: Value = first.json().await.expect("JSON");
+    let second = create_with_key(&app, &url, &token, "k-1", &small_instance()).await;
+    let second_replayed = second.headers().get("idempotent-replayed").cloned();
+    let second_status = second.status();
+    let second: Value = second.json().await.expect("JSON");
+    let other_employee = create_with_key(
+        &app,
+        &url,
+        &app.token_for("alice2", "analytics"),
+        "k-1",
+        &small_instance(),
+    )
+    .await;
+
+    assert!(first_headers.get("idempotent-replayed").is_none());
+    assert_eq!(second_status, 201);
+    assert_eq!(
+        second_replayed
+            .as_ref()
+            .map(|v| v.to_str().unwrap_or_default()),
+        Some("true")
+    );
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(second["job_id"], first["job_id"]);
+    assert!(first["root_password"].is_string());
+    assert!(
+        second.get("root_password").is_none(),
+        "a generated password is shown once, never stored"
+    );
+    assert_eq!(
+        other_employee.status(),
+        201,
+        "keys are scoped to the employee"
+    );
+    assert_eq!(app.sim_stats().await.creates_received, 2);
+}
+
+async fn an_idempotency_key_is_refused_for_another_body_while_in_flight_or_when_too_long(db: Db) {
+    let app = spawn_app_on(db).await;
+    let token = app.alice();
+    let url = app.stack.gateway_url.clone();
+
+    assert_eq!(
+        create_with_key(&app, &url, &token, "k-2", &named(1))
+            .await
+            .status(),
+        201
+    );
+    let reused = create_with_key(&app, &url, &token, "k-2", &named(2)).await;
+    let too_long = create_with_key(&app, &url, &token, &"k".repeat(256), &named(3)).await;
+    app.set_faults(json!({"latency_ms": 1_500})).await;
+    let body = named(4);
+    let (slow, concurrent) =
+        futures_util::join!(create_with_key(&app, &url, &token, "k-3", &body), async {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            create_with_key(&app, &url, &token, "k-3", &body).await
+        });
+
+    assert_eq!(reused.status(), 422);
+    assert_eq!(problem(reused).await["code"], "idempotency_key_reused");
+    assert_eq!(too_long.status(), 400);
+    assert_eq!(problem(too_long).await["code"], "invalid_idempotency_key");
+    assert_eq!(slow.status(), 201);
+    assert_eq!(concurrent.status(), 409);
+    assert_eq!(
+        problem(concurrent).await["code"],
+        "idempotency_key_in_flight"
+    );
+    assert_eq!(app.sim_stats().await.creates_received, 2);
+}
+
+async fn a_restarted_gateway_reconciles_what_was_pending(db: Db) {
+    let app = spawn_app_full_on(
+        db,
+        EXAMPLE_POLICY,
+        |_| {},
+        |s| {
+            s.cloud.request_timeout_ms = 1_000;
+            // The first gateway never reconciles on its own: only the "restarted" one does.
+            s.reconcile.interval_secs = 0;
+        },
+    )
+    .await;
+    app.set_faults(json!({"lose_next_answers": 1})).await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        504
+    );
+    assert_eq!(ledger_states(&app).await, vec!["pending".to_owned()]);
+
+    let policy = PolicyStore::fixed(Policy::parse(EXAMPLE_POLICY).expect("valid"));
+    app.stack
+        .start_another_gateway(policy)
+        .await
+        .expect("the restarted gateway");
+    let mut states = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        states = ledger_states(&app).await;
+        if states == ["committed"] {
+            break;
+        }
+    }
+
+    assert_eq!(states, vec!["committed".to_owned()]);
+}
+
+async fn ledger_states(app: &TestApp) -> Vec<String> {
+    rows(app, "SELECT state FROM reservations ORDER BY created_at")
+        .await
+        .iter()
+        .map(|row| row.try_get::<String, _>("state").expect("state"))
+        .collect()
+}
+
+async fn rows(app: &TestApp, sql: &str) -> Vec<sqlx::any::AnyRow> {
+    use secrecy::ExposeSecret;
+    sqlx::any::install_default_drivers();
+    let mut connection =
+        sqlx::AnyConnection::connect(app.stack.settings.storage.url.expose_secret())
+            .await
+            .expect("the test database answers");
+    sqlx::query(sql)
+        .fetch_all(&mut connection)
+        .await
+        .expect("query")
+}
+
+async fn decisions(app: &TestApp, query: &str) -> Value {
+    let response = app
+        .authed(
+            Method::GET,
+            &format!("/v1/admin/decisions{query}"),
+            &app.admin(),
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON")
+}
+
+async fn the_decision_log_records_every_outcome_and_filters_and_pages(db: Db) {
+    let app = spawn_app_on(db).await;
+    let bob = app.token_for("bob", "payments");
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+    assert_eq!(
+        app.create(
+            &bob,
+            &json!({"name": "big-cube", "target": "payments-ledger", "size": "medium"})
+        )
+        .await
+        .status(),
+        403
+    );
+    let dry = app
+        .authed(Method::POST, "/v1/starrocks/dry-run", &app.alice())
+        .json(&small_instance())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(dry.status(), 200);
+
+    let all = decisions(&app, "").await;
+    let denied = decisions(&app, "?outcome=denied").await;
+    let payments = decisions(&app, "?team=payments").await;
+    let first_page = decisions(&app, "?limit=2").await;
+    let next = first_page["next_page"].as_str().expect("a next page");
+    let second_page = decisions(&app, &format!("?limit=2&page={next}")).await;
+    let future = decisions(&app, "?since=2999-01-01T00:00:00Z").await;
+    let non_admin = app
+        .authed(Method::GET, "/v1/admin/decisions", &app.alice())
+        .send()
+        .await
+        .expect("answer");
+    let bad_time = app
+        .authed(
+            Method::GET,
+            "/v1/admin/decisions?since=yesterday",
+            &app.admin(),
+        )
+        .send()
+        .await
+        .expect("answer");
+
+    let actions: Vec<&str> = all["decisions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|d| d["action"].as_str())
+        .collect();
+    assert_eq!(actions, vec!["dry_run", "create", "create"], "newest first");
+    let created = &all["decisions"][2];
+    assert_eq!(created["outcome"], "created");
+    assert_eq!(created["subject"], "alice");
+    assert_eq!(created["team"], "analytics");
+    assert_eq!(created["target"], "analytics-prod");
+    assert_eq!(created["upstream_status"], 201);
+    assert!(
+        created["instance_id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with("in17"))
+    );
+    assert_eq!(created["quota_before"]["instances"], 0);
+    assert_eq!(created["quota_after"]["instances"], 1);
+    assert!(created["rules"].as_array().is_some_and(|r| r.len() >= 10));
+    assert!(
+        created["policy_revision"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("sha256:"))
+    );
+    assert_eq!(denied["decisions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(denied["decisions"][0]["error_code"], "policy_denied");
+    assert_eq!(payments["decisions"][0]["subject"], "bob");
+    assert_eq!(first_page["decisions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(second_page["decisions"].as_array().map(Vec::len), Some(1));
+    assert!(second_page.get("next_page").is_none());
+    assert_eq!(second_page["decisions"][0]["id"], all["decisions"][2]["id"]);
+    assert_eq!(future["decisions"], json!([]));
+    assert_eq!(non_admin.status(), 403);
+    assert_eq!(bad_time.status(), 400);
+}
+
+async fn no_table_ever_holds_a_password_or_token(db: Db) {
+    let app = spawn_app_on(db).await;
+    let token = app.alice();
+    let url = app.stack.gateway_url.clone();
+    let given = json!({"name": "cube-given", "target": "analytics-prod", "size": "small", "root_password": "Given-Pa55word"});
+    assert_eq!(
+        create_with_key(&app, &url, &token, "k-secret-1", &given)
+            .await
+            .status(),
+        201
+    );
+    let generated: Value = create_with_key(&app, &url, &token, "k-secret-2", &named(7))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let dry = json!({"name": "cube-dry", "target": "analytics-prod", "size": "small", "root_password": "DryRun-Pa55word"});
+    app.authed(Method::POST, "/v1/starrocks/dry-run", &token)
+        .json(&dry)
+        .send()
+        .await
+        .expect("answer");
+
+    let generated_password = generated["root_password"]
+        .as_str()
+        .expect("generated")
+        .to_owned();
+    let signature = token.rsplit('.').next().expect("a signature").to_owned();
+    for table in ["reservations", "idempotency_keys", "decisions"] {
+        let dump: String = rows(&app, &format!("SELECT * FROM {table}"))
+            .await
+            .iter()
+            .flat_map(|row| {
+                (0..row.len()).map(move |i| {
+                    row.try_get::<Option<String>, _>(i)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default()
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            !dump.is_empty() || table == "idempotency_keys",
+            "{table} has rows to search"
+        );
+        for secret in [
+            "Given-Pa55word",
+            "DryRun-Pa55word",
+            generated_password.as_str(),
+            signature.as_str(),
+            "Bearer",
+        ] {
+            assert!(!dump.contains(secret), "{table} holds a secret");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lost_database_is_503_and_nothing_reaches_the_cloud() {
+    use secrecy::ExposeSecret;
+    let app = spawn_app_on(Db::Postgres).await;
+    let url = app.stack.settings.storage.url.expose_secret().to_owned();
+    let (server, database) = url.rsplit_once('/').expect("a database in the URL");
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("server");
+    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("dropped");
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(problem(response).await["code"], "storage_unavailable");
+    assert_eq!(app.sim_stats().await.creates_received, 0);
+}
