@@ -47,6 +47,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The cloud refused or failed the call; `upstream_code` carries its error code.
     UpstreamError,
+    /// The cloud reports another operation in progress on the instance; try again later.
+    UpstreamBusy,
+    /// The instance is already being deleted.
+    InstanceDeleting,
     /// The gateway's own cloud credentials were refused by IAM.
     UpstreamAuthFailed,
     /// The cloud did not answer in time; the outcome of the call is unknown.
@@ -84,6 +88,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamError | Self::UpstreamAuthFailed => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamBusy | Self::InstanceDeleting => StatusCode::CONFLICT,
             Self::UpstreamUnavailable | Self::IdentityProviderUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -115,6 +120,8 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UpstreamError => "upstream_error",
             Self::UpstreamAuthFailed => "upstream_auth_failed",
+            Self::UpstreamBusy => "upstream_busy",
+            Self::InstanceDeleting => "instance_deleting",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::Internal => "internal",

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod lifecycle;
 pub mod openapi;
 pub mod pipeline;
 pub mod policy;

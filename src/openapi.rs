@@ -4,7 +4,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorCode, FieldError, Problem, Violation};
-use crate::routes::{admin, catalog, health, starrocks};
+use crate::routes::{admin, catalog, health, instances, starrocks};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -19,6 +19,9 @@ use crate::routes::{admin, catalog, health, starrocks};
     paths(
         starrocks::create_instance,
         starrocks::dry_run,
+        instances::list_instances,
+        instances::get_instance,
+        instances::delete_instance,
         catalog::catalog,
         catalog::me,
         admin::reload_policy,

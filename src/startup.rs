@@ -22,7 +22,7 @@ use crate::pipeline::authenticate::{Authenticator, require_employee};
 use crate::pipeline::reconcile;
 use crate::policy::PolicyStore;
 use crate::request_id::{GatewayRootSpan, assign_request_id};
-use crate::routes::{admin, catalog, fallback, health, starrocks};
+use crate::routes::{admin, catalog, fallback, health, instances, starrocks};
 use crate::storage::Store;
 
 /// What handlers share: the policy in force and the cloud client.
@@ -120,11 +120,18 @@ pub fn create_app(
                 .service(
                     web::resource("/starrocks")
                         .route(web::post().to(starrocks::create_instance))
+                        .route(web::get().to(instances::list_instances))
                         .default_service(web::to(fallback::method_not_allowed)),
                 )
                 .service(
                     web::resource("/starrocks/dry-run")
                         .route(web::post().to(starrocks::dry_run))
+                        .default_service(web::to(fallback::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/starrocks/{id}")
+                        .route(web::get().to(instances::get_instance))
+                        .route(web::delete().to(instances::delete_instance))
                         .default_service(web::to(fallback::method_not_allowed)),
                 )
                 .service(catalog::catalog)

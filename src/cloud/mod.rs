@@ -10,7 +10,15 @@ use secrecy::ExposeSecret;
 use crate::config::CloudSettings;
 use crate::error::{ErrorCode, Problem};
 use iam::{IamToken, IamTokenCache};
-use model::{CreateStarRocksBody, CreateStarRocksResponse, HtapList};
+use model::{
+    CreateStarRocksBody, CreateStarRocksResponse, DeleteAnswer, HtapList, Job, JobAnswer,
+    StarRocksDetail, StarRocksDetails,
+};
+
+/// Reads and deletes: at most this many attempts while the cloud is busy.
+const RETRY_ATTEMPTS: u32 = 5;
+const RETRY_BASE: std::time::Duration = std::time::Duration::from_millis(200);
+const RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a cloud call failed, classified by what the caller can conclude from it.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +66,23 @@ impl CloudError {
             Self::IamRejected { .. } | Self::Unreachable(_) => true,
             Self::Timeout(_) | Self::Transport(_) | Self::InvalidResponse(_) => false,
         }
+    }
+
+    /// `409` (another operation in progress) or `429` (throttled): worth retrying later.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected {
+                status: 409 | 429,
+                ..
+            }
+        )
+    }
+
+    /// The cloud does not know the StarRocks instance (`DBS.05000044`, or a `404`).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Rejected { status: 404, .. })
+            || matches!(self, Self::Rejected { code: Some(code), .. } if code == "DBS.05000044")
     }
 
     /// An API-gateway `0301`: the token was refused before the service ran, so a retry with a
@@ -230,6 +255,30 @@ impl CloudClient {
             .await
     }
 
+    /// A read or delete, retried on `409` (another operation in progress) and `429`
+    /// (throttled) with capped, jittered exponential backoff. Never used for creates: a blind
+    /// retry of a create could order a second instance.
+    async fn send_retrying<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        request_id: &str,
+    ) -> Result<T, Arc<CloudError>> {
+        let mut attempt = 0;
+        loop {
+            match self.send(method.clone(), path, None, request_id).await {
+                Err(error) if error.is_busy() && attempt + 1 < RETRY_ATTEMPTS => {
+                    let ceiling = RETRY_BASE.saturating_mul(1 << attempt).min(RETRY_CAP);
+                    let delay = ceiling.mul_f64(rand::random_range(0.5..=1.0));
+                    tracing::info!(attempt, delay_ms = delay.as_millis(), error = %error, "the cloud is busy; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// `GET /v3/{project_id}/instances/{instance_id}/htap`: the HTAP instances of a TaurusDB.
     pub async fn list_htap(
         &self,
@@ -240,7 +289,54 @@ impl CloudClient {
             "v3/{}/instances/{target_instance_id}/htap",
             self.settings.project_id
         );
-        self.send(reqwest::Method::GET, &path, None, request_id)
+        self.send_retrying(reqwest::Method::GET, &path, request_id)
             .await
+    }
+
+    /// `GET …/starrocks/{id}`; `None` when the cloud does not know the instance.
+    pub async fn get_starrocks(
+        &self,
+        target_instance_id: &str,
+        starrocks_id: &str,
+        request_id: &str,
+    ) -> Result<Option<StarRocksDetail>, Arc<CloudError>> {
+        let path = format!(
+            "v3/{}/instances/{target_instance_id}/starrocks/{starrocks_id}",
+            self.settings.project_id
+        );
+        match self
+            .send_retrying::<StarRocksDetails>(reqwest::Method::GET, &path, request_id)
+            .await
+        {
+            Ok(details) => Ok(details.instances.into_iter().find(|i| i.id == starrocks_id)),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `DELETE …/starrocks/{id}` (pay-per-use); the workflow id of the deletion.
+    pub async fn delete_starrocks(
+        &self,
+        target_instance_id: &str,
+        starrocks_id: &str,
+        request_id: &str,
+    ) -> Result<Option<String>, Arc<CloudError>> {
+        let path = format!(
+            "v3/{}/instances/{target_instance_id}/starrocks/{starrocks_id}",
+            self.settings.project_id
+        );
+        let answer: DeleteAnswer = self
+            .send_retrying(reqwest::Method::DELETE, &path, request_id)
+            .await?;
+        Ok(answer.workflow_id)
+    }
+
+    /// `GET /v3/{project_id}/jobs?id=`.
+    pub async fn job(&self, job_id: &str, request_id: &str) -> Result<Job, Arc<CloudError>> {
+        let path = format!("v3/{}/jobs?id={job_id}", self.settings.project_id);
+        let answer: JobAnswer = self
+            .send_retrying(reqwest::Method::GET, &path, request_id)
+            .await?;
+        Ok(answer.job)
     }
 }

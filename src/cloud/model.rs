@@ -96,6 +96,59 @@ pub struct InstanceState {
     pub instance_status: Option<String>,
 }
 
+/// `GET …/starrocks/{id}`: one StarRocks instance (the list holds one item).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StarRocksDetails {
+    #[serde(default)]
+    pub instances: Vec<StarRocksDetail>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StarRocksDetail {
+    pub id: String,
+    pub name: String,
+    /// `creating`, `normal`, `abnormal`, `createfail`, ...
+    pub status: String,
+    /// Operations still running on the instance; ready means none.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    pub data_store_version: Option<String>,
+    pub time_zone: Option<String>,
+    pub port_info: Option<PortInfo>,
+    /// FE and BE node groups, as the cloud describes them.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub groups: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PortInfo {
+    pub mysql_port: Option<u16>,
+}
+
+/// `DELETE …/starrocks/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeleteAnswer {
+    pub workflow_id: Option<String>,
+}
+
+/// `GET /v3/{project_id}/jobs?id=`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobAnswer {
+    pub job: Job,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Job {
+    pub id: String,
+    pub name: Option<String>,
+    /// `Pending`, `Running`, `Completed` or `Failed`.
+    pub status: String,
+    /// Progress, e.g. `50%`.
+    pub process: Option<String>,
+    pub fail_reason: Option<String>,
+}
+
 /// The error shapes Huawei services use; TaurusDB answers with the first.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

@@ -1,4 +1,5 @@
-//! Resolving `pending` reservations by asking the cloud: an instance of the reserved name on
+//! Resolving what the ledger cannot know alone, by asking the cloud. Deletions in progress
+//! are confirmed (gone → `deleted`, quota released). And `pending` reservations: an instance of the reserved name on
 //! the target that the ledger does not know yet → committed with its id; none after the grace
 //! period → released. Runs at start (a crash between reserve and settle loses nothing), on a
 //! timer, and on `POST /v1/admin/reconcile`.
@@ -20,6 +21,8 @@ pub struct ReconcileReport {
     pub released: usize,
     /// Still unknown: within the grace period, or the cloud could not be asked.
     pub pending: usize,
+    /// Deletions the cloud confirmed: their quota is released.
+    pub deleted: usize,
 }
 
 pub async fn reconcile(
@@ -81,6 +84,34 @@ pub async fn reconcile(
                 }
             }
             None => report.pending += 1,
+        }
+    }
+    for reservation in store.deleting().await? {
+        let Some(instance_id) = reservation.instance_id.as_deref() else {
+            continue;
+        };
+        match cloud
+            .get_starrocks(&reservation.target_instance_id, instance_id, &request_id)
+            .await
+        {
+            Ok(None) => {
+                if store
+                    .transition(
+                        &reservation.id,
+                        "deleting",
+                        "deleted",
+                        "deletion confirmed by the cloud",
+                        None,
+                    )
+                    .await?
+                {
+                    report.deleted += 1;
+                }
+            }
+            Ok(Some(_)) => {}
+            Err(error) => {
+                tracing::warn!(instance.id = instance_id, error = ?error, "cannot check a deletion; reconciling later")
+            }
         }
     }
     Ok(report)

@@ -4,4 +4,5 @@ pub mod admin;
 pub mod catalog;
 pub mod fallback;
 pub mod health;
+pub mod instances;
 pub mod starrocks;

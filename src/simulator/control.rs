@@ -22,7 +22,11 @@ pub struct ReceivedCreate {
 pub struct Stats {
     pub tokens_issued: u64,
     pub creates_received: usize,
+    /// Instances that exist now (deleted ones excluded).
     pub instances: usize,
+    pub lists_received: usize,
+    pub gets_received: usize,
+    pub deletes_received: usize,
 }
 
 /// Fault switches; a `PUT` replaces only the fields it names.
@@ -35,6 +39,10 @@ pub struct Faults {
     pub fail_status: u16,
     /// The next N creates succeed, but their answers never arrive in time.
     pub lose_next_answers: u32,
+    /// The next N creates are accepted, but their jobs fail and the instances end `createfail`.
+    pub fail_next_create_jobs: u32,
+    /// The next N calls (creates, reads, deletes) are throttled (`429 APIGW.0308`).
+    pub throttle_next_calls: u32,
 }
 
 impl Default for Faults {
@@ -44,6 +52,8 @@ impl Default for Faults {
             fail_next_creates: 0,
             fail_status: 500,
             lose_next_answers: 0,
+            fail_next_create_jobs: 0,
+            throttle_next_calls: 0,
         }
     }
 }
@@ -55,6 +65,8 @@ pub(super) struct FaultsUpdate {
     fail_next_creates: Option<u32>,
     fail_status: Option<u16>,
     lose_next_answers: Option<u32>,
+    fail_next_create_jobs: Option<u32>,
+    throttle_next_calls: Option<u32>,
 }
 
 pub(super) async fn creates(simulator: web::Data<Simulator>) -> HttpResponse {
@@ -66,7 +78,14 @@ pub(super) async fn stats(simulator: web::Data<Simulator>) -> HttpResponse {
     HttpResponse::Ok().json(Stats {
         tokens_issued: state.tokens_issued,
         creates_received: state.creates.len(),
-        instances: state.instances.len(),
+        instances: state
+            .instances
+            .iter()
+            .filter(|i| i.status(&simulator.config).is_some())
+            .count(),
+        lists_received: state.lists_received,
+        gets_received: state.gets_received,
+        deletes_received: state.deletes_received,
     })
 }
 
@@ -84,6 +103,12 @@ pub(super) async fn set_faults(
     }
     if let Some(count) = update.lose_next_answers {
         faults.lose_next_answers = count;
+    }
+    if let Some(count) = update.fail_next_create_jobs {
+        faults.fail_next_create_jobs = count;
+    }
+    if let Some(count) = update.throttle_next_calls {
+        faults.throttle_next_calls = count;
     }
     if let Some(status) = update.fail_status {
         if !(500..=599).contains(&status) {

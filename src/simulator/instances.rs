@@ -1,20 +1,18 @@
-//! Reading instances back: `GET …/htap` (the HTAP instances of a TaurusDB instance) and
-//! `GET …/starrocks/{id}` (one StarRocks instance), in the documented shapes.
+//! Reading and deleting instances: `GET …/htap` (the HTAP instances of a TaurusDB),
+//! `GET …/starrocks/{id}`, `DELETE …/starrocks/{id}` and `GET /v3/{project_id}/jobs?id=`, in
+//! the documented shapes, with instances moving `creating` → `normal` and `deleting` → gone.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::taurusdb::{INSTANCE_NOT_FOUND, check_access};
-use super::{SimInstance, Simulator, dbs_error};
+use super::{SimInstance, SimJob, Simulator, dbs_error};
 
-fn status_of(simulator: &Simulator, instance: &SimInstance) -> &'static str {
-    if instance.created_at.elapsed() < simulator.config.create_duration {
-        "creating"
-    } else {
-        "normal"
-    }
-}
+/// "Another operation is in progress" (one of the documented 409 codes).
+const OPERATION_IN_PROGRESS: &str = "DBS.200019";
+const THROTTLED: &str = "APIGW.0308";
 
 fn token(request: &HttpRequest) -> Option<&str> {
     request
@@ -23,8 +21,32 @@ fn token(request: &HttpRequest) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-fn field<'a>(instance: &'a SimInstance, name: &str) -> &'a Value {
-    &instance.detail[name]
+/// Access checks plus the throttling fault shared by every read and delete.
+fn admit(
+    simulator: &Simulator,
+    request: &HttpRequest,
+    project_id: &str,
+    target: &str,
+) -> Result<(), HttpResponse> {
+    check_access(simulator, token(request), project_id, target)?;
+    let mut state = simulator.state();
+    if state.faults.throttle_next_calls > 0 {
+        state.faults.throttle_next_calls -= 1;
+        return Err(dbs_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            THROTTLED,
+            "The request is throttled.",
+        ));
+    }
+    Ok(())
+}
+
+fn not_found(id: &str) -> HttpResponse {
+    dbs_error(
+        StatusCode::BAD_REQUEST,
+        INSTANCE_NOT_FOUND,
+        format!("The StarRocks instance {id} does not exist."),
+    )
 }
 
 pub(super) async fn list_htap(
@@ -33,31 +55,46 @@ pub(super) async fn list_htap(
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
     let (project_id, target) = path.into_inner();
-    if let Err(response) = check_access(&simulator, token(&request), &project_id, &target) {
+    simulator.state().lists_received += 1;
+    if let Err(response) = admit(&simulator, &request, &project_id, &target) {
         return response;
     }
+    let config = &simulator.config;
     let state = simulator.state();
     let instances: Vec<Value> = state
         .instances
         .iter()
         .filter(|i| i.target == target)
-        .map(|i| {
+        .filter_map(|i| i.status(config).map(|status| (i, status)))
+        .map(|(i, status)| {
+            let failed = status == "createfail";
             json!({
-                "id": field(i, "id"),
-                "name": field(i, "name"),
+                "id": i.id(),
+                "name": i.detail["name"],
                 "engine_name": "star-rocks",
-                "engine_version": field(i, "engine")["version"],
+                "engine_version": i.detail["engine"]["version"],
                 "instance_state": {
-                    "instance_status": status_of(&simulator, i),
-                    "create_fail_error_code": null,
-                    "fail_message": null,
+                    "instance_status": status,
+                    "create_fail_error_code": if failed { json!("DBS.280816") } else { Value::Null },
+                    "fail_message": if failed { json!("Insufficient resources in the availability zone.") } else { Value::Null },
                 },
-                "ha_mode": field(i, "ha_mode"),
+                "ha_mode": i.detail["ha_mode"],
                 "node_num": i.nodes,
             })
         })
         .collect();
     HttpResponse::Ok().json(json!({"total": instances.len(), "instances": instances}))
+}
+
+fn find<'a>(
+    instances: &'a mut [SimInstance],
+    target: &str,
+    id: &str,
+    config: &super::SimulatorConfig,
+) -> Option<&'a mut SimInstance> {
+    instances
+        .iter_mut()
+        .find(|i| i.target == target && i.id() == id && i.status(config).is_some())
 }
 
 pub(super) async fn get_starrocks(
@@ -66,31 +103,118 @@ pub(super) async fn get_starrocks(
     path: web::Path<(String, String, String)>,
 ) -> HttpResponse {
     let (project_id, target, starrocks_id) = path.into_inner();
-    if let Err(response) = check_access(&simulator, token(&request), &project_id, &target) {
+    simulator.state().gets_received += 1;
+    if let Err(response) = admit(&simulator, &request, &project_id, &target) {
         return response;
     }
+    let config = &simulator.config;
+    let mut state = simulator.state();
+    let Some(instance) = find(&mut state.instances, &target, &starrocks_id, config) else {
+        return not_found(&starrocks_id);
+    };
+    let status = instance.status(config).unwrap_or_default();
+    let node_group = |role: &str, count: i64| {
+        json!({
+            "id": format!("{}-{role}", instance.id()),
+            "group_type": role,
+            "nodes": (0..count).map(|n| json!({"id": format!("{}-{role}-{n}", instance.id()), "status": status})).collect::<Vec<_>>(),
+        })
+    };
+    let half = instance.nodes / 2;
+    HttpResponse::Ok().json(json!({"instances": [{
+        "id": instance.id(),
+        "name": instance.detail["name"],
+        "status": status,
+        "actions": match status { "creating" => json!(["CREATE"]), "deleting" => json!(["DELETE"]), _ => json!([]) },
+        "groups": [node_group("fe", half), node_group("be", instance.nodes - half)],
+        "data_store_version": instance.detail["engine"]["version"],
+        "time_zone": instance.time_zone,
+        "tags_info": instance.detail["tags_info"],
+        "port_info": {"mysql_port": 9030},
+        "ha_mode": instance.detail["ha_mode"],
+    }]}))
+}
+
+pub(super) async fn delete_starrocks(
+    simulator: web::Data<Simulator>,
+    request: HttpRequest,
+    path: web::Path<(String, String, String)>,
+) -> HttpResponse {
+    let (project_id, target, starrocks_id) = path.into_inner();
+    simulator.state().deletes_received += 1;
+    if let Err(response) = admit(&simulator, &request, &project_id, &target) {
+        return response;
+    }
+    let config = &simulator.config;
+    let mut state = simulator.state();
+    let Some(instance) = find(&mut state.instances, &target, &starrocks_id, config) else {
+        return not_found(&starrocks_id);
+    };
+    if matches!(instance.status(config), Some("creating" | "deleting")) {
+        return dbs_error(
+            StatusCode::CONFLICT,
+            OPERATION_IN_PROGRESS,
+            "Another operation is being performed on the instance. Try again later.",
+        );
+    }
+    let now = std::time::Instant::now();
+    instance.deleting_since = Some(now);
+    let job = SimJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: "DeleteStarRocksInstance",
+        instance_id: starrocks_id,
+        instance_name: instance.detail["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        started: now,
+        duration: config.delete_duration,
+        fail_reason: None,
+    };
+    let workflow_id = job.id.clone();
+    state.jobs.push(job);
+    HttpResponse::Accepted().json(json!({"workflow_id": workflow_id}))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct JobQuery {
+    id: String,
+}
+
+pub(super) async fn job(
+    simulator: web::Data<Simulator>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<JobQuery>,
+) -> HttpResponse {
+    let project_id = path.into_inner();
     let state = simulator.state();
-    let Some(instance) = state
-        .instances
-        .iter()
-        .find(|i| i.target == target && field(i, "id") == starrocks_id.as_str())
-    else {
+    let token_ok = token(&request)
+        .and_then(|t| state.tokens.get(t))
+        .is_some_and(|t| t.expires_at > chrono::Utc::now() && t.project_id == project_id);
+    if !token_ok {
+        return dbs_error(
+            StatusCode::UNAUTHORIZED,
+            "APIGW.0301",
+            "Incorrect IAM authentication information.",
+        );
+    }
+    let Some(job) = state.jobs.iter().find(|j| j.id == query.id) else {
         return dbs_error(
             StatusCode::BAD_REQUEST,
-            INSTANCE_NOT_FOUND,
-            format!("The StarRocks instance {starrocks_id} does not exist."),
+            "DBS.200001",
+            format!("id: the job {} does not exist.", query.id),
         );
     };
-    let status = status_of(&simulator, instance);
-    HttpResponse::Ok().json(json!({"instances": [{
-        "id": field(instance, "id"),
-        "name": field(instance, "name"),
+    let status = job.status();
+    HttpResponse::Ok().json(json!({"job": {
+        "id": job.id,
+        "name": job.name,
         "status": status,
-        "actions": if status == "creating" { json!(["CREATE"]) } else { json!([]) },
-        "data_store_version": field(instance, "engine")["version"],
-        "time_zone": instance.time_zone,
-        "tags_info": field(instance, "tags_info"),
-        "port_info": {"mysql_port": 9030},
-        "ha_mode": field(instance, "ha_mode"),
-    }]}))
+        "created": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S+0000").to_string(),
+        "ended": if status == "Running" { Value::Null } else { json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S+0000").to_string()) },
+        "process": if status == "Running" { "50%" } else { "100%" },
+        "instance": {"id": job.instance_id, "name": job.instance_name},
+        "fail_reason": if status == "Failed" { json!(job.fail_reason) } else { Value::Null },
+    }}))
 }

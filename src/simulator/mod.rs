@@ -44,6 +44,8 @@ pub struct SimulatorConfig {
     pub token_lifetime: Duration,
     /// How long a new instance stays `creating` before it is `normal`.
     pub create_duration: Duration,
+    /// How long a deleted instance stays `deleting` before it is gone.
+    pub delete_duration: Duration,
 }
 
 impl Default for SimulatorConfig {
@@ -63,6 +65,7 @@ impl Default for SimulatorConfig {
             io_types: vec!["SSD".into(), "ESSD".into(), "ULTRAHIGH".into()],
             token_lifetime: Duration::from_secs(24 * 3_600),
             create_duration: Duration::from_secs(10),
+            delete_duration: Duration::from_secs(5),
         }
     }
 }
@@ -79,6 +82,11 @@ struct SimState {
     tokens_issued: u64,
     creates: Vec<ReceivedCreate>,
     instances: Vec<SimInstance>,
+    jobs: Vec<SimJob>,
+    /// Calls to the HTAP list, the get-one and the delete endpoints.
+    lists_received: usize,
+    gets_received: usize,
+    deletes_received: usize,
     faults: Faults,
 }
 
@@ -90,8 +98,50 @@ struct SimInstance {
     created_at: std::time::Instant,
     time_zone: String,
     nodes: i64,
+    /// Its create job fails: the instance ends `createfail`.
+    create_fails: bool,
+    deleting_since: Option<std::time::Instant>,
     /// The `instance` object of the create answer.
     detail: serde_json::Value,
+}
+
+impl SimInstance {
+    fn id(&self) -> &str {
+        self.detail["id"].as_str().unwrap_or_default()
+    }
+
+    /// The cloud's status now; `None` once a deletion has finished.
+    fn status(&self, config: &SimulatorConfig) -> Option<&'static str> {
+        match self.deleting_since {
+            Some(since) if since.elapsed() >= config.delete_duration => None,
+            Some(_) => Some("deleting"),
+            None if self.created_at.elapsed() < config.create_duration => Some("creating"),
+            None if self.create_fails => Some("createfail"),
+            None => Some("normal"),
+        }
+    }
+}
+
+/// A workflow (job) of the simulated cloud.
+#[derive(Debug, Clone)]
+struct SimJob {
+    id: String,
+    name: &'static str,
+    instance_id: String,
+    instance_name: String,
+    started: std::time::Instant,
+    duration: Duration,
+    fail_reason: Option<String>,
+}
+
+impl SimJob {
+    fn status(&self) -> &'static str {
+        match (self.started.elapsed() >= self.duration, &self.fail_reason) {
+            (false, _) => "Running",
+            (true, Some(_)) => "Failed",
+            (true, None) => "Completed",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -148,6 +198,11 @@ pub fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<
                 "/v3/{project_id}/instances/{instance_id}/starrocks/{starrocks_id}",
                 web::get().to(instances::get_starrocks),
             )
+            .route(
+                "/v3/{project_id}/instances/{instance_id}/starrocks/{starrocks_id}",
+                web::delete().to(instances::delete_starrocks),
+            )
+            .route("/v3/{project_id}/jobs", web::get().to(instances::job))
             .route("/_sim/creates", web::get().to(control::creates))
             .route("/_sim/stats", web::get().to(control::stats))
             .route("/_sim/faults", web::put().to(control::set_faults))

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::control::ReceivedCreate;
-use super::{SimInstance, Simulator, dbs_error};
+use super::{SimInstance, SimJob, Simulator, dbs_error};
 
 const PARAMETER_ERROR: &str = "DBS.200001";
 const INVALID_NAME: &str = "DBS.280234";
@@ -332,6 +332,14 @@ pub(super) fn check_access(
 /// The injected create failure, if one is armed.
 fn injected_failure(simulator: &Simulator) -> Result<(), HttpResponse> {
     let mut state = simulator.state();
+    if state.faults.throttle_next_calls > 0 {
+        state.faults.throttle_next_calls -= 1;
+        return Err(dbs_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "APIGW.0308",
+            "The request is throttled.",
+        ));
+    }
     if state.faults.fail_next_creates > 0 {
         state.faults.fail_next_creates -= 1;
         let status = StatusCode::from_u16(state.faults.fail_status)
@@ -427,15 +435,35 @@ fn create(simulator: &Simulator, target: &str, raw: &[u8]) -> HttpResponse {
             "sys_tags": body.tags_info.sys_tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
         },
     });
-    simulator.state().instances.push(SimInstance {
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let now = std::time::Instant::now();
+    let mut state = simulator.state();
+    let fails = state.faults.fail_next_create_jobs > 0;
+    if fails {
+        state.faults.fail_next_create_jobs -= 1;
+    }
+    let id = instance["id"].as_str().unwrap_or_default().to_owned();
+    state.jobs.push(SimJob {
+        id: job_id.clone(),
+        name: "CreateStarRocksInstance",
+        instance_id: id.clone(),
+        instance_name: body.name.clone(),
+        started: now,
+        duration: config.create_duration,
+        fail_reason: fails.then(|| {
+            "Insufficient resources in the availability zone (injected fault).".to_owned()
+        }),
+    });
+    state.instances.push(SimInstance {
         target: target.to_owned(),
-        created_at: std::time::Instant::now(),
+        created_at: now,
         time_zone: time_zone.unwrap_or_else(|| "UTC+08:00".into()),
         nodes: body.fe_count + body.be_count,
+        create_fails: fails,
+        deleting_since: None,
         detail: instance.clone(),
     });
-    HttpResponse::Created()
-        .json(json!({"instance": instance, "job_id": uuid::Uuid::new_v4().to_string()}))
+    HttpResponse::Created().json(json!({"instance": instance, "job_id": job_id}))
 }
 
 #[cfg(test)]

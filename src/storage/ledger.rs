@@ -1,6 +1,7 @@
 //! The quota ledger. A create reserves its cost before anything is sent upstream; the
 //! reservation is committed when the cloud confirms, released on a definite failure, and kept
-//! `pending` on an ambiguous one until reconciliation asks the cloud.
+//! `pending` on an ambiguous one until reconciliation asks the cloud. A committed instance
+//! being deleted is `deleting` (still counted) until the cloud confirms it gone: `deleted`.
 //!
 //! Admission is serialized per team: PostgreSQL takes a transaction-scoped advisory lock on
 //! the team (so replicas sharing the database never over-admit), SQLite a `BEGIN IMMEDIATE`
@@ -73,6 +74,8 @@ pub enum ReserveOutcome {
 pub struct Reservation {
     pub id: String,
     pub team: String,
+    /// Who created it.
+    pub subject: String,
     pub state: String,
     pub project_id: String,
     pub target: String,
@@ -83,17 +86,19 @@ pub struct Reservation {
     pub instance_id: Option<String>,
     pub job_id: Option<String>,
     pub decision_id: String,
+    pub settle_reason: Option<String>,
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, team, state, project_id, target, target_instance_id, name, size, labels, \
-    instance_id, job_id, decision_id, created_at";
+const COLUMNS: &str = "id, team, subject, state, project_id, target, target_instance_id, name, size, \
+    labels, instance_id, job_id, decision_id, settle_reason, created_at";
 
 fn reservation(row: &sqlx::any::AnyRow) -> Result<Reservation, StorageError> {
     let labels: String = row.try_get("labels")?;
     Ok(Reservation {
         id: row.try_get("id")?,
         team: row.try_get("team")?,
+        subject: row.try_get("subject")?,
         state: row.try_get("state")?,
         project_id: row.try_get("project_id")?,
         target: row.try_get("target")?,
@@ -105,12 +110,13 @@ fn reservation(row: &sqlx::any::AnyRow) -> Result<Reservation, StorageError> {
         instance_id: row.try_get("instance_id")?,
         job_id: row.try_get("job_id")?,
         decision_id: row.try_get("decision_id")?,
+        settle_reason: row.try_get("settle_reason")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
 /// States whose cost counts against the quota.
-const COUNTED: &str = "state IN ('pending', 'committed')";
+const COUNTED: &str = "state IN ('pending', 'committed', 'deleting')";
 
 impl Store {
     /// Reserves `new.cost` for `new.team` unless that would exceed `limit` (no limit: always).
@@ -215,6 +221,85 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(reservation).transpose()
+    }
+
+    /// Moves a reservation from state `from` to `to`; false when it was not in `from`, so
+    /// concurrent requests cannot both make the same transition.
+    /// A `job_id` replaces the recorded one (a deletion's workflow follows the create's job).
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        reason: &str,
+        job_id: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        let result = sqlx::query(
+            "UPDATE reservations SET state = $3, settle_reason = $4, updated_at = $5, \
+             job_id = COALESCE($6, job_id) WHERE id = $1 AND state = $2",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(reason)
+        .bind(now_ms())
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The ledger row of a StarRocks instance.
+    pub async fn reservation_by_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<Reservation>, StorageError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reservations WHERE instance_id = $1"
+        ))
+        .bind(instance_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(reservation).transpose()
+    }
+
+    /// Live instances (committed or being deleted), newest first; all teams when `team` is
+    /// `None`. One page after the `(created_at, id)` cursor, plus whether more follow.
+    pub async fn instances(
+        &self,
+        team: Option<&str>,
+        limit: u32,
+        before: Option<(i64, String)>,
+    ) -> Result<(Vec<Reservation>, bool), StorageError> {
+        let (at, id) = before.unwrap_or((i64::MAX, String::new()));
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reservations WHERE state IN ('committed', 'deleting') \
+             AND ($1 = '' OR team = $1) AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT {}",
+            limit + 1
+        ))
+        .bind(team.unwrap_or_default())
+        .bind(at)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() > limit as usize;
+        let page = rows
+            .iter()
+            .take(limit as usize)
+            .map(reservation)
+            .collect::<Result<_, _>>()?;
+        Ok((page, more))
+    }
+
+    /// Every reservation being deleted, for reconciliation.
+    pub async fn deleting(&self) -> Result<Vec<Reservation>, StorageError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reservations WHERE state = 'deleting'"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(reservation).collect()
     }
 
     /// Every reservation whose outcome is still unknown, oldest first.

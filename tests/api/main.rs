@@ -7,6 +7,7 @@ mod create;
 mod helpers;
 mod jwks;
 mod jwt_attacks;
+mod lifecycle;
 mod policy;
 mod simulator;
 mod storage;

@@ -1,0 +1,388 @@
+//! Listing, following and deleting instances.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use starrocks_gateway::demo::EXAMPLE_POLICY;
+
+use crate::helpers::{TestApp, problem, small_instance, spawn_app_full};
+
+/// A stack whose simulated instances build and delete in a few hundred milliseconds.
+async fn quick_app() -> TestApp {
+    spawn_app_full(
+        EXAMPLE_POLICY,
+        |sim| {
+            sim.create_duration = Duration::from_millis(300);
+            sim.delete_duration = Duration::from_millis(300);
+        },
+        |_| {},
+    )
+    .await
+}
+
+async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.expect("JSON")
+}
+
+async fn get(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.authed(Method::GET, &format!("/v1/starrocks/{id}"), token)
+        .send()
+        .await
+        .expect("answer")
+}
+
+async fn instances_used(app: &TestApp, token: &str) -> i64 {
+    let me = json_of(
+        app.authed(Method::GET, "/v1/me", token)
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    me["teams"][0]["usage"]["instances"]
+        .as_i64()
+        .expect("usage")
+}
+
+/// Polls the instance until `state`, for at most five seconds.
+async fn wait_for(app: &TestApp, token: &str, id: &str, state: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..50 {
+        last = json_of(get(app, token, id).await).await;
+        if last["state"] == state {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("instance {id} never reached {state}: {last}");
+}
+
+async fn created_id(app: &TestApp, token: &str, body: &Value) -> String {
+    let response = app.create(token, body).await;
+    assert_eq!(response.status(), 201);
+    json_of(response).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn create_poll_until_ready_delete_poll_until_deleted_gives_the_quota_back() {
+    let app = quick_app().await;
+    let alice = app.alice();
+    assert_eq!(instances_used(&app, &alice).await, 0);
+
+    let id = created_id(&app, &alice, &small_instance()).await;
+    let creating = json_of(get(&app, &alice, &id).await).await;
+    let ready = wait_for(&app, &alice, &id, "ready").await;
+    let used_while_ready = instances_used(&app, &alice).await;
+    let deleted = app
+        .authed(Method::DELETE, &format!("/v1/starrocks/{id}"), &alice)
+        .send()
+        .await
+        .expect("answer");
+    let deleted_status = deleted.status();
+    let accepted = json_of(deleted).await;
+    let gone = wait_for(&app, &alice, &id, "deleted").await;
+
+    assert_eq!(creating["state"], "creating");
+    assert_eq!(creating["job"]["status"], "Running");
+    assert_eq!(ready["cloud"]["status"], "normal");
+    assert_eq!(ready["cloud"]["port_info"]["mysql_port"], 9030);
+    assert!(
+        ready["cloud"]["groups"]
+            .as_array()
+            .is_some_and(|g| g.len() == 2)
+    );
+    assert_eq!(ready["created_by"], "alice");
+    assert_eq!(ready["size"], "small");
+    assert_eq!(used_while_ready, 1);
+    assert_eq!(deleted_status, 202);
+    assert_eq!(accepted["state"], "deleting");
+    assert!(accepted["job_id"].is_string());
+    assert_eq!(gone["state"], "deleted");
+    assert_eq!(instances_used(&app, &alice).await, 0);
+    let log = json_of(
+        app.authed(
+            Method::GET,
+            "/v1/admin/decisions?outcome=deleting",
+            &app.admin(),
+        )
+        .send()
+        .await
+        .expect("answer"),
+    )
+    .await;
+    assert_eq!(log["decisions"][0]["action"], "delete");
+    assert_eq!(log["decisions"][0]["subject"], "alice");
+    assert_eq!(log["decisions"][0]["instance_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn another_teams_instance_is_404_for_get_and_delete_and_nothing_is_sent() {
+    let app = quick_app().await;
+    let id = created_id(&app, &app.alice(), &small_instance()).await;
+    let bob = app.token_for("bob", "payments");
+    let gets_before = app.sim_stats().await.gets_received;
+
+    let read = get(&app, &bob, &id).await;
+    let delete = app
+        .authed(Method::DELETE, &format!("/v1/starrocks/{id}"), &bob)
+        .send()
+        .await
+        .expect("answer");
+    let missing = get(&app, &bob, "ffffffffffffffffffffffffffffffffin17").await;
+
+    assert_eq!(read.status(), 404);
+    assert_eq!(delete.status(), 404);
+    let (read, delete, missing) = (
+        problem(read).await,
+        problem(delete).await,
+        problem(missing).await,
+    );
+    assert_eq!(read["code"], "not_found");
+    assert_eq!(delete["code"], "not_found");
+    assert_eq!(
+        read["detail"].as_str().map(|d| d.replace(&id, "ID")),
+        missing["detail"]
+            .as_str()
+            .map(|d| d.replace("ffffffffffffffffffffffffffffffffin17", "ID")),
+        "another team's instance answers exactly like a missing one"
+    );
+    let stats = app.sim_stats().await;
+    assert_eq!(stats.deletes_received, 0);
+    assert_eq!(stats.gets_received, gets_before);
+}
+
+#[tokio::test]
+async fn a_create_whose_job_fails_shows_failed_with_the_reason_and_releases_quota() {
+    let app = quick_app().await;
+    let alice = app.alice();
+    app.set_faults(json!({"fail_next_create_jobs": 1})).await;
+
+    let id = created_id(&app, &alice, &small_instance()).await;
+    let used_at_first = instances_used(&app, &alice).await;
+    let failed = wait_for(&app, &alice, &id, "failed").await;
+
+    assert_eq!(used_at_first, 1);
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Insufficient resources")),
+        "{failed}"
+    );
+    assert_eq!(failed["job"]["status"], "Failed");
+    assert_eq!(instances_used(&app, &alice).await, 0);
+    let again = json_of(get(&app, &alice, &id).await).await;
+    assert_eq!(again["state"], "failed", "a failed instance stays failed");
+}
+
+#[tokio::test]
+async fn listing_makes_one_cloud_call_per_target_whatever_the_number_of_instances() {
+    let app = quick_app().await;
+    let alice = app.alice();
+    for (i, target) in [
+        "analytics-prod",
+        "analytics-prod",
+        "analytics-prod",
+        "analytics-dev",
+    ]
+    .iter()
+    .enumerate()
+    {
+        created_id(
+            &app,
+            &alice,
+            &json!({"name": format!("cube-{i}"), "target": target, "size": "small"}),
+        )
+        .await;
+    }
+    created_id(
+        &app,
+        &app.token_for("bob", "payments"),
+        &json!({"name": "ledger", "target": "payments-ledger", "size": "small"}),
+    )
+    .await;
+    let lists_before = app.sim_stats().await.lists_received;
+
+    let list = json_of(
+        app.authed(Method::GET, "/v1/starrocks", &alice)
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+
+    assert_eq!(app.sim_stats().await.lists_received - lists_before, 2);
+    let names: Vec<&str> = list["instances"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["cube-3", "cube-2", "cube-1", "cube-0"],
+        "newest first, only the caller's team"
+    );
+    assert_eq!(list["instances"][0]["state"], "creating");
+    assert_eq!(list["instances"][0]["created_by"], "alice");
+}
+
+#[tokio::test]
+async fn the_list_pages_and_admins_see_every_team() {
+    let app = quick_app().await;
+    let alice = app.alice();
+    for i in 0..3 {
+        created_id(
+            &app,
+            &alice,
+            &json!({"name": format!("cube-{i}"), "target": "analytics-prod", "size": "small"}),
+        )
+        .await;
+    }
+    created_id(
+        &app,
+        &app.token_for("bob", "payments"),
+        &json!({"name": "ledger", "target": "payments-ledger", "size": "small"}),
+    )
+    .await;
+
+    let first = json_of(
+        app.authed(Method::GET, "/v1/starrocks?limit=2", &alice)
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    let next = first["next_page"].as_str().expect("a next page").to_owned();
+    let second = json_of(
+        app.authed(
+            Method::GET,
+            &format!("/v1/starrocks?limit=2&page={next}"),
+            &alice,
+        )
+        .send()
+        .await
+        .expect("answer"),
+    )
+    .await;
+    let everyone = json_of(
+        app.authed(Method::GET, "/v1/starrocks", &app.admin())
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    let payments = json_of(
+        app.authed(Method::GET, "/v1/starrocks?team=payments", &app.admin())
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    let not_mine = app
+        .authed(Method::GET, "/v1/starrocks?team=payments", &alice)
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(first["instances"].as_array().map(Vec::len), Some(2));
+    assert_eq!(second["instances"].as_array().map(Vec::len), Some(1));
+    assert!(second.get("next_page").is_none());
+    assert_eq!(everyone["instances"].as_array().map(Vec::len), Some(4));
+    assert_eq!(payments["instances"].as_array().map(Vec::len), Some(1));
+    assert_eq!(not_mine.status(), 403);
+}
+
+#[tokio::test]
+async fn deleting_twice_is_409_and_the_cloud_sees_one_delete() {
+    let app = spawn_app_full(
+        EXAMPLE_POLICY,
+        |sim| {
+            sim.create_duration = Duration::from_millis(100);
+            sim.delete_duration = Duration::from_secs(30);
+        },
+        |_| {},
+    )
+    .await;
+    let alice = app.alice();
+    let id = created_id(&app, &alice, &small_instance()).await;
+    wait_for(&app, &alice, &id, "ready").await;
+
+    let first = app
+        .authed(Method::DELETE, &format!("/v1/starrocks/{id}"), &alice)
+        .send()
+        .await
+        .expect("answer");
+    let second = app
+        .authed(Method::DELETE, &format!("/v1/starrocks/{id}"), &alice)
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(first.status(), 202);
+    assert_eq!(second.status(), 409);
+    assert_eq!(problem(second).await["code"], "instance_deleting");
+    assert_eq!(app.sim_stats().await.deletes_received, 1);
+    assert_eq!(
+        instances_used(&app, &alice).await,
+        1,
+        "quota is released only when the cloud confirms"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_while_the_cloud_is_busy_is_retried_until_it_goes_through() {
+    let app = quick_app().await;
+    let alice = app.alice();
+    let id = created_id(&app, &alice, &small_instance()).await;
+
+    // Still creating: the cloud answers 409 "another operation in progress" for a while.
+    let response = app
+        .authed(Method::DELETE, &format!("/v1/starrocks/{id}"), &alice)
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(response.status(), 202);
+    assert!(
+        app.sim_stats().await.deletes_received >= 2,
+        "the busy answer was retried"
+    );
+}
+
+#[tokio::test]
+async fn throttled_reads_are_retried_with_backoff() {
+    let app = quick_app().await;
+    let alice = app.alice();
+    let id = created_id(&app, &alice, &small_instance()).await;
+    let gets_before = app.sim_stats().await.gets_received;
+    app.set_faults(json!({"throttle_next_calls": 2})).await;
+
+    let response = get(&app, &alice, &id).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        app.sim_stats().await.gets_received - gets_before,
+        3,
+        "two throttled attempts, then the answer"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_create_is_never_retried_blindly() {
+    let app = quick_app().await;
+    app.set_faults(json!({"throttle_next_calls": 1})).await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 502);
+    assert_eq!(problem(response).await["upstream_code"], "APIGW.0308");
+    assert_eq!(
+        app.sim_stats().await.creates_received,
+        1,
+        "a read would have been retried; a create is not"
+    );
+}
