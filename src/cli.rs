@@ -36,6 +36,12 @@ pub enum Command {
         /// Lifetime of issued IAM tokens (Huawei Cloud's is 24 h).
         #[arg(long, default_value_t = 86_400)]
         token_lifetime_secs: u64,
+        /// How long a new instance stays `creating`.
+        #[arg(long, default_value_t = 10)]
+        create_secs: u64,
+        /// How long a deleted instance stays `deleting` before it is gone.
+        #[arg(long, default_value_t = 5)]
+        delete_secs: u64,
     },
     /// Print the OpenAPI document.
     Openapi,

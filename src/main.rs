@@ -34,9 +34,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Simulator {
             listen,
             token_lifetime_secs,
+            create_secs,
+            delete_secs,
         } => {
             let config = simulator::SimulatorConfig {
                 token_lifetime: std::time::Duration::from_secs(token_lifetime_secs),
+                create_duration: std::time::Duration::from_secs(create_secs),
+                delete_duration: std::time::Duration::from_secs(delete_secs),
                 ..simulator::SimulatorConfig::default()
             };
             let listener =

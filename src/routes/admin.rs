@@ -1,15 +1,25 @@
 //! Platform-admin endpoints.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::paging;
 use crate::error::{ErrorCode, FieldError, Problem};
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::reconcile::ReconcileReport;
 use crate::policy::{PolicyError, Reloaded};
 use crate::startup::GatewayState;
-use crate::storage::decisions::{DecisionFilter, DecisionPage, DecisionQuery, DecisionRecord};
+use crate::storage::decisions::{DecisionFilter, DecisionPage, DecisionQuery};
+
+/// `Some(403)` unless the caller is a platform admin.
+fn require_admin(request: &HttpRequest, employee: &Employee, what: &str) -> Option<HttpResponse> {
+    (!employee.admin).then(|| {
+        Problem::new(
+            ErrorCode::AdminRequired,
+            format!("{what} is reserved to platform admins"),
+        )
+        .response_for(request)
+    })
+}
 
 /// Reload the policy file.
 ///
@@ -30,12 +40,8 @@ pub async fn reload_policy(
     employee: web::ReqData<Employee>,
     state: web::Data<GatewayState>,
 ) -> HttpResponse {
-    if !employee.admin {
-        return Problem::new(
-            ErrorCode::AdminRequired,
-            "reloading the policy is reserved to platform admins",
-        )
-        .response_for(&request);
+    if let Some(refusal) = require_admin(&request, &employee, "reloading the policy") {
+        return refusal;
     }
     match state.policy.reload() {
         Ok(reloaded) => {
@@ -81,12 +87,8 @@ pub async fn reconcile_now(
     employee: web::ReqData<Employee>,
     state: web::Data<GatewayState>,
 ) -> HttpResponse {
-    if !employee.admin {
-        return Problem::new(
-            ErrorCode::AdminRequired,
-            "reconciling is reserved to platform admins",
-        )
-        .response_for(&request);
+    if let Some(refusal) = require_admin(&request, &employee, "reconciling") {
+        return refusal;
     }
     match crate::pipeline::reconcile::reconcile(&state.store, &state.cloud, state.reconcile_grace)
         .await
@@ -118,17 +120,6 @@ fn parse_time(field: &str, value: Option<&String>) -> Result<Option<i64>, Proble
         .transpose()
 }
 
-/// `at_ms:id`, base64url-encoded, so clients treat it as opaque.
-fn encode_page(record: &DecisionRecord) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", record.at_ms, record.id))
-}
-
-fn decode_page(page: &str) -> Option<(i64, String)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(page).ok()?).ok()?;
-    let (at, id) = text.split_once(':')?;
-    Some((at.parse().ok()?, id.to_owned()))
-}
-
 /// The decision log.
 ///
 /// Every create, dry-run, denial and delete: who, which team, target and size, each rule's
@@ -151,39 +142,19 @@ pub async fn decisions(
     state: web::Data<GatewayState>,
     query: web::Query<DecisionQuery>,
 ) -> HttpResponse {
-    if !employee.admin {
-        return Problem::new(
-            ErrorCode::AdminRequired,
-            "the decision log is reserved to platform admins",
-        )
-        .response_for(&request);
+    if let Some(refusal) = require_admin(&request, &employee, "the decision log") {
+        return refusal;
     }
     let query = query.into_inner();
     let filter = (|| {
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(Problem::new(
-                ErrorCode::InvalidParameter,
-                format!("`limit` must be 1 to {MAX_PAGE}"),
-            ));
-        }
-        let before = match &query.page {
-            Some(page) => Some(decode_page(page).ok_or_else(|| {
-                Problem::new(
-                    ErrorCode::InvalidParameter,
-                    "`page` is not a page token from this API",
-                )
-            })?),
-            None => None,
-        };
-        Ok(DecisionFilter {
+        Ok::<_, Problem>(DecisionFilter {
             team: query.team.clone(),
             subject: query.subject.clone(),
             outcome: query.outcome.clone(),
             since_ms: parse_time("since", query.since.as_ref())?,
             until_ms: parse_time("until", query.until.as_ref())?,
-            limit,
-            before,
+            limit: paging::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?,
+            before: query.page.as_deref().map(paging::decode).transpose()?,
         })
     })();
     let filter = match filter {
@@ -192,7 +163,9 @@ pub async fn decisions(
     };
     match state.store.decisions(&filter).await {
         Ok((decisions, more)) => {
-            let next_page = more.then(|| decisions.last().map(encode_page)).flatten();
+            let next_page = more
+                .then(|| decisions.last().map(|d| paging::encode(d.at_ms, &d.id)))
+                .flatten();
             HttpResponse::Ok().json(DecisionPage {
                 decisions,
                 next_page,

@@ -10,11 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::paging;
 use super::starrocks::TEAM_HEADER;
 use crate::cloud::model::{Job, StarRocksDetail};
 use crate::error::{ErrorCode, Problem};
@@ -213,25 +212,8 @@ async fn list(
     state: &GatewayState,
     query: ListQuery,
 ) -> Result<InstanceList, Problem> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::new(
-            ErrorCode::InvalidParameter,
-            format!("`limit` must be 1 to {MAX_PAGE}"),
-        ));
-    }
-    let before = query
-        .page
-        .as_deref()
-        .map(|page| {
-            decode_page(page).ok_or_else(|| {
-                Problem::new(
-                    ErrorCode::InvalidParameter,
-                    "`page` is not a page token from this API",
-                )
-            })
-        })
-        .transpose()?;
+    let limit = paging::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let before = query.page.as_deref().map(paging::decode).transpose()?;
     let header_team = request
         .headers()
         .get(TEAM_HEADER)
@@ -305,22 +287,12 @@ async fn list(
         instances.push(item);
     }
     let next_page = more
-        .then(|| rows.last().map(|r| encode_page(r.created_at, &r.id)))
+        .then(|| rows.last().map(|r| paging::encode(r.created_at, &r.id)))
         .flatten();
     Ok(InstanceList {
         instances,
         next_page,
     })
-}
-
-fn encode_page(at: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
-}
-
-fn decode_page(page: &str) -> Option<(i64, String)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(page).ok()?).ok()?;
-    let (at, id) = text.split_once(':')?;
-    Some((at.parse().ok()?, id.to_owned()))
 }
 
 /// One instance, with live detail and job progress.

@@ -5,4 +5,5 @@ pub mod catalog;
 pub mod fallback;
 pub mod health;
 pub mod instances;
+pub mod paging;
 pub mod starrocks;

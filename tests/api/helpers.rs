@@ -114,7 +114,12 @@ pub async fn spawn_app_full_on(
     TestApp {
         policy_path,
         stack,
-        client: reqwest::Client::new(),
+        // Idle connections are dropped before the server's keep-alive ends, so a request never
+        // races the server closing the connection it reuses.
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .expect("a test HTTP client"),
     }
 }
 
@@ -166,7 +171,7 @@ impl TestApp {
             .json(body)
             .send()
             .await
-            .expect("the gateway answers")
+            .unwrap_or_else(|error| panic!("the gateway did not answer: {error:?}"))
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
