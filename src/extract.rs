@@ -125,3 +125,42 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         })
     }
 }
+
+/// A query string parsed like [`JsonBody`]: a bad parameter is a problem+json naming it.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let pairs = form_urlencoded::parse(request.query_string().as_bytes());
+        let deserializer = serde_urlencoded::Deserializer::new(pairs);
+        std::future::ready(
+            serde_path_to_error::deserialize(deserializer)
+                .map(QueryParams)
+                .map_err(|error| {
+                    let path = error.path().to_string();
+                    let message = error.inner().to_string();
+                    let field = if path == "." {
+                        named_field(&message)
+                    } else {
+                        Some(path)
+                    };
+                    let detail = match &field {
+                        Some(field) => format!("query parameter `{field}`: {message}"),
+                        None => format!("bad query string: {message}"),
+                    };
+                    let errors = field
+                        .map(|field| FieldError { field, message })
+                        .into_iter()
+                        .collect();
+                    reject(
+                        request,
+                        Problem::new(ErrorCode::InvalidParameter, detail).with_field_errors(errors),
+                    )
+                }),
+        )
+    }
+}

@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 
 use super::paging;
 use crate::error::{ErrorCode, FieldError, Problem};
+use crate::extract::QueryParams;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::reconcile::ReconcileReport;
 use crate::policy::{PolicyError, Reloaded};
@@ -140,12 +141,12 @@ pub async fn decisions(
     request: HttpRequest,
     employee: web::ReqData<Employee>,
     state: web::Data<GatewayState>,
-    query: web::Query<DecisionQuery>,
+    query: QueryParams<DecisionQuery>,
 ) -> HttpResponse {
     if let Some(refusal) = require_admin(&request, &employee, "the decision log") {
         return refusal;
     }
-    let query = query.into_inner();
+    let query = query.0;
     let filter = (|| {
         Ok::<_, Problem>(DecisionFilter {
             team: query.team.clone(),

@@ -3,7 +3,7 @@
 //! another team answers exactly like a missing one, so ids cannot be probed.
 #![expect(
     unused_qualifications,
-    reason = "utoipa's expansion of a plain handler's `Query<T>` argument qualifies T"
+    reason = "utoipa's expansion of `params(ListQuery, …)` on a handler without a route macro"
 )]
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +17,7 @@ use super::paging;
 use super::starrocks::TEAM_HEADER;
 use crate::cloud::model::{Job, StarRocksDetail};
 use crate::error::{ErrorCode, Problem};
+use crate::extract::QueryParams;
 use crate::lifecycle::{CloudView, LifecycleState, summarize};
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::authorize::select_team;
@@ -198,9 +199,9 @@ pub async fn list_instances(
     request: HttpRequest,
     employee: web::ReqData<Employee>,
     state: web::Data<GatewayState>,
-    query: web::Query<ListQuery>,
+    query: QueryParams<ListQuery>,
 ) -> HttpResponse {
-    match list(&request, &employee, &state, query.into_inner()).await {
+    match list(&request, &employee, &state, query.0).await {
         Ok(list) => HttpResponse::Ok().json(list),
         Err(problem) => problem.response_for(&request),
     }

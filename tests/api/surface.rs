@@ -108,3 +108,28 @@ async fn a_token_minted_by_the_demo_identity_provider_creates_an_instance() {
 
     assert_eq!(response.status(), 201);
 }
+
+#[tokio::test]
+async fn a_bad_query_string_is_a_problem_naming_it() {
+    let app = spawn_app().await;
+
+    let response = app
+        .authed(
+            reqwest::Method::GET,
+            "/v1/starrocks?limit=lots",
+            &app.alice(),
+        )
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(response.status(), 400);
+    let problem = problem(response).await;
+    assert_eq!(problem["code"], "invalid_parameter");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("limit")),
+        "{problem}"
+    );
+}
