@@ -9,7 +9,6 @@
 //! refresh fails the last good set keeps serving for `jwks_max_stale_secs`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -113,13 +112,6 @@ struct Discovery {
     jwks_uri: Url,
 }
 
-/// Counters for readiness and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyStoreStats {
-    pub fetches: u64,
-    pub failures: u64,
-}
-
 #[derive(Debug)]
 pub struct KeyStore {
     source: Source,
@@ -133,8 +125,6 @@ pub struct KeyStore {
     last_forced_refetch: std::sync::Mutex<Option<Instant>>,
     /// When the last fetch ended and whether it succeeded.
     last_attempt: std::sync::Mutex<Option<(Instant, bool)>>,
-    fetches: AtomicU64,
-    failures: AtomicU64,
 }
 
 impl KeyStore {
@@ -175,8 +165,6 @@ impl KeyStore {
             refreshing: Mutex::new(()),
             last_forced_refetch: std::sync::Mutex::new(None),
             last_attempt: std::sync::Mutex::new(None),
-            fetches: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
         };
         if let Some(keys) = initial {
             store.current.store(Some(Arc::new(KeySnapshot {
@@ -185,13 +173,6 @@ impl KeyStore {
             })));
         }
         Ok(store)
-    }
-
-    pub fn stats(&self) -> KeyStoreStats {
-        KeyStoreStats {
-            fetches: self.fetches.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
-        }
     }
 
     /// Refreshes in the background until the store is dropped.
@@ -281,7 +262,6 @@ impl KeyStore {
                 Err(KeysError::Unavailable)
             };
         }
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let outcome = self.fetch().await;
         *self
             .last_attempt
@@ -301,7 +281,6 @@ impl KeyStore {
                 Ok(())
             }
             Err(error) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     error = %error,
                     serving_last_good = self.current.load().is_some(),

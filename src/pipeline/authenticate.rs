@@ -144,10 +144,6 @@ impl Authenticator {
         }
     }
 
-    pub fn key_store(&self) -> &Arc<KeyStore> {
-        &self.keys
-    }
-
     /// Whether a usable key set is loaded (fetching it if needed); for readiness.
     pub async fn keys_available(&self) -> bool {
         self.keys.keys().await.is_ok()

@@ -21,6 +21,8 @@ pub struct Readiness {
     pub identity_provider_keys: bool,
     /// An IAM token for the project is cached or could be fetched.
     pub cloud_token: bool,
+    /// The gateway's database answers.
+    pub database: bool,
     /// Revision of the policy in force.
     pub policy_revision: String,
 }
@@ -34,7 +36,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The gateway can serve creates: signing keys and an IAM token are at hand (both cached,
-/// so probing is cheap once warm).
+/// so probing is cheap once warm) and the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
@@ -45,15 +47,17 @@ pub async fn readyz(
     state: web::Data<GatewayState>,
     authenticator: web::Data<Authenticator>,
 ) -> HttpResponse {
-    let (keys, token) = futures_util::join!(authenticator.keys_available(), state.cloud.token());
+    let (keys, token, database) = futures_util::join!(
+        authenticator.keys_available(),
+        state.cloud.token(),
+        state.store.ping()
+    );
+    let ready = keys && token.is_ok() && database.is_ok();
     let readiness = Readiness {
-        status: if keys && token.is_ok() {
-            "ready"
-        } else {
-            "not_ready"
-        },
+        status: if ready { "ready" } else { "not_ready" },
         identity_provider_keys: keys,
         cloud_token: token.is_ok(),
+        database: database.is_ok(),
         policy_revision: state.policy.current().revision.clone(),
     };
     if readiness.status == "ready" {

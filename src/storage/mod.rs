@@ -115,10 +115,6 @@ impl Store {
         Ok(Self { pool, engine })
     }
 
-    pub fn engine(&self) -> Engine {
-        self.engine
-    }
-
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.pool.execute("SELECT 1").await?;

@@ -544,3 +544,25 @@ async fn a_lost_database_is_503_and_nothing_reaches_the_cloud() {
     assert_eq!(problem(response).await["code"], "storage_unavailable");
     assert_eq!(app.sim_stats().await.creates_received, 0);
 }
+
+#[tokio::test]
+async fn readiness_reports_a_lost_database() {
+    use secrecy::ExposeSecret;
+    let app = spawn_app_on(Db::Postgres).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let url = app.stack.settings.storage.url.expose_secret().to_owned();
+    let (server, database) = url.rsplit_once('/').expect("a database in the URL");
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("server");
+    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("dropped");
+
+    let ready = app.get("/readyz").await;
+
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.expect("JSON");
+    assert_eq!(body["database"], false);
+}

@@ -66,6 +66,7 @@ async fn the_portal_page_and_probes_are_served() {
     let ready: serde_json::Value = ready.json().await.expect("JSON");
     assert_eq!(ready["identity_provider_keys"], true);
     assert_eq!(ready["cloud_token"], true);
+    assert_eq!(ready["database"], true);
 }
 
 #[tokio::test]
