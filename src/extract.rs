@@ -164,3 +164,18 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
         )
     }
 }
+
+/// For query parameters: an empty value (`?since=`) counts as absent, as browsers and
+/// generated clients send it for blank fields.
+pub fn empty_as_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}

@@ -111,34 +111,42 @@ pub fn create_app(
         .app_data(web::PayloadConfig::new(parts.body_limit))
         .wrap(TracingLogger::<GatewayRootSpan>::new())
         .wrap(from_fn(assign_request_id))
-        .service(health::healthz)
-        .service(health::readyz)
+        .service(fallback::resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(fallback::resource("/readyz", "GET").route(web::get().to(health::readyz)))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .service(
             web::scope("/v1")
                 .wrap(from_fn(require_employee))
                 .service(
-                    web::resource("/starrocks")
+                    fallback::resource("/starrocks", "GET, POST")
                         .route(web::post().to(starrocks::create_instance))
-                        .route(web::get().to(instances::list_instances))
-                        .default_service(web::to(fallback::method_not_allowed)),
+                        .route(web::get().to(instances::list_instances)),
                 )
                 .service(
-                    web::resource("/starrocks/dry-run")
-                        .route(web::post().to(starrocks::dry_run))
-                        .default_service(web::to(fallback::method_not_allowed)),
+                    fallback::resource("/starrocks/dry-run", "POST")
+                        .route(web::post().to(starrocks::dry_run)),
                 )
                 .service(
-                    web::resource("/starrocks/{id}")
+                    fallback::resource("/starrocks/{id}", "GET, DELETE")
                         .route(web::get().to(instances::get_instance))
-                        .route(web::delete().to(instances::delete_instance))
-                        .default_service(web::to(fallback::method_not_allowed)),
+                        .route(web::delete().to(instances::delete_instance)),
                 )
-                .service(catalog::catalog)
-                .service(catalog::me)
-                .service(admin::reload_policy)
-                .service(admin::reconcile_now)
-                .service(admin::decisions),
+                .service(
+                    fallback::resource("/catalog", "GET").route(web::get().to(catalog::catalog)),
+                )
+                .service(fallback::resource("/me", "GET").route(web::get().to(catalog::me)))
+                .service(
+                    fallback::resource("/admin/policy/reload", "POST")
+                        .route(web::post().to(admin::reload_policy)),
+                )
+                .service(
+                    fallback::resource("/admin/reconcile", "POST")
+                        .route(web::post().to(admin::reconcile_now)),
+                )
+                .service(
+                    fallback::resource("/admin/decisions", "GET")
+                        .route(web::get().to(admin::decisions)),
+                ),
         )
         .service(portal())
         .default_service(web::to(fallback::not_found))
@@ -146,7 +154,7 @@ pub fn create_app(
 
 /// `GET /`: the self-service portal page, compiled in so the binary serves it from anywhere.
 fn portal() -> actix_web::Resource {
-    web::resource("/").route(web::get().to(|| async {
+    fallback::resource("/", "GET").route(web::get().to(|| async {
         actix_web::HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .body(include_str!("../static/index.html"))

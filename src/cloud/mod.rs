@@ -104,8 +104,15 @@ impl From<&CloudError> for Problem {
                 code,
                 message,
             } => {
+                // A 409 is the cloud saying "another operation is in progress": the caller
+                // can retry later, which a 502 would not tell them.
+                let code_for_caller = if *status == 409 {
+                    ErrorCode::UpstreamBusy
+                } else {
+                    ErrorCode::UpstreamError
+                };
                 let mut problem = Problem::new(
-                    ErrorCode::UpstreamError,
+                    code_for_caller,
                     format!(
                         "Huawei Cloud refused the call ({status}{}): {}",
                         code.as_deref()

@@ -1,6 +1,6 @@
 //! Platform-admin endpoints.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::paging;
 use crate::error::{ErrorCode, FieldError, Problem};
@@ -35,7 +35,6 @@ fn require_admin(request: &HttpRequest, employee: &Employee, what: &str) -> Opti
         (status = 409, description = "The policy was not loaded from a file (`policy_not_reloadable`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The file is invalid; the previous policy stays in force (`policy_invalid`)", body = Problem, content_type = "application/problem+json"),
     ))]
-#[post("/admin/policy/reload")]
 pub async fn reload_policy(
     request: HttpRequest,
     employee: web::ReqData<Employee>,
@@ -82,7 +81,6 @@ pub async fn reload_policy(
         (status = 403, description = "Platform admins only (`admin_required`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The gateway's database is unavailable (`storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
     ))]
-#[post("/admin/reconcile")]
 pub async fn reconcile_now(
     request: HttpRequest,
     employee: web::ReqData<Employee>,
@@ -136,7 +134,6 @@ fn parse_time(field: &str, value: Option<&String>) -> Result<Option<i64>, Proble
         (status = 403, description = "Platform admins only (`admin_required`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The gateway's database is unavailable (`storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
     ))]
-#[get("/admin/decisions")]
 pub async fn decisions(
     request: HttpRequest,
     employee: web::ReqData<Employee>,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -132,7 +132,6 @@ fn catalog_of(policy: &Policy, team_name: &str, usage: Cost) -> Option<Catalog> 
         (status = 403, description = "Not a member of the named team (`not_team_member`), or the team is not in the policy (`policy_denied`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The identity provider or the gateway's database is unreachable (`identity_provider_unavailable`, `storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
     ))]
-#[get("/catalog")]
 pub async fn catalog(
     request: HttpRequest,
     employee: web::ReqData<Employee>,
@@ -190,7 +189,6 @@ pub struct Me {
         (status = 401, description = "Missing or invalid bearer token (`unauthenticated`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The identity provider or the gateway's database is unreachable (`identity_provider_unavailable`, `storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
     ))]
-#[get("/me")]
 pub async fn me(
     request: HttpRequest,
     employee: web::ReqData<Employee>,

@@ -1,6 +1,7 @@
 //! problem+json answers for unknown paths and wrong methods, instead of actix's empty bodies.
 
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::http::header::ALLOW;
+use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::{ErrorCode, Problem};
 
@@ -12,14 +13,23 @@ pub async fn not_found(request: HttpRequest) -> HttpResponse {
     .response_for(&request)
 }
 
-pub async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
-    Problem::new(
-        ErrorCode::MethodNotAllowed,
-        format!(
-            "{} is not supported on {}",
-            request.method(),
-            request.path()
-        ),
-    )
-    .response_for(&request)
+/// A resource at `path` answering any method but `allow` with `405` and an `Allow` header
+/// (RFC 9110 requires it).
+pub fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move |request: HttpRequest| async move {
+        let mut response = Problem::new(
+            ErrorCode::MethodNotAllowed,
+            format!(
+                "{} is not supported on {}; use {allow}",
+                request.method(),
+                request.path()
+            ),
+        )
+        .response_for(&request);
+        response.headers_mut().insert(
+            ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        response
+    }))
 }

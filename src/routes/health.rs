@@ -1,6 +1,6 @@
 //! Liveness and readiness probes.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -30,7 +30,6 @@ pub struct Readiness {
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "The process is alive", body = Health)))]
-#[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
@@ -42,7 +41,6 @@ pub async fn healthz() -> HttpResponse {
         (status = 200, description = "Ready to serve", body = Readiness),
         (status = 503, description = "A dependency is unavailable", body = Readiness),
     ))]
-#[get("/readyz")]
 pub async fn readyz(
     state: web::Data<GatewayState>,
     authenticator: web::Data<Authenticator>,

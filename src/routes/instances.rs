@@ -87,10 +87,14 @@ pub struct DeleteAccepted {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Admins: one team's instances (all teams when absent). Others: one of their teams.
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
     pub team: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_page` of the previous answer.
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
     pub page: Option<String>,
 }
 

@@ -262,7 +262,10 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Problem> {
         return Ok(None);
     };
     let key = value.to_str().unwrap_or_default();
-    if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+    if key.is_empty()
+        || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
+        || !key.chars().all(|c| c.is_ascii_graphic())
+    {
         return Err(Problem::new(
             ErrorCode::InvalidIdempotencyKey,
             format!(
@@ -310,7 +313,7 @@ struct Attempt {
     request_body = CreateInstanceRequest,
     params(
         ("X-Team" = Option<String>, Header, description = "The team to act for, when you are in several"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 characters; a retry with the same key and body replays the first answer for 24 h"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and body replays the first answer for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
     security(("bearer" = [])),
     responses(

@@ -47,17 +47,27 @@ pub struct DecisionRecord {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionQuery {
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
     pub team: Option<String>,
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
     pub subject: Option<String>,
     /// e.g. `denied`.
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
     pub outcome: Option<String>,
     /// Only decisions at or after this time (RFC 3339).
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only decisions before this time (RFC 3339).
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_page` of the previous answer.
+    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
     pub page: Option<String>,
 }
 

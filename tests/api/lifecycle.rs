@@ -386,3 +386,36 @@ async fn a_throttled_create_is_never_retried_blindly() {
         "a read would have been retried; a create is not"
     );
 }
+
+#[tokio::test]
+async fn a_delete_the_cloud_stays_busy_for_is_409_and_the_instance_stays() {
+    let app = spawn_app_full(
+        EXAMPLE_POLICY,
+        |sim| sim.create_duration = Duration::from_secs(60),
+        |_| {},
+    )
+    .await;
+    let alice = app.alice();
+    let id = created_id(&app, &alice, &small_instance()).await;
+
+    let response = app
+        .authed(Method::DELETE, &format!("/v1/starrocks/{id}"), &alice)
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(response.status(), 409);
+    let problem = problem(response).await;
+    assert_eq!(problem["code"], "upstream_busy");
+    assert_eq!(problem["upstream_code"], "DBS.200019");
+    assert_eq!(
+        app.sim_stats().await.deletes_received,
+        5,
+        "retried with backoff, then given up"
+    );
+    assert_eq!(
+        json_of(get(&app, &alice, &id).await).await["state"],
+        "creating"
+    );
+    assert_eq!(instances_used(&app, &alice).await, 1);
+}

@@ -85,7 +85,19 @@ async fn unknown_paths_and_methods_are_problem_json() {
     assert_eq!(missing.status(), 404);
     assert_eq!(problem(missing).await["code"], "not_found");
     assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "GET, POST");
     assert_eq!(problem(wrong_method).await["code"], "method_not_allowed");
+    let trace = app
+        .client
+        .request(
+            reqwest::Method::TRACE,
+            format!("{}/healthz", app.stack.gateway_url),
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(trace.status(), 405);
+    assert_eq!(trace.headers()["allow"], "GET");
 }
 
 #[tokio::test]
@@ -133,4 +145,21 @@ async fn a_bad_query_string_is_a_problem_naming_it() {
             .is_some_and(|d| d.contains("limit")),
         "{problem}"
     );
+}
+
+#[tokio::test]
+async fn empty_query_parameters_count_as_absent() {
+    let app = spawn_app().await;
+
+    let response = app
+        .authed(
+            reqwest::Method::GET,
+            "/v1/starrocks?team=&limit=&page=",
+            &app.alice(),
+        )
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(response.status(), 200);
 }
