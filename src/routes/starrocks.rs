@@ -35,16 +35,26 @@ const REDACTED: &str = "[REDACTED]";
     "labels": {"owner": "alice", "env": "dev"}}))]
 pub struct CreateInstanceRequest {
     /// 4–64 characters, starting with a letter; letters, digits, `-` and `_`.
+    #[schema(
+        min_length = 4,
+        max_length = 64,
+        pattern = "^[A-Za-z][A-Za-z0-9_-]{3,63}$"
+    )]
     pub name: String,
     /// Alias of the TaurusDB instance to attach to, as listed in your catalog.
+    #[schema(min_length = 1)]
     pub target: String,
     /// A size profile your team may use, e.g. `small`.
+    #[schema(min_length = 1)]
     pub size: String,
     /// Engine major version; the policy default when absent.
+    #[schema(min_length = 1)]
     pub version: Option<String>,
     /// Availability zone; the policy default when absent.
+    #[schema(min_length = 1)]
     pub az: Option<String>,
     /// Time zone like `UTC+08:00`; the policy default when absent.
+    #[schema(pattern = "^UTC[+-][0-9]{2}:[0-9]{2}$")]
     pub time_zone: Option<String>,
     /// The team to act for when you are in several (same as the `X-Team` header).
     pub team: Option<String>,
@@ -54,7 +64,7 @@ pub struct CreateInstanceRequest {
     pub labels: BTreeMap<String, String>,
     /// 8–32 characters with at least three of upper, lower, digit and `~!@#$%^*-_=+?,()&|.`.
     /// When absent a strong one is generated and returned once.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 32)]
     pub root_password: Option<SecretString>,
 }
 
