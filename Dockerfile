@@ -23,7 +23,8 @@ RUN apt-get update \
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --bin starrocks-gateway
+RUN cargo build --release --locked --bin starrocks-gateway \
+ && mkdir -p /out/data
 
 # runtime: distroless with glibc/libgcc only (no shell, no package manager),
 # running as the unprivileged nonroot user.
@@ -33,6 +34,12 @@ COPY --from=builder /app/target/release/starrocks-gateway /app/starrocks-gateway
 COPY static/ /app/static/
 COPY openapi/ /app/openapi/
 COPY config/ /app/config/
+# The embedded SQLite database needs a directory the non-root user can write; mount a
+# volume there to keep the quota ledger and decision log across restarts (or point
+# SRGW_STORAGE__URL at PostgreSQL).
+COPY --from=builder --chown=nonroot:nonroot /out/data /app/data
+ENV SRGW_STORAGE__URL=sqlite:///app/data/starrocks-gateway.db
+VOLUME /app/data
 USER nonroot:nonroot
 EXPOSE 8080
 ENTRYPOINT ["/app/starrocks-gateway"]
