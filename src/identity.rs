@@ -263,6 +263,11 @@ impl KeyStore {
             };
         }
         let outcome = self.fetch().await;
+        let result = if outcome.is_ok() { "ok" } else { "error" };
+        crate::metrics::METRICS
+            .jwks_fetches
+            .with_label_values(&[result])
+            .inc();
         *self
             .last_attempt
             .lock()

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod identity;
 pub mod lifecycle;
+pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
 pub mod policy;

@@ -29,6 +29,7 @@ use crate::routes::{admin, catalog, health, instances, starrocks};
         admin::decisions,
         health::healthz,
         health::readyz,
+        crate::metrics::serve,
     ),
     components(schemas(Problem, ErrorCode, FieldError, Violation)),
     modifiers(&BearerSecurity),

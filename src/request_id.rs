@@ -10,6 +10,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest};
 use tracing::Span;
+
+use crate::metrics::METRICS;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -62,6 +64,19 @@ pub async fn assign_request_id(
     let path = request.path().to_owned();
     let mut response = next.call(request).await?;
     let status = response.status().as_u16();
+    // The route pattern, not the path: ids in paths would explode the label set.
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    METRICS
+        .http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+        .inc();
+    METRICS
+        .http_duration
+        .with_label_values(&[route.as_str(), method.as_str()])
+        .observe(started.elapsed().as_secs_f64());
     tracing::info!(
         request_id = %id,
         http.method = %method,

@@ -113,6 +113,7 @@ pub fn create_app(
         .wrap(from_fn(assign_request_id))
         .service(fallback::resource("/healthz", "GET").route(web::get().to(health::healthz)))
         .service(fallback::resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(fallback::resource("/metrics", "GET").route(web::get().to(crate::metrics::serve)))
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .service(
             web::scope("/v1")

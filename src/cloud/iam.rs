@@ -99,6 +99,16 @@ impl IamTokenCache {
     }
 
     async fn fetch(&self, project_id: &str) -> Result<Arc<IamToken>, CloudError> {
+        let fetched = self.fetch_once(project_id).await;
+        let result = if fetched.is_ok() { "ok" } else { "error" };
+        crate::metrics::METRICS
+            .iam_token_fetches
+            .with_label_values(&[result])
+            .inc();
+        fetched
+    }
+
+    async fn fetch_once(&self, project_id: &str) -> Result<Arc<IamToken>, CloudError> {
         let mut url =
             self.settings.iam_url.join("v3/auth/tokens").map_err(|e| {
                 CloudError::InvalidResponse(format!("cannot build the IAM URL: {e}"))

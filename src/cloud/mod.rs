@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::CloudSettings;
 use crate::error::{ErrorCode, Problem};
+use crate::metrics::METRICS;
 use iam::{IamToken, IamTokenCache};
 use model::{
     CreateStarRocksBody, CreateStarRocksResponse, DeleteAnswer, HtapList, Job, JobAnswer,
@@ -19,6 +20,17 @@ use model::{
 const RETRY_ATTEMPTS: u32 = 5;
 const RETRY_BASE: std::time::Duration = std::time::Duration::from_millis(200);
 const RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The metric label of a call: what it does, not which instance it touches.
+fn operation_of(method: &reqwest::Method, url: &url::Url) -> &'static str {
+    match *method {
+        reqwest::Method::POST => "create",
+        reqwest::Method::DELETE => "delete",
+        _ if url.path().ends_with("/htap") => "list",
+        _ if url.path().ends_with("/jobs") => "job",
+        _ => "get",
+    }
+}
 
 /// Why a cloud call failed, classified by what the caller can conclude from it.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +236,8 @@ impl CloudClient {
         token: &IamToken,
         request_id: &str,
     ) -> Result<T, CloudError> {
+        let operation = operation_of(&method, &url);
+        let started = std::time::Instant::now();
         let mut request = self
             .http
             .request(method, url)
@@ -233,9 +247,25 @@ impl CloudClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(CloudError::from_transport)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(CloudError::from_transport)?;
+        let sent = async {
+            let response = request.send().await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        }
+        .await;
+        let result = match &sent {
+            Ok((status, _)) => status.as_str().to_owned(),
+            Err(_) => "transport".to_owned(),
+        };
+        METRICS
+            .cloud_calls
+            .with_label_values(&[operation, &result])
+            .inc();
+        METRICS
+            .cloud_duration
+            .with_label_values(&[operation])
+            .observe(started.elapsed().as_secs_f64());
+        let (status, bytes) = sent.map_err(CloudError::from_transport)?;
         if !status.is_success() {
             let (code, message) = model::parse_error(&bytes).unzip();
             return Err(CloudError::Rejected {

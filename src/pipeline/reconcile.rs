@@ -25,12 +25,19 @@ pub struct ReconcileReport {
     pub deleted: usize,
 }
 
+/// One pass over the ledger. With `created_before`, only reservations older than that time
+/// (unix ms) are looked at: the start-up pass settles what a previous run left behind and
+/// leaves the creates this process is making alone.
 pub async fn reconcile(
     store: &Store,
     cloud: &CloudClient,
     grace: Duration,
+    created_before: Option<i64>,
 ) -> Result<ReconcileReport, StorageError> {
-    let pending = store.pending().await?;
+    let mut pending = store.pending().await?;
+    if let Some(cutoff) = created_before {
+        pending.retain(|reservation| reservation.created_at < cutoff);
+    }
     let mut report = ReconcileReport {
         checked: pending.len(),
         ..ReconcileReport::default()
@@ -124,9 +131,11 @@ pub fn spawn(
     interval: Duration,
     grace: Duration,
 ) {
+    let started = now_ms();
     tokio::spawn(async move {
+        let mut created_before = Some(started);
         loop {
-            match reconcile(&store, &cloud, grace).await {
+            match reconcile(&store, &cloud, grace, created_before.take()).await {
                 Ok(report) if report.checked > 0 => {
                     tracing::info!(?report, "reconciled pending creates")
                 }

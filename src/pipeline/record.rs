@@ -33,6 +33,10 @@ pub struct Context<'a> {
 /// Appends to the decision log. A failure is logged, not returned: the caller's request has
 /// already had its effect and must still get its answer.
 pub async fn record(store: &Store, context: Context<'_>, decision: &Decision, outcome: Outcome) {
+    crate::metrics::METRICS
+        .decisions
+        .with_label_values(&[context.action, outcome.outcome])
+        .inc();
     let now = chrono::Utc::now();
     let record = DecisionRecord {
         id: uuid::Uuid::new_v4().to_string(),

@@ -89,8 +89,13 @@ pub async fn reconcile_now(
     if let Some(refusal) = require_admin(&request, &employee, "reconciling") {
         return refusal;
     }
-    match crate::pipeline::reconcile::reconcile(&state.store, &state.cloud, state.reconcile_grace)
-        .await
+    match crate::pipeline::reconcile::reconcile(
+        &state.store,
+        &state.cloud,
+        state.reconcile_grace,
+        None,
+    )
+    .await
     {
         Ok(report) => HttpResponse::Ok().json(report),
         Err(error) => Problem::from(&error).response_for(&request),

@@ -163,3 +163,30 @@ async fn empty_query_parameters_count_as_absent() {
 
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_decisions_and_cloud_calls() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.create(&app.alice(), &crate::helpers::small_instance())
+            .await
+            .status(),
+        201
+    );
+
+    let metrics = app.get("/metrics").await;
+
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.expect("text");
+    for expected in [
+        r#"starrocks_gateway_http_requests_total{method="POST",route="/v1/starrocks",status="201"}"#,
+        r#"starrocks_gateway_decisions_total{action="create",outcome="created"}"#,
+        r#"starrocks_gateway_cloud_calls_total{operation="create",result="201"}"#,
+        r#"starrocks_gateway_iam_token_fetches_total{result="ok"}"#,
+        r#"starrocks_gateway_jwks_fetches_total{result="ok"}"#,
+        "starrocks_gateway_cloud_call_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from\n{text}");
+    }
+    assert!(!text.contains("in17"), "instance ids never become labels");
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics, served at `GET /metrics`: traffic, decisions, the cloud's latency and
+//! the health of the identity provider's keys and the IAM token.
+
+use std::sync::LazyLock;
+
+use actix_web::HttpResponse;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// The gateway's metrics, registered once per process.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route pattern, method and status.
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    /// Decision-log entries by action (`create`, `dry_run`, `delete`) and outcome.
+    pub decisions: IntCounterVec,
+    /// Calls to the cloud by operation and result (`ok` or the HTTP status or `transport`).
+    pub cloud_calls: IntCounterVec,
+    pub cloud_duration: HistogramVec,
+    /// Key-set fetches from the identity provider by result (`ok`, `error`).
+    pub jwks_fetches: IntCounterVec,
+    /// IAM token fetches by result (`ok`, `error`).
+    pub iam_token_fetches: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help).namespace("starrocks_gateway"), labels)
+        .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
+    registry
+        .register(Box::new(counter.clone()))
+        .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
+    counter
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let histogram = HistogramVec::new(
+        HistogramOpts::new(name, help).namespace("starrocks_gateway"),
+        labels,
+    )
+    .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
+    registry
+        .register(Box::new(histogram.clone()))
+        .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
+    histogram
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    Metrics {
+        http_requests: counter(
+            &registry,
+            "http_requests_total",
+            "HTTP requests served",
+            &["route", "method", "status"],
+        ),
+        http_duration: histogram(
+            &registry,
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            &["route", "method"],
+        ),
+        decisions: counter(
+            &registry,
+            "decisions_total",
+            "Decision-log entries",
+            &["action", "outcome"],
+        ),
+        cloud_calls: counter(
+            &registry,
+            "cloud_calls_total",
+            "Calls to Huawei Cloud",
+            &["operation", "result"],
+        ),
+        cloud_duration: histogram(
+            &registry,
+            "cloud_call_duration_seconds",
+            "Huawei Cloud latency",
+            &["operation"],
+        ),
+        jwks_fetches: counter(
+            &registry,
+            "jwks_fetches_total",
+            "Identity-provider key-set fetches",
+            &["result"],
+        ),
+        iam_token_fetches: counter(
+            &registry,
+            "iam_token_fetches_total",
+            "IAM token fetches",
+            &["result"],
+        ),
+        registry,
+    }
+});
+
+/// Prometheus metrics.
+///
+/// Requests by route and status, decisions by action and outcome, calls to Huawei Cloud by
+/// operation and result with latency, identity-provider key and IAM token fetches.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn serve() -> HttpResponse {
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    match encoder.encode(&METRICS.registry.gather(), &mut body) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(encoder.format_type())
+            .body(body),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+    }
+}
