@@ -1,28 +1,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{Value, json};
+use serde_json::json;
 use starrocks_gateway::demo::idp::DemoIdp;
 
-use crate::helpers::{TestApp, employee, problem, small_instance, spawn_app};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .expect("clock after 1970")
-}
-
-fn alice_claims(app: &TestApp) -> Value {
-    app.stack
-        .idp
-        .standard_claims(&employee("alice", "analytics"))
-}
-
-fn with(mut claims: Value, key: &str, value: Value) -> Value {
-    claims[key] = value;
-    claims
-}
+use crate::helpers::{TestApp, alice_claims, now, problem, small_instance, spawn_app, with};
 
 /// Asserts a `401` problem with a Bearer challenge, and that nothing reached the cloud.
 async fn assert_refused(app: &TestApp, token: Option<&str>, case: &str) {

@@ -244,3 +244,39 @@ pub async fn problem(response: reqwest::Response) -> Value {
     assert_eq!(body["request_id"].as_str(), header_id.as_deref(), "{body}");
     body
 }
+
+/// Unix seconds now, for claims.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .expect("clock after 1970")
+}
+
+/// Valid claims of alice (team analytics), for tests to alter one at a time.
+pub fn alice_claims(app: &TestApp) -> Value {
+    app.stack
+        .idp
+        .standard_claims(&employee("alice", "analytics"))
+}
+
+/// `claims` with `key` set to `value`.
+pub fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+/// Drops the test's PostgreSQL database under the running gateway, as an outage would.
+pub async fn drop_database(app: &TestApp) {
+    use secrecy::ExposeSecret;
+    use sqlx::Connection;
+    let url = app.stack.settings.storage.url.expose_secret().to_owned();
+    let (server, database) = url.rsplit_once('/').expect("a database in the URL");
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("server");
+    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("dropped");
+}

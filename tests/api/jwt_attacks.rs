@@ -7,15 +7,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use starrocks_gateway::demo::idp::SigningKey;
 
-use crate::helpers::{TestApp, employee, small_instance, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, employee, now, small_instance, spawn_app, spawn_app_with, with};
 use starrocks_gateway::demo::EXAMPLE_POLICY;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .expect("clock after 1970")
-}
 
 fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
@@ -25,11 +18,6 @@ fn claims(app: &TestApp) -> Value {
     app.stack
         .idp
         .standard_claims(&employee("alice", "analytics"))
-}
-
-fn with(mut claims: Value, key: &str, value: Value) -> Value {
-    claims[key] = value;
-    claims
 }
 
 fn without(mut claims: Value, key: &str) -> Value {

@@ -8,7 +8,9 @@ use sqlx::{Connection, Row};
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::policy::{Policy, PolicyStore};
 
-use crate::helpers::{Db, TestApp, problem, small_instance, spawn_app_full_on, spawn_app_on};
+use crate::helpers::{
+    Db, TestApp, drop_database, problem, small_instance, spawn_app_full_on, spawn_app_on,
+};
 
 /// Runs an `async fn(Db)` test once per engine.
 macro_rules! on_both_engines {
@@ -526,17 +528,8 @@ async fn no_table_ever_holds_a_password_or_token(db: Db) {
 
 #[tokio::test]
 async fn a_lost_database_is_503_and_nothing_reaches_the_cloud() {
-    use secrecy::ExposeSecret;
     let app = spawn_app_on(Db::Postgres).await;
-    let url = app.stack.settings.storage.url.expose_secret().to_owned();
-    let (server, database) = url.rsplit_once('/').expect("a database in the URL");
-    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
-        .await
-        .expect("server");
-    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .expect("dropped");
+    drop_database(&app).await;
 
     let response = app.create(&app.alice(), &small_instance()).await;
 
@@ -547,18 +540,9 @@ async fn a_lost_database_is_503_and_nothing_reaches_the_cloud() {
 
 #[tokio::test]
 async fn readiness_reports_a_lost_database() {
-    use secrecy::ExposeSecret;
     let app = spawn_app_on(Db::Postgres).await;
     assert_eq!(app.get("/readyz").await.status(), 200);
-    let url = app.stack.settings.storage.url.expose_secret().to_owned();
-    let (server, database) = url.rsplit_once('/').expect("a database in the URL");
-    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
-        .await
-        .expect("server");
-    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .expect("dropped");
+    drop_database(&app).await;
 
     let ready = app.get("/readyz").await;
 
