@@ -433,6 +433,7 @@ mod tests {
         )
         .expect("write");
         let error = load_file(&path).expect_err("not a key");
+        drop(std::fs::remove_file(&path));
         assert!(error.to_string().contains("not a public key"), "{error}");
     }
 }

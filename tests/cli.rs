@@ -13,12 +13,26 @@ fn example_config() -> String {
     .expect("the example config exists")
 }
 
-fn write_temp(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("srgw-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
+/// A file in the temporary directory, removed when the test ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        drop(std::fs::remove_file(&self.0));
+    }
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+fn write_temp(name: &str, contents: &str) -> TempFile {
+    let path = std::env::temp_dir().join(format!("srgw-cli-{}-{name}", std::process::id()));
     std::fs::write(&path, contents).expect("write temp file");
-    path
+    TempFile(path)
 }
 
 fn serve(config: &PathBuf, env: &[(&str, &str)]) -> Output {
@@ -142,7 +156,7 @@ fn policy_check_accepts_the_example_and_names_the_key_and_line_of_an_error() {
     let bad = write_temp("bad-policy.toml", &text);
     let output = Command::new(BINARY)
         .args(["policy", "check"])
-        .arg(&bad)
+        .arg(bad.as_path())
         .output()
         .expect("runs");
     assert!(!output.status.success());
@@ -174,7 +188,7 @@ fn policy_test_passes_the_example_cases_and_fails_a_wrong_one() {
     );
     let output = Command::new(BINARY)
         .args(["policy", "test", policy])
-        .arg(&wrong)
+        .arg(wrong.as_path())
         .output()
         .expect("runs");
     assert!(!output.status.success());
@@ -209,7 +223,7 @@ fn the_config_path_and_log_format_variables_are_not_mistaken_for_config_keys() {
     let config = write_temp("via-env.toml", &example_config());
     let output = Command::new(BINARY)
         .arg("serve")
-        .env("SRGW_CONFIG", &config)
+        .env("SRGW_CONFIG", config.as_path())
         .env("SRGW_LOG_FORMAT", "json")
         .env("SRGW_POLICY__PATH", "/nonexistent/policy.toml")
         .current_dir(env!("CARGO_MANIFEST_DIR"))

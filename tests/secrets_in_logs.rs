@@ -103,6 +103,13 @@ async fn no_password_or_token_is_ever_logged() {
         .expect("generated password")
         .to_owned();
     let iam_password = SimulatorConfig::default().password;
+    if let Some(database) =
+        secrecy::ExposeSecret::expose_secret(&stack.settings.storage.url).strip_prefix("sqlite://")
+    {
+        for suffix in ["", "-wal", "-shm"] {
+            drop(std::fs::remove_file(format!("{database}{suffix}")));
+        }
+    }
     let text = logs.text();
     assert!(
         text.contains("request finished"),

@@ -57,5 +57,6 @@ async fn sighup_reloads_the_policy_file() {
         }
     }
 
+    drop(std::fs::remove_file(&path));
     assert_ne!(after, before, "SIGHUP reloaded the changed file");
 }

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{
     AuthSettings, ClaimSettings, CloudSettings, PolicySettings, ReconcileSettings, ServerSettings,
@@ -261,6 +261,18 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
+    // The demo's database lives as long as its simulated cloud: remove it with its WAL files.
+    let url = stack.settings.storage.url.expose_secret();
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{path}{suffix}");
+            if let Err(error) = std::fs::remove_file(&file)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file, error = %error, "could not remove the demo database");
+            }
+        }
+    }
     Ok(())
 }
 

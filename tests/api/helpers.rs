@@ -123,6 +123,31 @@ pub async fn spawn_app_full_on(
     }
 }
 
+/// A test leaves nothing behind in the temporary directory: its policy file and, on SQLite,
+/// its database files go when the test ends.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        use secrecy::ExposeSecret;
+        let mut files = vec![self.policy_path.clone()];
+        if let Some(database) = self
+            .stack
+            .settings
+            .storage
+            .url
+            .expose_secret()
+            .strip_prefix("sqlite://")
+        {
+            files.extend(
+                ["", "-wal", "-shm"].map(|suffix| PathBuf::from(format!("{database}{suffix}"))),
+            );
+        }
+        for file in files {
+            // Already gone is fine; anything else only costs a stray temporary file.
+            drop(std::fs::remove_file(file));
+        }
+    }
+}
+
 impl TestApp {
     pub fn token_for(&self, sub: &str, team: &str) -> String {
         self.stack

@@ -168,6 +168,7 @@ async fn keys_can_come_from_a_pem_file() {
             &small_instance(),
         )
         .await;
+    drop(std::fs::remove_file(&pem_path));
 
     assert_eq!(response.status(), 201);
     assert_eq!(
