@@ -180,6 +180,29 @@ impl DemoIdp {
         self.current_key().sign(header, claims)
     }
 
+    /// A token for `sub` in `teams` (a string claim for one team, an array for several) with
+    /// `roles`, living `ttl_secs`.
+    pub fn mint_for(
+        &self,
+        sub: &str,
+        email: &str,
+        teams: &[&str],
+        roles: &[&str],
+        ttl_secs: u64,
+    ) -> anyhow::Result<String> {
+        let now = now_secs();
+        let team = if let [one] = teams {
+            json!(one)
+        } else {
+            json!(teams)
+        };
+        self.sign(&json!({
+            "iss": self.issuer, "aud": self.audience, "sub": sub, "email": email,
+            "team": team, "roles": roles,
+            "iat": now, "nbf": now, "exp": now + ttl_secs,
+        }))
+    }
+
     /// Standard claims of a valid ten-minute token, for tests to alter one at a time.
     pub fn standard_claims(&self, employee: &EmployeeClaims) -> serde_json::Value {
         let now = now_secs();
@@ -239,22 +262,10 @@ async fn token(idp: web::Data<DemoIdp>, query: web::Query<TokenQuery>) -> HttpRe
         .filter(|r| !r.is_empty())
         .collect();
     let ttl_secs = query.ttl_secs.unwrap_or(3_600).min(86_400);
-    let employee = EmployeeClaims {
-        email: query
-            .email
-            .unwrap_or_else(|| format!("{}@example.com", query.sub)),
-        sub: query.sub,
-        team: String::new(),
-    };
-    let mut claims = idp.standard_claims(&employee);
-    claims["team"] = if let [one] = teams.as_slice() {
-        json!(one)
-    } else {
-        json!(teams)
-    };
-    claims["roles"] = json!(roles);
-    claims["exp"] = json!(now_secs() + ttl_secs);
-    match idp.sign(&claims) {
+    let email = query
+        .email
+        .unwrap_or_else(|| format!("{}@example.com", query.sub));
+    match idp.mint_for(&query.sub, &email, &teams, &roles, ttl_secs) {
         Ok(token) => HttpResponse::Ok().json(json!({
             "access_token": token, "token_type": "Bearer", "expires_in": ttl_secs,
         })),

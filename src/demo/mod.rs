@@ -17,7 +17,7 @@ use crate::config::{
 use crate::policy::{Policy, PolicyStore};
 use crate::simulator::{self, SimulatorConfig};
 use crate::startup::Application;
-use idp::{DemoIdp, EmployeeClaims};
+use idp::DemoIdp;
 
 /// The example policy, compiled in so `demo` runs from anywhere.
 pub const EXAMPLE_POLICY: &str = include_str!("../../config/policy.example.toml");
@@ -72,20 +72,13 @@ pub const EXAMPLE_EMPLOYEES: &[DemoEmployee] = &[
 impl DemoEmployee {
     /// A token for this employee from `idp`, living `ttl_secs`.
     pub fn token(&self, idp: &DemoIdp, ttl_secs: u64) -> anyhow::Result<String> {
-        let base = EmployeeClaims {
-            sub: self.sub.into(),
-            email: format!("{}@example.com", self.sub),
-            team: String::new(),
-        };
-        let mut claims = idp.standard_claims(&base);
-        claims["team"] = match self.teams {
-            [one] => serde_json::json!(one),
-            several => serde_json::json!(several),
-        };
-        claims["roles"] = serde_json::json!(self.roles);
-        let now = claims["iat"].as_u64().unwrap_or_default();
-        claims["exp"] = serde_json::json!(now + ttl_secs);
-        idp.sign(&claims)
+        idp.mint_for(
+            self.sub,
+            &format!("{}@example.com", self.sub),
+            self.teams,
+            self.roles,
+            ttl_secs,
+        )
     }
 }
 
