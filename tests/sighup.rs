@@ -58,5 +58,11 @@ async fn sighup_reloads_the_policy_file() {
     }
 
     drop(std::fs::remove_file(&path));
+    let database = secrecy::ExposeSecret::expose_secret(&stack.settings.storage.url).to_owned();
+    if let Some(database) = database.strip_prefix("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            drop(std::fs::remove_file(format!("{database}{suffix}")));
+        }
+    }
     assert_ne!(after, before, "SIGHUP reloaded the changed file");
 }

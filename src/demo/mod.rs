@@ -240,7 +240,25 @@ pub fn simulator_config_for(policy: &Policy) -> SimulatorConfig {
     }
 }
 
-/// Runs the demo until Ctrl-C.
+/// Ctrl-C, or SIGTERM as `kill` and `timeout` send.
+async fn stopped() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for Ctrl-C"),
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+    }
+}
+
+/// Runs the demo until Ctrl-C or SIGTERM.
 pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let policy = Policy::parse(EXAMPLE_POLICY).context("the embedded example policy")?;
     let stack = DemoStack::start(
@@ -251,9 +269,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     )
     .await?;
     print_banner(&stack)?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    stopped().await?;
     // The demo's database lives as long as its simulated cloud: remove it with its WAL files.
     let url = stack.settings.storage.url.expose_secret();
     if let Some(path) = url.strip_prefix("sqlite://") {
