@@ -60,17 +60,21 @@ pub fn exceeded(team: &str, requested: Cost, used: Cost, limit: &Quota) -> Probl
     problem
 }
 
-/// Reserves, or explains why not. `Ok` carries usage before and after.
+/// Reserves, or explains why not. `Ok` carries usage before and after; a refusal carries
+/// the usage it was measured against.
 pub async fn reserve(
     store: &Store,
     new: &NewReservation<'_>,
     limit: Option<&Quota>,
-) -> Result<Result<(Cost, Cost), Problem>, StorageError> {
+) -> Result<Result<(Cost, Cost), (Problem, Cost)>, StorageError> {
     Ok(match store.reserve(new, limit).await? {
         ReserveOutcome::Reserved { before, after } => Ok((before, after)),
-        ReserveOutcome::Exceeded { used } => Err(match limit {
-            Some(limit) => exceeded(new.team, new.cost, used, limit),
-            None => Problem::new(ErrorCode::Internal, "quota exceeded without a limit"),
-        }),
+        ReserveOutcome::Exceeded { used } => Err((
+            match limit {
+                Some(limit) => exceeded(new.team, new.cost, used, limit),
+                None => Problem::new(ErrorCode::Internal, "quota exceeded without a limit"),
+            },
+            used,
+        )),
     })
 }

@@ -2,6 +2,7 @@
 //! caller's team, or see exactly what a create would do.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -18,7 +19,7 @@ use crate::pipeline::authorize::select_team;
 use crate::pipeline::evaluate::{self, CreateRequest, Decision, Evaluation};
 use crate::pipeline::settle::Settlement;
 use crate::pipeline::{forward, record, reserve, settle};
-use crate::policy::Quota;
+use crate::policy::{Policy, Quota};
 use crate::request_id::RequestId;
 use crate::startup::GatewayState;
 use crate::storage::idempotency::Claim;
@@ -210,6 +211,8 @@ pub fn requested_team(
 
 /// Parse, choose the team, evaluate: everything a create and a dry-run share.
 struct Prepared {
+    /// The policy that decided; its quota limits apply too, even if a reload lands meanwhile.
+    policy: Arc<Policy>,
     evaluation: Evaluation,
     target: String,
     size: String,
@@ -248,6 +251,7 @@ fn prepare(
         "policy evaluated"
     );
     Ok(Prepared {
+        policy,
         evaluation,
         target: create.target,
         size: create.size,
@@ -491,6 +495,7 @@ async fn create(
     };
     let started = Instant::now();
     let Prepared {
+        policy,
         evaluation,
         target,
         size,
@@ -526,7 +531,6 @@ async fn create(
 
     let cost = reserve::cost_of(&plan);
     let reservation_id = uuid::Uuid::new_v4().to_string();
-    let policy = state.policy.current();
     let limit = policy.team(&decision.team).and_then(|team| team.quota);
     let new = NewReservation {
         id: &reservation_id,
@@ -544,8 +548,9 @@ async fn create(
     };
     let (before, after) = match reserve::reserve(&state.store, &new, limit.as_ref()).await {
         Ok(Ok(usage)) => usage,
-        Ok(Err(over_quota)) => {
-            let used = state.store.usage(&decision.team).await.ok();
+        Ok(Err((over_quota, used))) => {
+            // The ledger measured usage inside its lock; no second read.
+            let used = Some(used);
             record::record(
                 &state.store,
                 context,
@@ -665,6 +670,7 @@ pub async fn dry_run(
 ) -> HttpResponse {
     let started = Instant::now();
     let Prepared {
+        policy,
         evaluation,
         target,
         size,
@@ -678,11 +684,7 @@ pub async fn dry_run(
         Some(plan) => match state.store.usage(&decision.team).await {
             Ok(used) => {
                 let cost = reserve::cost_of(plan);
-                let limit = state
-                    .policy
-                    .current()
-                    .team(&decision.team)
-                    .and_then(|t| t.quota);
+                let limit = policy.team(&decision.team).and_then(|t| t.quota);
                 let fits = limit.is_none_or(|limit| used.plus(cost).within(&limit));
                 Some(QuotaPreview {
                     cost,
