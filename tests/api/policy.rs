@@ -423,3 +423,50 @@ async fn a_changed_file_is_picked_up_by_the_watcher_and_a_broken_one_is_not() {
         "a broken file never replaces a good policy"
     );
 }
+
+#[tokio::test]
+async fn reloading_an_embedded_policy_is_409() {
+    use secrecy::ExposeSecret;
+    use starrocks_gateway::demo::{DEMO_ADMIN_ROLE, DemoStack, simulator_config_for};
+    use starrocks_gateway::policy::{Policy, PolicyStore};
+    let policy = Policy::parse(EXAMPLE_POLICY).expect("valid");
+    let stack = DemoStack::start(
+        ([127, 0, 0, 1], 0).into(),
+        simulator_config_for(&policy),
+        PolicyStore::fixed(policy),
+        |_| {},
+    )
+    .await
+    .expect("starts");
+    let admin = stack
+        .idp
+        .mint_for(
+            "erin",
+            "erin@example.com",
+            &["analytics"],
+            &[DEMO_ADMIN_ROLE],
+            600,
+        )
+        .expect("token");
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/admin/policy/reload", stack.gateway_url))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("answer");
+
+    if let Some(database) = stack
+        .settings
+        .storage
+        .url
+        .expose_secret()
+        .strip_prefix("sqlite://")
+    {
+        for suffix in ["", "-wal", "-shm"] {
+            drop(std::fs::remove_file(format!("{database}{suffix}")));
+        }
+    }
+    assert_eq!(response.status(), 409);
+    assert_eq!(problem(response).await["code"], "policy_not_reloadable");
+}
