@@ -9,6 +9,8 @@ use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::FieldError;
+
 /// Why a value was refused; the message is safe to show to the caller (it never echoes a secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -152,6 +154,63 @@ impl TimeZone {
 }
 
 impl AsRef<str> for TimeZone {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The fields of a request that were refused, every one at once, sorted by field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(&self.errors))]
+pub struct InvalidInput {
+    pub errors: Vec<FieldError>,
+}
+
+impl InvalidInput {
+    pub fn new(mut errors: Vec<FieldError>) -> Self {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        Self { errors }
+    }
+
+    /// One refused field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::new(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+}
+
+fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("`{}` {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// A caller's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.is_empty()
+            || raw.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
+            || !raw.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(InvalidValue(format!(
+                "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl AsRef<str> for IdempotencyKey {
     fn as_ref(&self) -> &str {
         &self.0
     }

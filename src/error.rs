@@ -1,137 +1,112 @@
-//! The one error envelope of the public API: RFC 9457 problem+json with a stable `code`.
+//! Every machine code of the public API, declared once with its HTTP status, and what each
+//! domain error answers with.
 //!
-//! Every machine code is declared once in [`ErrorCode`] together with its HTTP status.
-//! Each pipeline boundary has its own error enum that converts into a [`Problem`].
+//! The core never builds an HTTP answer: its errors implement [`Coded`] (here, in one
+//! place), and [`crate::http::error`] turns any [`Coded`] error into problem+json.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::request_id::RequestId;
+use crate::cloud::CloudError;
+use crate::domain::InvalidInput;
+use crate::pipeline::authenticate::AuthError;
+use crate::pipeline::authorize::{AdminRequired, TeamError};
+use crate::pipeline::evaluate::Denial;
+use crate::pipeline::reserve::QuotaExceeded;
+use crate::policy::PolicyError;
+use crate::routes::starrocks::wire::BodyError;
+use crate::service::admin::AdminError;
+use crate::service::catalog::CatalogError;
+use crate::service::create::{CreateError, UpstreamFailure};
+use crate::service::instances::InstanceError;
+use crate::storage::StorageError;
+use crate::storage::idempotency::IdempotencyError;
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+/// Declares [`ErrorCode`]: each code once, with its HTTP status and its wire name.
+macro_rules! make_error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $status:literal, $name:literal;)*) => {
+        // The wire name is the variant's in snake case; a test holds it equal to `$name`.
+        /// Stable machine codes. Clients match on these, so a code is never renamed or reused.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
 
-/// Stable machine codes. Clients match on these, so a code is never renamed or reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The body is not valid JSON or does not have the expected shape.
-    MalformedBody,
-    /// One or more fields were refused; `errors` names each.
-    InvalidField,
-    /// The request body must be `application/json`.
-    UnsupportedMediaType,
-    /// The request body is larger than the configured limit.
-    PayloadTooLarge,
-    /// A path or query parameter could not be parsed.
-    InvalidParameter,
-    /// No bearer token, or one that failed verification.
-    Unauthenticated,
-    /// The employee is in several teams and must name one (`X-Team`).
-    TeamRequired,
-    /// The named team is not one of the employee's teams.
-    NotTeamMember,
-    /// The operation is reserved to platform admins.
-    AdminRequired,
-    /// A new policy file was refused; the previous policy stays in force.
-    PolicyInvalid,
-    /// The policy did not come from a file, so it cannot be reloaded.
-    PolicyNotReloadable,
-    /// The identity provider's signing keys could not be fetched.
-    IdentityProviderUnavailable,
-    /// Org policy refuses the request; `violations` lists every failed rule.
-    PolicyDenied,
-    NotFound,
-    MethodNotAllowed,
-    /// The cloud refused or failed the call; `upstream_code` carries its error code.
-    UpstreamError,
-    /// The cloud reports another operation in progress on the instance; try again later.
-    UpstreamBusy,
-    /// The instance is already being deleted.
-    InstanceDeleting,
-    /// The gateway's own cloud credentials were refused by IAM.
-    UpstreamAuthFailed,
-    /// The cloud did not answer in time; the outcome of the call is unknown.
-    UpstreamTimeout,
-    /// The cloud could not be reached at all.
-    UpstreamUnavailable,
-    /// The gateway's database is unreachable; nothing was sent to the cloud.
-    StorageUnavailable,
-    /// The team's quota cannot admit the request; each dimension says requested, used, allowed.
-    QuotaExceeded,
-    /// The `Idempotency-Key` header is empty or longer than 255 characters.
-    InvalidIdempotencyKey,
-    /// A request with the same `Idempotency-Key` is still being processed.
-    IdempotencyKeyInFlight,
-    /// The `Idempotency-Key` was already used with a different body.
-    IdempotencyKeyReused,
-    /// A fault of the gateway itself; details are in its log under the request id.
-    Internal,
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[Self] = &[$(Self::$variant),*];
+
+            /// The HTTP status answered with this code.
+            pub fn status(self) -> u16 {
+                match self {
+                    $(Self::$variant => $status,)*
+                }
+            }
+
+            /// The wire name, e.g. `policy_denied`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::MalformedBody
-            | Self::InvalidField
-            | Self::InvalidParameter
-            | Self::TeamRequired => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::PolicyDenied | Self::NotTeamMember | Self::AdminRequired => StatusCode::FORBIDDEN,
-            Self::PolicyInvalid => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::PolicyNotReloadable => StatusCode::CONFLICT,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UpstreamError | Self::UpstreamAuthFailed => StatusCode::BAD_GATEWAY,
-            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::UpstreamBusy | Self::InstanceDeleting => StatusCode::CONFLICT,
-            Self::UpstreamUnavailable | Self::IdentityProviderUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::QuotaExceeded => StatusCode::FORBIDDEN,
-            Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
-            Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
-            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MalformedBody => "malformed_body",
-            Self::InvalidField => "invalid_field",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::InvalidParameter => "invalid_parameter",
-            Self::Unauthenticated => "unauthenticated",
-            Self::TeamRequired => "team_required",
-            Self::NotTeamMember => "not_team_member",
-            Self::AdminRequired => "admin_required",
-            Self::PolicyInvalid => "policy_invalid",
-            Self::PolicyNotReloadable => "policy_not_reloadable",
-            Self::IdentityProviderUnavailable => "identity_provider_unavailable",
-            Self::PolicyDenied => "policy_denied",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::UpstreamError => "upstream_error",
-            Self::UpstreamAuthFailed => "upstream_auth_failed",
-            Self::UpstreamBusy => "upstream_busy",
-            Self::InstanceDeleting => "instance_deleting",
-            Self::UpstreamTimeout => "upstream_timeout",
-            Self::UpstreamUnavailable => "upstream_unavailable",
-            Self::Internal => "internal",
-            Self::StorageUnavailable => "storage_unavailable",
-            Self::QuotaExceeded => "quota_exceeded",
-            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
-            Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
-        }
-    }
+make_error_codes! {
+    /// The body is not valid JSON or does not have the expected shape.
+    MalformedBody = 400, "malformed_body";
+    /// One or more fields were refused; `errors` names each.
+    InvalidField = 400, "invalid_field";
+    /// The request body must be `application/json`.
+    UnsupportedMediaType = 415, "unsupported_media_type";
+    /// The request body is larger than the configured limit.
+    PayloadTooLarge = 413, "payload_too_large";
+    /// A path or query parameter could not be parsed.
+    InvalidParameter = 400, "invalid_parameter";
+    /// No bearer token, or one that failed verification.
+    Unauthenticated = 401, "unauthenticated";
+    /// The employee is in several teams and must name one (`X-Team`).
+    TeamRequired = 400, "team_required";
+    /// The named team is not one of the employee's teams.
+    NotTeamMember = 403, "not_team_member";
+    /// The operation is reserved to platform admins.
+    AdminRequired = 403, "admin_required";
+    /// A new policy file was refused; the previous policy stays in force.
+    PolicyInvalid = 422, "policy_invalid";
+    /// The policy did not come from a file, so it cannot be reloaded.
+    PolicyNotReloadable = 409, "policy_not_reloadable";
+    /// The identity provider's signing keys could not be fetched.
+    IdentityProviderUnavailable = 503, "identity_provider_unavailable";
+    /// Org policy refuses the request; `violations` lists every failed rule.
+    PolicyDenied = 403, "policy_denied";
+    NotFound = 404, "not_found";
+    MethodNotAllowed = 405, "method_not_allowed";
+    /// The cloud refused or failed the call; `upstream_code` carries its error code.
+    UpstreamError = 502, "upstream_error";
+    /// The cloud reports another operation in progress on the instance; try again later.
+    UpstreamBusy = 409, "upstream_busy";
+    /// The instance is already being deleted.
+    InstanceDeleting = 409, "instance_deleting";
+    /// The gateway's own cloud credentials were refused by IAM.
+    UpstreamAuthFailed = 502, "upstream_auth_failed";
+    /// The cloud did not answer in time; the outcome of the call is unknown.
+    UpstreamTimeout = 504, "upstream_timeout";
+    /// The cloud could not be reached at all.
+    UpstreamUnavailable = 503, "upstream_unavailable";
+    /// The gateway's database is unreachable; nothing was sent to the cloud.
+    StorageUnavailable = 503, "storage_unavailable";
+    /// The team's quota cannot admit the request; each dimension says requested, used, allowed.
+    QuotaExceeded = 403, "quota_exceeded";
+    /// The `Idempotency-Key` header is empty or longer than 255 characters.
+    InvalidIdempotencyKey = 400, "invalid_idempotency_key";
+    /// A request with the same `Idempotency-Key` is still being processed.
+    IdempotencyKeyInFlight = 409, "idempotency_key_in_flight";
+    /// The `Idempotency-Key` was already used with a different body.
+    IdempotencyKeyReused = 422, "idempotency_key_reused";
+    /// A fault of the gateway itself; details are in its log under the request id.
+    Internal = 500, "internal";
 }
 
 /// A field the caller must fix.
@@ -162,94 +137,332 @@ pub struct QuotaDimension {
     pub exceeded: bool,
 }
 
-/// RFC 9457 problem details, the body of every error response.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({
-    "type": "https://starrocks-gateway.dev/problems/policy_denied",
-    "title": "Forbidden",
-    "status": 403,
-    "detail": "team `analytics` may not use size `xlarge`",
-    "code": "policy_denied",
-    "request_id": "5f0c6f1e-8f0e-4a53-9d53-1b8c1d0e2a11",
-    "violations": [{"rule": "size.allowed", "message": "team `analytics` may not use size `xlarge`"}]
-}))]
-pub struct Problem {
-    /// A URI naming the problem type; it ends with the `code`.
-    #[serde(rename = "type")]
-    pub problem_type: String,
-    /// The HTTP reason phrase.
-    pub title: String,
-    pub status: u16,
-    /// What went wrong, for a person.
-    pub detail: String,
-    pub code: ErrorCode,
-    /// Quote this id when asking the platform team for help.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+/// What an error tells the caller beyond its code and message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
     pub errors: Vec<FieldError>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
-    /// The id of the policy decision that refused the request.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_id: Option<String>,
-    /// With `quota_exceeded`: each dimension's request, current use and limit.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quota: Vec<QuotaDimension>,
-    /// The cloud's own error code, e.g. `DBS.200001`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_code: Option<String>,
-    /// The HTTP status the cloud answered with.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_status: Option<u16>,
 }
 
-impl Problem {
-    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        let status = code.status();
-        Self {
-            problem_type: format!("https://starrocks-gateway.dev/problems/{}", code.as_str()),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: detail.into(),
-            code,
-            request_id: None,
-            errors: Vec::new(),
-            violations: Vec::new(),
-            decision_id: None,
-            quota: Vec::new(),
-            upstream_code: None,
-            upstream_status: None,
-        }
-    }
-
-    pub fn with_field_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
-        self
-    }
-
-    pub fn response(&self) -> HttpResponse {
-        let mut builder = HttpResponse::build(self.code.status());
-        builder.content_type(PROBLEM_JSON);
-        if self.code == ErrorCode::Unauthenticated {
-            builder.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"starrocks-gateway\""),
-            ));
-        }
-        builder.json(self)
-    }
-
-    /// The response for a request, tagged with its request id.
-    pub fn response_for(mut self, request: &HttpRequest) -> HttpResponse {
-        self.request_id = RequestId::of(request).map(|id| id.to_string());
-        self.response()
+/// An error the API answers with: its code, a message for the caller, and details.
+///
+/// `detail` is what the caller reads; it may differ from `Display`, which is for the log and
+/// may name causes the caller has no use for.
+pub trait Coded {
+    fn code(&self) -> ErrorCode;
+    fn detail(&self) -> String;
+    fn details(&self) -> Details {
+        Details::default()
     }
 }
 
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.detail)
+impl Coded for AuthError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::KeysUnavailable(_) => ErrorCode::IdentityProviderUnavailable,
+            _ => ErrorCode::Unauthenticated,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::KeysUnavailable(_) => {
+                "the identity provider's signing keys are unavailable; try again shortly".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Coded for InvalidInput {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidField
+    }
+
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+
+    fn details(&self) -> Details {
+        Details {
+            errors: self.errors.clone(),
+            ..Details::default()
+        }
+    }
+}
+
+impl Coded for TeamError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotMember { .. } | Self::NoTeam => ErrorCode::NotTeamMember,
+            Self::Ambiguous(_) => ErrorCode::TeamRequired,
+            Self::Conflicting => ErrorCode::InvalidField,
+            Self::Undeclared(_) => ErrorCode::PolicyDenied,
+        }
+    }
+
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+
+    fn details(&self) -> Details {
+        let field = |message: String| Details {
+            errors: vec![FieldError {
+                field: "team".into(),
+                message,
+            }],
+            ..Details::default()
+        };
+        match self {
+            Self::Ambiguous(_) => field(self.to_string()),
+            Self::Conflicting => field("differs from the X-Team header".into()),
+            _ => Details::default(),
+        }
+    }
+}
+
+impl Coded for AdminRequired {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::AdminRequired
+    }
+
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Coded for Denial {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::PolicyDenied
+    }
+
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+
+    fn details(&self) -> Details {
+        Details {
+            violations: self.violations.clone(),
+            decision_id: Some(self.decision_id.clone()),
+            ..Details::default()
+        }
+    }
+}
+
+impl Coded for QuotaExceeded {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::QuotaExceeded
+    }
+
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+
+    fn details(&self) -> Details {
+        Details {
+            quota: self.dimensions.clone(),
+            ..Details::default()
+        }
+    }
+}
+
+impl Coded for StorageError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::StorageUnavailable
+    }
+
+    fn detail(&self) -> String {
+        "the gateway's database is unavailable; nothing was sent to the cloud, try again shortly"
+            .into()
+    }
+}
+
+impl Coded for CloudError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            // The cloud saying "another operation is in progress": the caller can retry
+            // later, which a 502 would not tell them.
+            Self::Rejected { status: 409, .. } => ErrorCode::UpstreamBusy,
+            Self::Rejected { .. } | Self::Transport(_) | Self::InvalidResponse(_) => {
+                ErrorCode::UpstreamError
+            }
+            Self::IamRejected { .. } => ErrorCode::UpstreamAuthFailed,
+            Self::Timeout(_) => ErrorCode::UpstreamTimeout,
+            Self::Unreachable(_) => ErrorCode::UpstreamUnavailable,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Rejected {
+                status,
+                code,
+                message,
+            } => format!(
+                "Huawei Cloud refused the call ({status}{}): {}",
+                code.as_deref()
+                    .map(|c| format!(", {c}"))
+                    .unwrap_or_default(),
+                message.as_deref().unwrap_or("no message"),
+            ),
+            Self::IamRejected { .. } => "the gateway's own Huawei Cloud credentials were refused; the platform team has been alerted in the log".into(),
+            Self::Timeout(_) => "Huawei Cloud did not answer in time; the instance may still be created, check before retrying".into(),
+            Self::Unreachable(_) => "Huawei Cloud could not be reached; nothing was sent, try again later".into(),
+            Self::Transport(_) | Self::InvalidResponse(_) => {
+                "the call to Huawei Cloud failed without a usable answer".into()
+            }
+        }
+    }
+
+    fn details(&self) -> Details {
+        match self {
+            Self::Rejected { status, code, .. } => Details {
+                upstream_code: code.clone(),
+                upstream_status: Some(*status),
+                ..Details::default()
+            },
+            _ => Details::default(),
+        }
+    }
+}
+
+impl Coded for IdempotencyError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::InFlight => ErrorCode::IdempotencyKeyInFlight,
+            Self::Reused => ErrorCode::IdempotencyKeyReused,
+            Self::Storage(error) => error.code(),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Storage(error) => error.detail(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Coded for PolicyError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotReloadable => ErrorCode::PolicyNotReloadable,
+            _ => ErrorCode::PolicyInvalid,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::NotReloadable => self.to_string(),
+            other => format!("{other}; the previous policy stays in force"),
+        }
+    }
+}
+
+/// Delegates to the phase error inside.
+macro_rules! coded_by_variant {
+    ($type:ty { $($variant:ident),* }) => {
+        impl Coded for $type {
+            fn code(&self) -> ErrorCode {
+                match self { $(Self::$variant(error) => error.code(),)* }
+            }
+            fn detail(&self) -> String {
+                match self { $(Self::$variant(error) => error.detail(),)* }
+            }
+            fn details(&self) -> Details {
+                match self { $(Self::$variant(error) => error.details(),)* }
+            }
+        }
+    };
+}
+
+coded_by_variant!(CreateError {
+    Team,
+    Denied,
+    Quota,
+    Storage,
+    Upstream
+});
+coded_by_variant!(CatalogError { Team, Storage });
+coded_by_variant!(BodyError { Invalid, Team });
+coded_by_variant!(AdminError {
+    Forbidden,
+    Policy,
+    Storage
+});
+
+impl Coded for UpstreamFailure {
+    fn code(&self) -> ErrorCode {
+        self.error.code()
+    }
+
+    fn detail(&self) -> String {
+        self.error.detail()
+    }
+
+    fn details(&self) -> Details {
+        self.error.details()
+    }
+}
+
+impl Coded for InstanceError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Deleting(_) => ErrorCode::InstanceDeleting,
+            Self::Team(error) => error.code(),
+            Self::Storage(error) => error.code(),
+            Self::Cloud(error) => error.code(),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Team(error) => error.detail(),
+            Self::Storage(error) => error.detail(),
+            Self::Cloud(error) => error.detail(),
+            other => other.to_string(),
+        }
+    }
+
+    fn details(&self) -> Details {
+        match self {
+            Self::Team(error) => error.details(),
+            Self::Cloud(error) => error.details(),
+            _ => Details::default(),
+        }
+    }
+}
+
+impl<T: Coded + ?Sized> Coded for &T {
+    fn code(&self) -> ErrorCode {
+        (**self).code()
+    }
+
+    fn detail(&self) -> String {
+        (**self).detail()
+    }
+
+    fn details(&self) -> Details {
+        (**self).details()
+    }
+}
+
+impl<T: Coded + ?Sized> Coded for std::sync::Arc<T> {
+    fn code(&self) -> ErrorCode {
+        (**self).code()
+    }
+
+    fn detail(&self) -> String {
+        (**self).detail()
+    }
+
+    fn details(&self) -> Details {
+        (**self).details()
     }
 }
 
@@ -258,17 +471,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_problem_type_ends_with_its_code() {
-        let problem = Problem::new(ErrorCode::PolicyDenied, "nope");
-        assert!(problem.problem_type.ends_with("/policy_denied"));
-        assert_eq!(problem.status, 403);
-        assert_eq!(problem.title, "Forbidden");
+    fn every_code_serializes_as_its_declared_name() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).ok(),
+                Some(serde_json::Value::from(code.as_str()))
+            );
+        }
     }
 
     #[test]
-    fn an_unauthenticated_problem_carries_a_bearer_challenge() {
-        let response = Problem::new(ErrorCode::Unauthenticated, "missing token").response();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+    fn every_code_has_an_error_status() {
+        assert!(
+            ErrorCode::ALL
+                .iter()
+                .all(|code| (400..600).contains(&code.status()))
+        );
+    }
+
+    #[test]
+    fn a_storage_failure_tells_the_caller_nothing_was_sent() {
+        let error = StorageError::Corrupt("status: out of range".into());
+        assert_eq!(error.code(), ErrorCode::StorageUnavailable);
+        assert!(error.detail().contains("nothing was sent"));
+        assert!(!error.detail().contains("out of range"));
     }
 }

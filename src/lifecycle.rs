@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cloud::model::Job;
+use crate::storage::ledger::ReservationState;
 
 /// The state a caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -35,20 +36,21 @@ pub struct CloudView<'a> {
     pub job: Option<&'a Job>,
 }
 
-/// Summarizes the ledger state (`committed`, `deleting`, `deleted`, `released`) and the
-/// cloud's view into one state, with the failure reason when there is one.
+/// Summarizes the ledger state and the cloud's view into one state, with the failure reason
+/// when there is one.
 pub fn summarize(
-    ledger_state: &str,
+    ledger_state: ReservationState,
     settle_reason: Option<&str>,
     cloud: CloudView<'_>,
 ) -> (LifecycleState, Option<String>) {
     let job_failed = cloud.job.filter(|job| job.status == "Failed");
     match ledger_state {
-        "deleted" => (LifecycleState::Deleted, None),
-        "released" => (LifecycleState::Failed, settle_reason.map(str::to_owned)),
-        "deleting" if cloud.status.is_none() => (LifecycleState::Deleted, None),
-        "deleting" => (LifecycleState::Deleting, None),
-        _ => match (cloud.status, job_failed) {
+        ReservationState::Deleted => (LifecycleState::Deleted, None),
+        ReservationState::Released => (LifecycleState::Failed, settle_reason.map(str::to_owned)),
+        ReservationState::Deleting if cloud.status.is_none() => (LifecycleState::Deleted, None),
+        ReservationState::Deleting => (LifecycleState::Deleting, None),
+        ReservationState::Pending | ReservationState::Committed => match (cloud.status, job_failed)
+        {
             (_, Some(job)) => (
                 LifecycleState::Failed,
                 Some(
@@ -94,7 +96,12 @@ mod tests {
     #[test]
     fn a_normal_instance_without_pending_actions_is_ready() {
         assert_eq!(
-            summarize("committed", None, view(Some("normal"), 0, None)).0,
+            summarize(
+                ReservationState::Committed,
+                None,
+                view(Some("normal"), 0, None)
+            )
+            .0,
             LifecycleState::Ready
         );
     }
@@ -102,7 +109,12 @@ mod tests {
     #[test]
     fn a_normal_instance_with_a_pending_action_is_still_creating() {
         assert_eq!(
-            summarize("committed", None, view(Some("normal"), 1, None)).0,
+            summarize(
+                ReservationState::Committed,
+                None,
+                view(Some("normal"), 1, None)
+            )
+            .0,
             LifecycleState::Creating
         );
     }
@@ -112,7 +124,7 @@ mod tests {
         let failed = job("Failed", Some("no capacity"));
         assert_eq!(
             summarize(
-                "committed",
+                ReservationState::Committed,
                 None,
                 view(Some("createfail"), 0, Some(&failed))
             ),
@@ -123,7 +135,12 @@ mod tests {
     #[test]
     fn a_createfail_status_without_a_job_is_failed() {
         assert_eq!(
-            summarize("committed", None, view(Some("createfail"), 0, None)).0,
+            summarize(
+                ReservationState::Committed,
+                None,
+                view(Some("createfail"), 0, None)
+            )
+            .0,
             LifecycleState::Failed
         );
     }
@@ -131,11 +148,16 @@ mod tests {
     #[test]
     fn a_deleting_instance_is_deleted_once_the_cloud_forgets_it() {
         assert_eq!(
-            summarize("deleting", None, view(Some("deleting"), 1, None)).0,
+            summarize(
+                ReservationState::Deleting,
+                None,
+                view(Some("deleting"), 1, None)
+            )
+            .0,
             LifecycleState::Deleting
         );
         assert_eq!(
-            summarize("deleting", None, view(None, 0, None)).0,
+            summarize(ReservationState::Deleting, None, view(None, 0, None)).0,
             LifecycleState::Deleted
         );
     }
@@ -144,7 +166,7 @@ mod tests {
     fn a_released_reservation_is_failed_with_the_ledgers_reason() {
         assert_eq!(
             summarize(
-                "released",
+                ReservationState::Released,
                 Some("quota freed: create failed"),
                 view(None, 0, None)
             ),

@@ -3,7 +3,6 @@
 
 use std::sync::LazyLock;
 
-use actix_web::HttpResponse;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
@@ -101,19 +100,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
-/// Prometheus metrics.
-///
-/// Requests by route and status, decisions by action and outcome, calls to Huawei Cloud by
-/// operation and result with latency, identity-provider key and IAM token fetches.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn serve() -> HttpResponse {
-    let encoder = TextEncoder::new();
-    let mut body = Vec::new();
-    match encoder.encode(&METRICS.registry.gather(), &mut body) {
-        Ok(()) => HttpResponse::Ok()
-            .content_type(encoder.format_type())
-            .body(body),
-        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+impl Metrics {
+    /// Every metric in the Prometheus text format, and that format's media type.
+    pub fn encode(&self) -> Result<(Vec<u8>, String), prometheus::Error> {
+        let encoder = TextEncoder::new();
+        let mut body = Vec::new();
+        encoder.encode(&self.registry.gather(), &mut body)?;
+        Ok((body, encoder.format_type().to_owned()))
     }
 }

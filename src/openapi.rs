@@ -1,10 +1,15 @@
-//! The published OpenAPI document, derived from the handlers' annotations.
+//! The published OpenAPI document: the operations come from the route list in
+//! [`crate::http::router`], so a path is written once, in its handler's `#[utoipa::path]`.
 
+use actix_web::App;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
 
-use crate::error::{ErrorCode, FieldError, Problem, Violation};
-use crate::routes::{admin, catalog, health, instances, starrocks};
+use crate::error::{ErrorCode, FieldError, Violation};
+use crate::http::error::{PROBLEM_JSON, Problem};
+use crate::http::router;
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -16,21 +21,6 @@ use crate::routes::{admin, catalog, health, instances, starrocks};
             problem+json with a stable `code`.",
         license(name = "Apache-2.0"),
     ),
-    paths(
-        starrocks::create_instance,
-        starrocks::dry_run,
-        instances::list_instances,
-        instances::get_instance,
-        instances::delete_instance,
-        catalog::catalog,
-        catalog::me,
-        admin::reload_policy,
-        admin::reconcile_now,
-        admin::decisions,
-        health::healthz,
-        health::readyz,
-        crate::metrics::serve,
-    ),
     components(schemas(Problem, ErrorCode, FieldError, Violation)),
     modifiers(&BearerSecurity),
     tags(
@@ -39,7 +29,7 @@ use crate::routes::{admin, catalog, health, instances, starrocks};
         (name = "operations", description = "Probes for the platform team"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 struct BearerSecurity;
 
@@ -53,9 +43,56 @@ impl Modify for BearerSecurity {
     }
 }
 
-/// The document as committed under `openapi/openapi.json`.
+/// The answers every operation behind the bearer token shares, declared once.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let unauthenticated = ResponseBuilder::new()
+            .description("Missing or invalid bearer token (`unauthenticated`)")
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for operation in operations {
+            let secured = operation.security.iter().flatten().any(|requirement| {
+                serde_json::to_value(requirement).is_ok_and(|v| v.get("bearer").is_some())
+            });
+            if secured {
+                operation
+                    .responses
+                    .responses
+                    .insert("401".into(), unauthenticated.clone().into());
+            }
+        }
+    }
+}
+
+/// The document, as served at `/openapi.json` and committed under `openapi/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let app = App::new().into_utoipa_app().openapi(ApiDoc::openapi());
+    let (_, mut document) = router::routes(app).split_for_parts();
+    CommonResponses.modify(&mut document);
+    document
+}
+
+/// [`document`] as pretty JSON with a final newline.
 pub fn pretty_json() -> String {
-    let mut json = ApiDoc::openapi()
+    let mut json = document()
         .to_pretty_json()
         .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
     json.push('\n');

@@ -16,7 +16,7 @@ use crate::pipeline::authenticate::employee_from;
 use crate::pipeline::authorize::select_team;
 use crate::pipeline::evaluate::evaluate;
 use crate::policy::Policy;
-use crate::routes::starrocks::{CreateInstanceRequest, parse};
+use crate::routes::starrocks::wire::{CreateInstanceRequest, parse};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,10 +83,11 @@ pub fn run(
 fn check(policy: &Policy, case: Case, mapping: &ClaimSettings) -> Result<(), String> {
     let employee =
         employee_from(mapping, &case.claims).map_err(|e| format!("the claims are refused: {e}"))?;
-    let (request, password, body_team) =
-        parse(case.request).map_err(|p| format!("the request is refused: {}", p.detail))?;
+    let body_team = case.request.team.clone();
+    let (request, password) =
+        parse(case.request).map_err(|e| format!("the request is refused: {e}"))?;
     let team = select_team(&employee, case.team.or(body_team).as_deref(), policy)
-        .map_err(|p| format!("no team: {}", p.detail))?;
+        .map_err(|e| format!("no team: {e}"))?;
     let password = password.unwrap_or_else(RootPassword::generate);
     let decision = evaluate(
         &employee,

@@ -10,36 +10,26 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
-use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::cloud::CloudClient;
 use crate::config::Settings;
-use crate::extract::BodyLimit;
+use crate::http::extract::BodyLimit;
+use crate::http::fallback;
+use crate::http::request_id::{GatewayRootSpan, assign_request_id};
+use crate::http::router;
 use crate::identity::KeyStore;
-use crate::openapi::ApiDoc;
-use crate::pipeline::authenticate::{Authenticator, require_employee};
+use crate::pipeline::authenticate::Authenticator;
 use crate::pipeline::reconcile;
 use crate::policy::PolicyStore;
-use crate::request_id::{GatewayRootSpan, assign_request_id};
-use crate::routes::{admin, catalog, fallback, health, instances, starrocks};
+use crate::service::Gateway;
 use crate::storage::Store;
-
-/// What handlers share: the policy in force and the cloud client.
-#[derive(Debug)]
-pub struct GatewayState {
-    pub policy: PolicyStore,
-    pub cloud: Arc<CloudClient>,
-    pub store: Store,
-    pub idempotency_ttl_ms: i64,
-    /// How long a pending create may be absent upstream before it is released.
-    pub reconcile_grace: Duration,
-}
 
 /// The application's shared parts, built once from settings.
 #[derive(Debug, Clone)]
 pub struct AppParts {
-    pub state: web::Data<GatewayState>,
+    pub gateway: web::Data<Gateway>,
     pub authenticator: web::Data<Authenticator>,
     pub body_limit: usize,
 }
@@ -70,7 +60,7 @@ impl AppParts {
             Duration::from_secs(settings.reconcile.interval_secs),
             Duration::from_secs(settings.reconcile.grace_secs),
         );
-        let state = web::Data::new(GatewayState {
+        let gateway = web::Data::new(Gateway {
             policy,
             cloud,
             store,
@@ -81,11 +71,11 @@ impl AppParts {
             reconcile_grace: Duration::from_secs(settings.reconcile.grace_secs),
         });
         watch_policy(
-            &state,
+            &gateway,
             Duration::from_secs(settings.policy.watch_interval_secs),
         );
         Ok(Self {
-            state,
+            gateway,
             authenticator: web::Data::new(Authenticator::new(settings.auth.clone(), keys)),
             body_limit: settings.server.body_limit_bytes,
         })
@@ -104,62 +94,20 @@ pub fn create_app(
         InitError = (),
     >,
 > {
-    App::new()
-        .app_data(parts.state)
+    let app = App::new()
+        .app_data(parts.gateway)
         .app_data(parts.authenticator)
         .app_data(BodyLimit(parts.body_limit))
         .app_data(web::PayloadConfig::new(parts.body_limit))
         .wrap(TracingLogger::<GatewayRootSpan>::new())
         .wrap(from_fn(assign_request_id))
-        .service(fallback::resource("/healthz", "GET").route(web::get().to(health::healthz)))
-        .service(fallback::resource("/readyz", "GET").route(web::get().to(health::readyz)))
-        .service(fallback::resource("/metrics", "GET").route(web::get().to(crate::metrics::serve)))
-        .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
-        .service(
-            web::scope("/v1")
-                .wrap(from_fn(require_employee))
-                .service(
-                    fallback::resource("/starrocks", "GET, POST")
-                        .route(web::post().to(starrocks::create_instance))
-                        .route(web::get().to(instances::list_instances)),
-                )
-                .service(
-                    fallback::resource("/starrocks/dry-run", "POST")
-                        .route(web::post().to(starrocks::dry_run)),
-                )
-                .service(
-                    fallback::resource("/starrocks/{id}", "GET, DELETE")
-                        .route(web::get().to(instances::get_instance))
-                        .route(web::delete().to(instances::delete_instance)),
-                )
-                .service(
-                    fallback::resource("/catalog", "GET").route(web::get().to(catalog::catalog)),
-                )
-                .service(fallback::resource("/me", "GET").route(web::get().to(catalog::me)))
-                .service(
-                    fallback::resource("/admin/policy/reload", "POST")
-                        .route(web::post().to(admin::reload_policy)),
-                )
-                .service(
-                    fallback::resource("/admin/reconcile", "POST")
-                        .route(web::post().to(admin::reconcile_now)),
-                )
-                .service(
-                    fallback::resource("/admin/decisions", "GET")
-                        .route(web::get().to(admin::decisions)),
-                ),
-        )
-        .service(portal())
-        .default_service(web::to(fallback::not_found))
-}
-
-/// `GET /`: the self-service portal page, compiled in so the binary serves it from anywhere.
-fn portal() -> actix_web::Resource {
-    fallback::resource("/", "GET").route(web::get().to(|| async {
-        actix_web::HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(include_str!("../static/index.html"))
-    }))
+        .into_utoipa_app();
+    let (app, _) = router::routes(app).split_for_parts();
+    app.service(
+        SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", crate::openapi::document()),
+    )
+    .service(fallback::portal())
+    .default_service(web::to(fallback::not_found))
 }
 
 /// A bound, not yet running gateway. Binding first lets tests ask for port 0 and learn the port.
@@ -218,11 +166,11 @@ impl Application {
 
 /// Reloads the policy file on SIGHUP and whenever its content changes (checked every
 /// `interval`; zero turns polling off). A broken file is logged and the last good policy stays.
-fn watch_policy(state: &web::Data<GatewayState>, interval: Duration) {
+fn watch_policy(state: &web::Data<Gateway>, interval: Duration) {
     let Some(path) = state.policy.path().map(ToOwned::to_owned) else {
         return;
     };
-    let reload = |state: &GatewayState, trigger: &str| match state.policy.reload() {
+    let reload = |state: &Gateway, trigger: &str| match state.policy.reload() {
         Ok(reloaded) => {
             tracing::info!(policy.revision = %reloaded.revision, changed = reloaded.changed, trigger, "policy reloaded")
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 
 use crate::config::CloudSettings;
-use crate::error::{ErrorCode, Problem};
+
 use crate::metrics::METRICS;
 use iam::{IamToken, IamTokenCache};
 use model::{
@@ -105,55 +105,6 @@ impl CloudError {
             Self::Rejected { status: 401, code: Some(code), .. }
                 if code == "APIGW.0301" || code == "APIG.0301"
         )
-    }
-}
-
-impl From<&CloudError> for Problem {
-    fn from(error: &CloudError) -> Self {
-        match error {
-            CloudError::Rejected {
-                status,
-                code,
-                message,
-            } => {
-                // A 409 is the cloud saying "another operation is in progress": the caller
-                // can retry later, which a 502 would not tell them.
-                let code_for_caller = if *status == 409 {
-                    ErrorCode::UpstreamBusy
-                } else {
-                    ErrorCode::UpstreamError
-                };
-                let mut problem = Problem::new(
-                    code_for_caller,
-                    format!(
-                        "Huawei Cloud refused the call ({status}{}): {}",
-                        code.as_deref()
-                            .map(|c| format!(", {c}"))
-                            .unwrap_or_default(),
-                        message.as_deref().unwrap_or("no message"),
-                    ),
-                );
-                problem.upstream_code = code.clone();
-                problem.upstream_status = Some(*status);
-                problem
-            }
-            CloudError::IamRejected { .. } => Problem::new(
-                ErrorCode::UpstreamAuthFailed,
-                "the gateway's own Huawei Cloud credentials were refused; the platform team has been alerted in the log",
-            ),
-            CloudError::Timeout(_) => Problem::new(
-                ErrorCode::UpstreamTimeout,
-                "Huawei Cloud did not answer in time; the instance may still be created, check before retrying",
-            ),
-            CloudError::Unreachable(_) => Problem::new(
-                ErrorCode::UpstreamUnavailable,
-                "Huawei Cloud could not be reached; nothing was sent, try again later",
-            ),
-            CloudError::Transport(_) | CloudError::InvalidResponse(_) => Problem::new(
-                ErrorCode::UpstreamError,
-                "the call to Huawei Cloud failed without a usable answer",
-            ),
-        }
     }
 }
 

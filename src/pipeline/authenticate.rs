@@ -10,11 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, web};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use moka::Expiry;
@@ -22,7 +17,6 @@ use moka::future::Cache;
 use serde_json::{Map, Value};
 
 use crate::config::{AuthSettings, ClaimSettings};
-use crate::error::{ErrorCode, Problem};
 use crate::identity::{KeyStore, KeysError, VerificationKey};
 
 /// Most keys tried for a token without `kid`; real key sets hold two or three.
@@ -74,18 +68,6 @@ pub enum AuthError {
     InvalidClaim(String),
     #[error("the identity provider's keys are unavailable")]
     KeysUnavailable(#[source] KeysError),
-}
-
-impl From<AuthError> for Problem {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::KeysUnavailable(_) => Problem::new(
-                ErrorCode::IdentityProviderUnavailable,
-                "the identity provider's signing keys are unavailable; try again shortly",
-            ),
-            other => Problem::new(ErrorCode::Unauthenticated, other.to_string()),
-        }
-    }
 }
 
 fn now_secs() -> u64 {
@@ -338,51 +320,6 @@ pub fn employee_from(
         teams,
         admin,
     })
-}
-
-/// Middleware on `/v1`: verifies the bearer token and stores the [`Employee`] in the request.
-pub async fn require_employee(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let outcome = match request.app_data::<web::Data<Authenticator>>() {
-        Some(authenticator) => match bearer_token(&request) {
-            Some(token) => authenticator.verify(token).await,
-            None => Err(AuthError::MissingToken),
-        },
-        None => {
-            return Err(actix_web::error::ErrorInternalServerError(
-                "authenticator missing",
-            ));
-        }
-    };
-    match outcome {
-        Ok(employee) => {
-            tracing::Span::current().record("employee.subject", employee.subject.as_str());
-            request.extensions_mut().insert(Employee::clone(&employee));
-            next.call(request)
-                .await
-                .map(ServiceResponse::map_into_left_body)
-        }
-        Err(error) => {
-            tracing::info!(error = %error, "request refused by authentication");
-            let response = Problem::from(error).response_for(request.request());
-            Ok(request.into_response(response).map_into_right_body())
-        }
-    }
-}
-
-fn bearer_token(request: &ServiceRequest) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]

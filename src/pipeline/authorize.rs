@@ -3,8 +3,39 @@
 //! team's targets.
 
 use super::authenticate::Employee;
-use crate::error::{ErrorCode, FieldError, Problem};
 use crate::policy::Policy;
+
+/// Why an employee may not act for the team they asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TeamError {
+    #[error("you are not a member of team `{team}`; your teams: {teams}")]
+    NotMember { team: String, teams: String },
+    #[error("your token names no team")]
+    NoTeam,
+    #[error("you are in several teams; name one with the X-Team header: {0}")]
+    Ambiguous(String),
+    #[error("the X-Team header and the `team` field name different teams")]
+    Conflicting,
+    #[error("team `{0}` is not declared in the policy")]
+    Undeclared(String),
+}
+
+/// An operation reserved to platform admins, asked for by someone else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is reserved to platform admins")]
+pub struct AdminRequired(pub &'static str);
+
+/// The team named by the `X-Team` header or the body's `team`; both must agree when both are
+/// given.
+pub fn requested_team(
+    header: Option<&str>,
+    body: Option<&str>,
+) -> Result<Option<String>, TeamError> {
+    match (header, body) {
+        (Some(header), Some(body)) if header != body => Err(TeamError::Conflicting),
+        (header, body) => Ok(header.or(body).map(str::to_owned)),
+    }
+}
 
 /// The team a request acts for: the one named (`X-Team` header or `team` body field), or the
 /// employee's only team. Platform admins may name any team the policy declares.
@@ -12,39 +43,34 @@ pub fn select_team(
     employee: &Employee,
     requested: Option<&str>,
     policy: &Policy,
-) -> Result<String, Problem> {
+) -> Result<String, TeamError> {
     match requested.map(str::trim).filter(|t| !t.is_empty()) {
         Some(team) if employee.teams.iter().any(|t| t == team) => Ok(team.to_owned()),
         Some(team) if employee.admin && policy.team(team).is_some() => Ok(team.to_owned()),
-        Some(team) => Err(Problem::new(
-            ErrorCode::NotTeamMember,
-            format!(
-                "you are not a member of team `{team}`; your teams: {}",
-                list(&employee.teams)
-            ),
-        )),
+        Some(team) => Err(TeamError::NotMember {
+            team: team.to_owned(),
+            teams: list(&employee.teams),
+        }),
         None => match employee.teams.as_slice() {
             [only] => Ok(only.clone()),
-            [] => Err(Problem::new(
-                ErrorCode::NotTeamMember,
-                "your token names no team",
-            )),
-            several => {
-                let message = format!(
-                    "you are in several teams; name one with the X-Team header: {}",
-                    list(several)
-                );
-                Err(
-                    Problem::new(ErrorCode::TeamRequired, message.clone()).with_field_errors(vec![
-                        FieldError {
-                            field: "team".into(),
-                            message,
-                        },
-                    ]),
-                )
-            }
+            [] => Err(TeamError::NoTeam),
+            several => Err(TeamError::Ambiguous(list(several))),
         },
     }
+}
+
+/// Platform admins only: `what` names the operation in the refusal.
+pub fn require_admin(employee: &Employee, what: &'static str) -> Result<(), AdminRequired> {
+    if employee.admin {
+        Ok(())
+    } else {
+        Err(AdminRequired(what))
+    }
+}
+
+/// Whether the employee may see what belongs to `team`: their own teams', or any for admins.
+pub fn may_see(employee: &Employee, team: &str) -> bool {
+    employee.admin || employee.teams.iter().any(|t| t == team)
 }
 
 fn list(teams: &[String]) -> String {
@@ -82,25 +108,24 @@ mod tests {
 
     #[test]
     fn several_teams_need_a_choice_listing_them() {
-        let problem = select_team(
+        let error = select_team(
             &employee(&["analytics", "payments"], false),
             None,
             &policy(),
         )
         .expect_err("ambiguous");
-        assert_eq!(problem.code, ErrorCode::TeamRequired);
-        assert!(problem.detail.contains("analytics, payments"));
+        assert_eq!(error, TeamError::Ambiguous("analytics, payments".into()));
     }
 
     #[test]
     fn naming_a_team_one_is_not_in_is_refused() {
-        let problem = select_team(
+        let error = select_team(
             &employee(&["analytics"], false),
             Some("payments"),
             &policy(),
         )
         .expect_err("not a member");
-        assert_eq!(problem.code, ErrorCode::NotTeamMember);
+        assert!(matches!(error, TeamError::NotMember { team, .. } if team == "payments"));
     }
 
     #[test]
@@ -111,5 +136,17 @@ mod tests {
             Some("payments".into())
         );
         assert!(select_team(&admin, Some("nonexistent"), &policy()).is_err());
+    }
+
+    #[test]
+    fn a_header_and_a_body_naming_different_teams_conflict() {
+        assert_eq!(
+            requested_team(Some("analytics"), Some("payments")),
+            Err(TeamError::Conflicting)
+        );
+        assert_eq!(
+            requested_team(None, Some("payments")),
+            Ok(Some("payments".into()))
+        );
     }
 }

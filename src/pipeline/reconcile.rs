@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cloud::CloudClient;
+use crate::storage::ledger::ReservationState;
 use crate::storage::{StorageError, Store, now_ms};
 
 /// What one reconciliation pass did.
@@ -105,8 +106,8 @@ pub async fn reconcile(
                 if store
                     .transition(
                         &reservation.id,
-                        "deleting",
-                        "deleted",
+                        ReservationState::Deleting,
+                        ReservationState::Deleted,
                         "deletion confirmed by the cloud",
                         None,
                     )

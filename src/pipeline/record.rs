@@ -1,66 +1,109 @@
 //! Phase 7, **record**: write the decision and its outcome to the decision log. Built from
 //! typed values that hold no secret, so a password or token cannot reach the log.
+//! [`crate::service::drive`] calls it once per request, on every exit.
 
 use std::time::Instant;
 
 use super::evaluate::Decision;
+use crate::error::Coded;
 use crate::storage::Store;
-use crate::storage::decisions::DecisionRecord;
+use crate::storage::decisions::{Action, DecisionRecord, Outcome};
 use crate::storage::ledger::Cost;
 
-/// What happened to one request, for the log.
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    pub outcome: &'static str,
+/// One request's decision-log entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub action: Action,
+    pub outcome: Outcome,
+    pub request_id: String,
+    pub subject: String,
+    pub team: String,
+    pub target: String,
+    pub size: String,
+    /// The policy's decision, when policy was asked (creates and dry-runs).
+    pub decision: Option<Decision>,
+    /// The policy in force, when no decision carries it.
+    pub policy_revision: String,
     pub quota_before: Option<Cost>,
     pub quota_after: Option<Cost>,
     pub upstream_status: Option<u16>,
+    /// The problem code answered, or the cloud's own error code.
     pub error_code: Option<String>,
     pub instance_id: Option<String>,
     pub job_id: Option<String>,
+    pub started: Instant,
 }
 
-/// The request a decision was made for.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    pub action: &'static str,
-    pub request_id: &'a str,
-    pub target: &'a str,
-    pub size: &'a str,
-    pub started: Instant,
+impl Entry {
+    /// An entry with the outcome still to fill in.
+    pub fn new(action: Action, request_id: &str, subject: &str, started: Instant) -> Self {
+        Self {
+            action,
+            outcome: Outcome::Failed,
+            request_id: request_id.to_owned(),
+            subject: subject.to_owned(),
+            team: String::new(),
+            target: String::new(),
+            size: String::new(),
+            decision: None,
+            policy_revision: String::new(),
+            quota_before: None,
+            quota_after: None,
+            upstream_status: None,
+            error_code: None,
+            instance_id: None,
+            job_id: None,
+            started,
+        }
+    }
+
+    /// The code a refusal answered with.
+    pub fn refused(mut self, outcome: Outcome, error: &impl Coded) -> Self {
+        self.outcome = outcome;
+        self.error_code = Some(error.code().as_str().to_owned());
+        self
+    }
 }
 
 /// Appends to the decision log. A failure is logged, not returned: the caller's request has
 /// already had its effect and must still get its answer.
-pub async fn record(store: &Store, context: Context<'_>, decision: &Decision, outcome: Outcome) {
+pub async fn record(store: &Store, entry: Entry) {
     crate::metrics::METRICS
         .decisions
-        .with_label_values(&[context.action, outcome.outcome])
+        .with_label_values(&[entry.action.as_str(), entry.outcome.as_str()])
         .inc();
     let now = chrono::Utc::now();
+    let (decision_id, rules, policy_revision) = match entry.decision {
+        Some(decision) => (
+            Some(decision.decision_id),
+            serde_json::to_value(&decision.rules).unwrap_or_default(),
+            decision.policy_revision,
+        ),
+        None => (None, serde_json::json!([]), entry.policy_revision),
+    };
     let record = DecisionRecord {
         id: uuid::Uuid::new_v4().to_string(),
         at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         at_ms: now.timestamp_millis(),
-        request_id: context.request_id.to_owned(),
-        decision_id: Some(decision.decision_id.clone()),
-        action: context.action.to_owned(),
-        subject: decision.subject.clone(),
-        team: Some(decision.team.clone()),
-        target: Some(context.target.to_owned()),
-        size: Some(context.size.to_owned()),
-        outcome: outcome.outcome.to_owned(),
-        rules: serde_json::to_value(&decision.rules).unwrap_or_default(),
-        policy_revision: Some(decision.policy_revision.clone()),
-        quota_before: outcome.quota_before,
-        quota_after: outcome.quota_after,
-        upstream_status: outcome.upstream_status,
-        error_code: outcome.error_code,
-        instance_id: outcome.instance_id,
-        job_id: outcome.job_id,
-        latency_ms: i64::try_from(context.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        request_id: entry.request_id,
+        decision_id,
+        action: entry.action,
+        subject: entry.subject,
+        team: Some(entry.team),
+        target: Some(entry.target),
+        size: Some(entry.size),
+        outcome: entry.outcome,
+        rules,
+        policy_revision: Some(policy_revision),
+        quota_before: entry.quota_before,
+        quota_after: entry.quota_after,
+        upstream_status: entry.upstream_status,
+        error_code: entry.error_code,
+        instance_id: entry.instance_id,
+        job_id: entry.job_id,
+        latency_ms: i64::try_from(entry.started.elapsed().as_millis()).unwrap_or(i64::MAX),
     };
     if let Err(error) = store.record_decision(&record).await {
-        tracing::error!(decision.id = %decision.decision_id, error = ?error, "writing the decision log failed");
+        tracing::error!(decision.id = ?record.decision_id, error = ?error, "writing the decision log failed");
     }
 }

@@ -1,11 +1,11 @@
 //! Phase 4, **reserve**: hold the create's cost in the team's quota ledger before anything is
-//! sent upstream. Over quota is a `403 quota_exceeded` naming each dimension.
+//! sent upstream. Over quota is a refusal naming each dimension.
 
 use super::evaluate::Plan;
-use crate::error::{ErrorCode, Problem, QuotaDimension};
+use crate::error::QuotaDimension;
 use crate::policy::Quota;
-use crate::storage::ledger::{Cost, ReserveOutcome};
-use crate::storage::{StorageError, Store, ledger::NewReservation};
+use crate::storage::ledger::{Cost, NewReservation, ReserveOutcome};
+use crate::storage::{StorageError, Store};
 
 /// What a plan costs: one instance, its FE and BE nodes, and all their volumes.
 pub fn cost_of(plan: &Plan) -> Cost {
@@ -18,31 +18,19 @@ pub fn cost_of(plan: &Plan) -> Cost {
     }
 }
 
-/// The `403` for a request that does not fit.
-pub fn exceeded(team: &str, requested: Cost, used: Cost, limit: &Quota) -> Problem {
-    let dimension = |name: &str, requested: i64, used: i64, allowed: u32| QuotaDimension {
-        dimension: name.into(),
-        requested,
-        used,
-        allowed: i64::from(allowed),
-        exceeded: used + requested > i64::from(allowed),
-    };
-    let quota = vec![
-        dimension(
-            "instances",
-            requested.instances,
-            used.instances,
-            limit.instances,
-        ),
-        dimension("nodes", requested.nodes, used.nodes, limit.nodes),
-        dimension(
-            "storage_gb",
-            requested.storage_gb,
-            used.storage_gb,
-            limit.storage_gb,
-        ),
-    ];
-    let over: Vec<String> = quota
+/// The team's quota cannot admit the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("team `{team}` is over quota: {}", over(&self.dimensions))]
+pub struct QuotaExceeded {
+    pub team: String,
+    /// Every dimension, with what was requested, what is used and what is allowed.
+    pub dimensions: Vec<QuotaDimension>,
+    /// The usage the request was measured against.
+    pub used: Cost,
+}
+
+fn over(dimensions: &[QuotaDimension]) -> String {
+    dimensions
         .iter()
         .filter(|d| d.exceeded)
         .map(|d| {
@@ -51,30 +39,108 @@ pub fn exceeded(team: &str, requested: Cost, used: Cost, limit: &Quota) -> Probl
                 d.dimension, d.requested, d.used, d.allowed
             )
         })
-        .collect();
-    let mut problem = Problem::new(
-        ErrorCode::QuotaExceeded,
-        format!("team `{team}` is over quota: {}", over.join("; ")),
-    );
-    problem.quota = quota;
-    problem
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
-/// Reserves, or explains why not. `Ok` carries usage before and after; a refusal carries
-/// the usage it was measured against.
+impl QuotaExceeded {
+    pub fn new(team: &str, requested: Cost, used: Cost, limit: &Quota) -> Self {
+        let dimension = |name: &str, requested: i64, used: i64, allowed: u32| QuotaDimension {
+            dimension: name.into(),
+            requested,
+            used,
+            allowed: i64::from(allowed),
+            exceeded: used + requested > i64::from(allowed),
+        };
+        Self {
+            team: team.to_owned(),
+            dimensions: vec![
+                dimension(
+                    "instances",
+                    requested.instances,
+                    used.instances,
+                    limit.instances,
+                ),
+                dimension("nodes", requested.nodes, used.nodes, limit.nodes),
+                dimension(
+                    "storage_gb",
+                    requested.storage_gb,
+                    used.storage_gb,
+                    limit.storage_gb,
+                ),
+            ],
+            used,
+        }
+    }
+}
+
+/// Why nothing was reserved.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    #[error(transparent)]
+    Exceeded(QuotaExceeded),
+    #[error("the quota ledger is unavailable")]
+    Storage(#[from] StorageError),
+}
+
+/// Usage of the team before and after the reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    pub before: Cost,
+    pub after: Cost,
+}
+
+/// Reserves `new.cost` within `limit` (no limit: always admitted).
 pub async fn reserve(
     store: &Store,
     new: &NewReservation<'_>,
     limit: Option<&Quota>,
-) -> Result<Result<(Cost, Cost), (Problem, Cost)>, StorageError> {
-    Ok(match store.reserve(new, limit).await? {
-        ReserveOutcome::Reserved { before, after } => Ok((before, after)),
-        ReserveOutcome::Exceeded { used } => Err((
-            match limit {
-                Some(limit) => exceeded(new.team, new.cost, used, limit),
-                None => Problem::new(ErrorCode::Internal, "quota exceeded without a limit"),
-            },
-            used,
+) -> Result<Reserved, ReserveError> {
+    match (store.reserve(new, limit).await?, limit) {
+        (ReserveOutcome::Reserved { before, after }, _) => Ok(Reserved { before, after }),
+        (ReserveOutcome::Exceeded { used }, Some(limit)) => Err(ReserveError::Exceeded(
+            QuotaExceeded::new(new.team, new.cost, used, limit),
         )),
-    })
+        (ReserveOutcome::Exceeded { .. }, None) => Err(ReserveError::Storage(
+            StorageError::Corrupt("the ledger refused a team without a quota".into()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_only_the_dimensions_over_the_limit() {
+        let limit = Quota {
+            instances: 5,
+            nodes: 20,
+            storage_gb: 1_000,
+        };
+        let used = Cost {
+            instances: 5,
+            nodes: 4,
+            storage_gb: 100,
+        };
+        let requested = Cost {
+            instances: 1,
+            nodes: 2,
+            storage_gb: 40,
+        };
+        let exceeded = QuotaExceeded::new("analytics", requested, used, &limit);
+        assert_eq!(
+            exceeded.to_string(),
+            "team `analytics` is over quota: instances (requested 1, used 5, allowed 5)"
+        );
+        assert_eq!(
+            exceeded
+                .dimensions
+                .iter()
+                .filter(|d| d.exceeded)
+                .map(|d| d.dimension.as_str())
+                .collect::<Vec<_>>(),
+            vec!["instances"]
+        );
+    }
 }

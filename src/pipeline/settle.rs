@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::cloud::CloudError;
 use crate::cloud::model::CreateStarRocksResponse;
 use crate::storage::Store;
+use crate::storage::decisions::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
@@ -16,11 +17,12 @@ pub enum Settlement {
 }
 
 impl Settlement {
-    pub fn outcome(self) -> &'static str {
+    /// How the create ended, for the decision log.
+    pub fn outcome(self) -> Outcome {
         match self {
-            Self::Committed => "created",
-            Self::Released => "failed",
-            Self::Pending => "pending",
+            Self::Committed => Outcome::Created,
+            Self::Released => Outcome::Failed,
+            Self::Pending => Outcome::Pending,
         }
     }
 }

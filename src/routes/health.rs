@@ -1,11 +1,12 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and the metrics.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::metrics::METRICS;
 use crate::pipeline::authenticate::Authenticator;
-use crate::startup::GatewayState;
+use crate::service::Gateway;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -42,13 +43,13 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "A dependency is unavailable", body = Readiness),
     ))]
 pub async fn readyz(
-    state: web::Data<GatewayState>,
+    gateway: web::Data<Gateway>,
     authenticator: web::Data<Authenticator>,
 ) -> HttpResponse {
     let (keys, token, database) = futures_util::join!(
         authenticator.keys_available(),
-        state.cloud.token(),
-        state.store.ping()
+        gateway.cloud.token(),
+        gateway.store.ping()
     );
     let ready = keys && token.is_ok() && database.is_ok();
     let readiness = Readiness {
@@ -56,11 +57,24 @@ pub async fn readyz(
         identity_provider_keys: keys,
         cloud_token: token.is_ok(),
         database: database.is_ok(),
-        policy_revision: state.policy.current().revision.clone(),
+        policy_revision: gateway.policy.current().revision.clone(),
     };
     if readiness.status == "ready" {
         HttpResponse::Ok().json(readiness)
     } else {
         HttpResponse::ServiceUnavailable().json(readiness)
+    }
+}
+
+/// Prometheus metrics.
+///
+/// Requests by route and status, decisions by action and outcome, calls to Huawei Cloud by
+/// operation and result with latency, identity-provider key and IAM token fetches.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "serve",
+    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics() -> HttpResponse {
+    match METRICS.encode() {
+        Ok((body, content_type)) => HttpResponse::Ok().content_type(content_type).body(body),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
     }
 }

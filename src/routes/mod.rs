@@ -1,8 +1,9 @@
-//! HTTP handlers. Each one reads as the pipeline it drives; the phases live in `pipeline`.
+//! HTTP handlers, one module per resource. Each handler only translates HTTP to a use case in
+//! [`crate::service`] and back; the routes themselves are declared in
+//! [`crate::http::router`].
 
 pub mod admin;
 pub mod catalog;
-pub mod fallback;
 pub mod health;
 pub mod instances;
 pub mod paging;

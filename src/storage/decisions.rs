@@ -7,10 +7,39 @@ use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ledger::Cost;
-use super::{StorageError, Store};
+use super::{StorageError, Store, stored_enum};
+
+stored_enum! {
+    /// What was asked.
+    pub enum Action {
+        Create = "create",
+        DryRun = "dry_run",
+        Delete = "delete",
+    }
+}
+
+stored_enum! {
+    /// How it ended.
+    pub enum Outcome {
+        /// A dry-run policy and quota would admit.
+        Allowed = "allowed",
+        /// Refused by policy or quota; nothing was sent.
+        Denied = "denied",
+        /// The cloud accepted the create.
+        Created = "created",
+        /// The cloud refused or failed the call, or the gateway could not make it.
+        Failed = "failed",
+        /// The outcome is unknown; reconciliation decides.
+        Pending = "pending",
+        /// The cloud accepted the deletion.
+        Deleting = "deleting",
+        /// The cloud no longer knew the instance.
+        Deleted = "deleted",
+    }
+}
 
 /// One logged decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DecisionRecord {
     pub id: String,
     /// When it was decided (RFC 3339, UTC).
@@ -19,15 +48,12 @@ pub struct DecisionRecord {
     pub at_ms: i64,
     pub request_id: String,
     pub decision_id: Option<String>,
-    /// `create`, `dry_run` or `delete`.
-    pub action: String,
+    pub action: Action,
     pub subject: String,
     pub team: Option<String>,
     pub target: Option<String>,
     pub size: Option<String>,
-    /// `created`, `denied`, `failed`, `pending` (outcome unknown, reconciliation decides),
-    /// `allowed` (dry-run).
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Every rule's outcome, as in the decision.
     #[schema(value_type = Vec<Object>)]
     pub rules: serde_json::Value,
@@ -47,27 +73,27 @@ pub struct DecisionRecord {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionQuery {
-    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     pub team: Option<String>,
-    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     pub subject: Option<String>,
     /// e.g. `denied`.
-    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     pub outcome: Option<String>,
     /// Only decisions at or after this time (RFC 3339).
-    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only decisions before this time (RFC 3339).
-    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     #[param(format = DateTime)]
     pub until: Option<String>,
     /// Page size, 1 to 500 (default 50).
-    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_page` of the previous answer.
-    #[serde(default, deserialize_with = "crate::extract::empty_as_none")]
+    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     pub page: Option<String>,
 }
 
@@ -119,12 +145,12 @@ impl Store {
         .bind(record.at_ms)
         .bind(&record.request_id)
         .bind(&record.decision_id)
-        .bind(&record.action)
+        .bind(record.action.as_str())
         .bind(&record.subject)
         .bind(&record.team)
         .bind(&record.target)
         .bind(&record.size)
-        .bind(&record.outcome)
+        .bind(record.outcome.as_str())
         .bind(json(&record.rules)?)
         .bind(&record.policy_revision)
         .bind(record.quota_before.as_ref().map(json).transpose()?)
@@ -217,12 +243,12 @@ fn decision(row: &sqlx::any::AnyRow) -> Result<DecisionRecord, StorageError> {
         at_ms,
         request_id: row.try_get("request_id")?,
         decision_id: row.try_get("decision_id")?,
-        action: row.try_get("action")?,
+        action: Action::parse(&row.try_get::<String, _>("action")?)?,
         subject: row.try_get("subject")?,
         team: row.try_get("team")?,
         target: row.try_get("target")?,
         size: row.try_get("size")?,
-        outcome: row.try_get("outcome")?,
+        outcome: Outcome::parse(&row.try_get::<String, _>("outcome")?)?,
         rules: parse(row.try_get("rules")?, "rules")?.unwrap_or_default(),
         policy_revision: row.try_get("policy_revision")?,
         quota_before: parse(row.try_get("quota_before")?, "quota_before")?,

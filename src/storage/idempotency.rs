@@ -1,4 +1,6 @@
-//! `Idempotency-Key` records, scoped to the employee who sent the key.
+//! `Idempotency-Key` records, scoped to the employee who sent the key, in the shape of
+//! zero-to-production's `idempotency/persistence.rs`: [`Store::try_processing`] says what to do
+//! ([`NextAction`]), [`Store::save_response`] stores the answer to replay.
 //!
 //! The first request with a key claims it (`in_flight`); its outcome is then either stored
 //! (`done`, replayed to later requests with the same key and body) or forgotten, so a retry
@@ -8,32 +10,61 @@ use sqlx::Row;
 
 use super::{StorageError, Store, now_ms};
 
-/// What the store knows about a key when a request arrives with it.
+/// A request's key: who sent it, the key, and what identifies "the same request".
+#[derive(Debug, Clone)]
+pub struct KeyedRequest<'a> {
+    pub subject: &'a str,
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+}
+
+/// An answer stored for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
+pub struct SavedResponse {
+    pub status: u16,
+    pub body: String,
+    /// The reservation the answer was about, to look for news on replay.
+    pub reservation_id: Option<String>,
+}
+
+/// What to do with a request that carries a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextAction {
     /// The key is new (or its record expired): this request owns it now.
-    Claimed,
-    /// The same key and body already finished: replay this.
-    Replay {
-        status: u16,
-        response: String,
-        reservation_id: Option<String>,
-    },
-    /// The same key is being processed by another request.
+    StartProcessing,
+    /// The same key and body already finished: answer this again.
+    ReturnSaved(SavedResponse),
+}
+
+/// Why a request with a key cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError {
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
     InFlight,
-    /// The key was used with a different body.
-    Mismatch,
+    #[error("this Idempotency-Key was already used with a different request body")]
+    Reused,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for IdempotencyError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Storage(error.into())
+    }
 }
 
 impl Store {
-    /// Claims `key` for `subject`, or says why it cannot be claimed.
-    pub async fn claim_idempotency_key(
+    /// Claims the key, or says why this request cannot run, or what to answer instead.
+    pub async fn try_processing(
         &self,
-        subject: &str,
-        key: &str,
-        request_hash: &str,
+        request: &KeyedRequest<'_>,
         ttl_ms: i64,
-    ) -> Result<Claim, StorageError> {
+    ) -> Result<NextAction, IdempotencyError> {
+        let KeyedRequest {
+            subject,
+            key,
+            fingerprint: request_hash,
+        } = *request;
         let now = now_ms();
         // An expired record is as good as none.
         sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2 AND expires_at <= $3")
@@ -55,7 +86,7 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if inserted.rows_affected() == 1 {
-            return Ok(Claim::Claimed);
+            return Ok(NextAction::StartProcessing);
         }
         let Some(row) = sqlx::query(
             "SELECT request_hash, state, status, response, reservation_id FROM idempotency_keys \
@@ -67,57 +98,50 @@ impl Store {
         .await?
         else {
             // Deleted between our insert and read (it expired): the caller may simply retry.
-            return Ok(Claim::InFlight);
+            return Err(IdempotencyError::InFlight);
         };
         let hash: String = row.try_get("request_hash")?;
         let state: String = row.try_get("state")?;
         if hash != request_hash {
-            return Ok(Claim::Mismatch);
+            return Err(IdempotencyError::Reused);
         }
         if state != "done" {
-            return Ok(Claim::InFlight);
+            return Err(IdempotencyError::InFlight);
         }
         let status: i64 = row.try_get("status")?;
-        Ok(Claim::Replay {
+        Ok(NextAction::ReturnSaved(SavedResponse {
             status: u16::try_from(status)
                 .map_err(|e| StorageError::Corrupt(format!("status: {e}")))?,
-            response: row.try_get("response")?,
+            body: row.try_get("response")?,
             reservation_id: row.try_get("reservation_id")?,
-        })
+        }))
     }
 
-    /// Stores the outcome to replay for the key.
-    pub async fn finish_idempotency_key(
+    /// Stores the answer to replay for the key.
+    pub async fn save_response(
         &self,
-        subject: &str,
-        key: &str,
-        status: u16,
-        response: &str,
-        reservation_id: Option<&str>,
+        request: &KeyedRequest<'_>,
+        response: &SavedResponse,
     ) -> Result<(), StorageError> {
         sqlx::query(
             "UPDATE idempotency_keys SET state = 'done', status = $3, response = $4, reservation_id = $5 \
              WHERE subject = $1 AND idem_key = $2",
         )
-        .bind(subject)
-        .bind(key)
-        .bind(i64::from(status))
-        .bind(response)
-        .bind(reservation_id)
+        .bind(request.subject)
+        .bind(request.key)
+        .bind(i64::from(response.status))
+        .bind(&response.body)
+        .bind(&response.reservation_id)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     /// Forgets the key, so a retry with it runs again.
-    pub async fn forget_idempotency_key(
-        &self,
-        subject: &str,
-        key: &str,
-    ) -> Result<(), StorageError> {
+    pub async fn forget_key(&self, request: &KeyedRequest<'_>) -> Result<(), StorageError> {
         sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2")
-            .bind(subject)
-            .bind(key)
+            .bind(request.subject)
+            .bind(request.key)
             .execute(&self.pool)
             .await?;
         Ok(())

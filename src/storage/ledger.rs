@@ -13,8 +13,37 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use super::{Engine, StorageError, Store, now_ms};
+use super::{Engine, StorageError, Store, now_ms, stored_enum};
 use crate::policy::Quota;
+
+stored_enum! {
+    /// Where a reservation stands.
+    pub enum ReservationState {
+        /// Sent, or about to be; the outcome is unknown. Counted.
+        Pending = "pending",
+        /// The instance exists. Counted.
+        Committed = "committed",
+        /// It does not; its cost no longer counts.
+        Released = "released",
+        /// Being deleted; counted until the cloud confirms it gone.
+        Deleting = "deleting",
+        /// Gone; no longer counted.
+        Deleted = "deleted",
+    }
+}
+
+impl ReservationState {
+    /// States whose cost counts against the quota.
+    pub const COUNTED: [Self; 3] = [Self::Pending, Self::Committed, Self::Deleting];
+    /// States of an instance the team still has.
+    pub const LIVE: [Self; 2] = [Self::Committed, Self::Deleting];
+}
+
+/// `state IN ('…', …)` for a fixed set of states (their names are static, never input).
+fn state_in(states: &[ReservationState]) -> String {
+    let names: Vec<String> = states.iter().map(|s| format!("'{s}'")).collect();
+    format!("state IN ({})", names.join(", "))
+}
 
 /// What a create costs, or what a team uses, in the three quota dimensions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -76,7 +105,7 @@ pub struct Reservation {
     pub team: String,
     /// Who created it.
     pub subject: String,
-    pub state: String,
+    pub state: ReservationState,
     pub project_id: String,
     pub target: String,
     pub target_instance_id: String,
@@ -99,7 +128,7 @@ fn reservation(row: &sqlx::any::AnyRow) -> Result<Reservation, StorageError> {
         id: row.try_get("id")?,
         team: row.try_get("team")?,
         subject: row.try_get("subject")?,
-        state: row.try_get("state")?,
+        state: ReservationState::parse(&row.try_get::<String, _>("state")?)?,
         project_id: row.try_get("project_id")?,
         target: row.try_get("target")?,
         target_instance_id: row.try_get("target_instance_id")?,
@@ -114,9 +143,6 @@ fn reservation(row: &sqlx::any::AnyRow) -> Result<Reservation, StorageError> {
         created_at: row.try_get("created_at")?,
     })
 }
-
-/// States whose cost counts against the quota.
-const COUNTED: &str = "state IN ('pending', 'committed', 'deleting')";
 
 impl Store {
     /// Reserves `new.cost` for `new.team` unless that would exceed `limit` (no limit: always).
@@ -147,7 +173,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO reservations (id, team, subject, state, instances, nodes, storage_gb, project_id, \
              target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
         )
         .bind(new.id)
         .bind(new.team)
@@ -164,6 +190,7 @@ impl Store {
         .bind(new.decision_id)
         .bind(new.request_id)
         .bind(now)
+        .bind(ReservationState::Pending.as_str())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -188,14 +215,16 @@ impl Store {
         reason: &str,
     ) -> Result<bool, StorageError> {
         let result = sqlx::query(
-            "UPDATE reservations SET state = 'committed', instance_id = $2, job_id = $3, settle_reason = $4, \
-             updated_at = $5 WHERE id = $1 AND state = 'pending'",
+            "UPDATE reservations SET state = $6, instance_id = $2, job_id = $3, settle_reason = $4, \
+             updated_at = $5 WHERE id = $1 AND state = $7",
         )
         .bind(id)
         .bind(instance_id)
         .bind(job_id)
         .bind(reason)
         .bind(now_ms())
+        .bind(ReservationState::Committed.as_str())
+        .bind(ReservationState::Pending.as_str())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
@@ -203,16 +232,14 @@ impl Store {
 
     /// `pending` → `released`: its cost no longer counts. False when it was not pending.
     pub async fn release(&self, id: &str, reason: &str) -> Result<bool, StorageError> {
-        let result = sqlx::query(
-            "UPDATE reservations SET state = 'released', settle_reason = $2, updated_at = $3 \
-             WHERE id = $1 AND state = 'pending'",
+        self.transition(
+            id,
+            ReservationState::Pending,
+            ReservationState::Released,
+            reason,
+            None,
         )
-        .bind(id)
-        .bind(reason)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        .await
     }
 
     pub async fn reservation(&self, id: &str) -> Result<Option<Reservation>, StorageError> {
@@ -229,8 +256,8 @@ impl Store {
     pub async fn transition(
         &self,
         id: &str,
-        from: &str,
-        to: &str,
+        from: ReservationState,
+        to: ReservationState,
         reason: &str,
         job_id: Option<&str>,
     ) -> Result<bool, StorageError> {
@@ -239,8 +266,8 @@ impl Store {
              job_id = COALESCE($6, job_id) WHERE id = $1 AND state = $2",
         )
         .bind(id)
-        .bind(from)
-        .bind(to)
+        .bind(from.as_str())
+        .bind(to.as_str())
         .bind(reason)
         .bind(now_ms())
         .bind(job_id)
@@ -273,9 +300,10 @@ impl Store {
     ) -> Result<(Vec<Reservation>, bool), StorageError> {
         let (at, id) = before.unwrap_or((i64::MAX, String::new()));
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM reservations WHERE state IN ('committed', 'deleting') \
+            "SELECT {COLUMNS} FROM reservations WHERE {} \
              AND ($1 = '' OR team = $1) AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
              ORDER BY created_at DESC, id DESC LIMIT {}",
+            state_in(&ReservationState::LIVE),
             limit + 1
         ))
         .bind(team.unwrap_or_default())
@@ -295,8 +323,9 @@ impl Store {
     /// Every reservation being deleted, for reconciliation.
     pub async fn deleting(&self) -> Result<Vec<Reservation>, StorageError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM reservations WHERE state = 'deleting'"
+            "SELECT {COLUMNS} FROM reservations WHERE state = $1"
         ))
+        .bind(ReservationState::Deleting.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(reservation).collect()
@@ -305,8 +334,9 @@ impl Store {
     /// Every reservation whose outcome is still unknown, oldest first.
     pub async fn pending(&self) -> Result<Vec<Reservation>, StorageError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM reservations WHERE state = 'pending' ORDER BY created_at"
+            "SELECT {COLUMNS} FROM reservations WHERE state = $1 ORDER BY created_at"
         ))
+        .bind(ReservationState::Pending.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(reservation).collect()
@@ -337,7 +367,8 @@ async fn usage_of(connection: &mut sqlx::AnyConnection, team: &str) -> Result<Co
         "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS instances, \
          CAST(COALESCE(SUM(nodes), 0) AS BIGINT) AS nodes, \
          CAST(COALESCE(SUM(storage_gb), 0) AS BIGINT) AS storage_gb \
-         FROM reservations WHERE team = $1 AND {COUNTED}"
+         FROM reservations WHERE team = $1 AND {}",
+        state_in(&ReservationState::COUNTED)
     ))
     .bind(team)
     .fetch_one(connection)

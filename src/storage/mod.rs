@@ -16,7 +16,6 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 use crate::config::StorageSettings;
-use crate::error::{ErrorCode, Problem};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -57,14 +56,49 @@ impl From<sqlx::Error> for StorageError {
     }
 }
 
-impl From<&StorageError> for Problem {
-    fn from(_: &StorageError) -> Self {
-        Problem::new(
-            ErrorCode::StorageUnavailable,
-            "the gateway's database is unavailable; nothing was sent to the cloud, try again shortly",
-        )
-    }
+/// An enum stored as text: the column holds `$text`, the API the variant in snake case, and
+/// a test holds the two equal.
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$doc:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        $vis enum $name {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &[Self] = &[$(Self::$variant),*];
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+
+            /// The value a column holds; anything else is a corrupt row.
+            pub fn parse(text: &str) -> Result<Self, $crate::storage::StorageError> {
+                match text {
+                    $($text => Ok(Self::$variant),)*
+                    other => Err($crate::storage::StorageError::Corrupt(format!(
+                        "{} `{other}` is unknown",
+                        stringify!($name)
+                    ))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
 }
+pub(crate) use stored_enum;
 
 /// The database handle shared by all requests.
 #[derive(Debug, Clone)]
@@ -119,5 +153,29 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.pool.execute("SELECT 1").await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decisions::{Action, Outcome};
+    use super::ledger::ReservationState;
+
+    macro_rules! assert_stored_as_named {
+        ($($enum:ty),*) => {$(
+            for value in <$enum>::ALL {
+                assert_eq!(
+                    serde_json::to_value(value).ok(),
+                    Some(serde_json::Value::from(value.as_str()))
+                );
+                assert_eq!(<$enum>::parse(value.as_str()).ok(), Some(*value));
+            }
+            assert!(<$enum>::parse("no-such-value").is_err());
+        )*};
+    }
+
+    #[test]
+    fn every_stored_value_is_written_read_and_served_under_one_name() {
+        assert_stored_as_named!(ReservationState, Action, Outcome);
     }
 }

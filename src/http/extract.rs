@@ -1,18 +1,22 @@
-//! A JSON body extractor whose every failure is problem+json naming the field at fault.
+//! Everything a handler takes from a request, in one place, each failure a problem+json
+//! naming what is at fault: the JSON body, the query string, the `X-Team` and
+//! `Idempotency-Key` headers.
 //!
-//! actix's own `Json` answers `text/plain` and loses the path of a type error; this one checks
-//! the content type, bounds the size, and parses with `serde_path_to_error`.
+//! actix's own `Json` answers `text/plain` and loses the path of a type error; [`JsonBody`]
+//! checks the content type, bounds the size, and parses with `serde_path_to_error`.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::error::{InternalError, PayloadError};
+use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ErrorCode, FieldError, Problem};
+use super::error::ApiError;
+use crate::domain::IdempotencyKey;
+use crate::error::{Details, ErrorCode, FieldError};
 
 /// Largest body accepted when no limit is configured in app data.
 const DEFAULT_LIMIT: usize = 16 * 1024;
@@ -23,11 +27,6 @@ pub struct BodyLimit(pub usize);
 
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
-
-fn reject(request: &HttpRequest, problem: Problem) -> actix_web::Error {
-    let response = problem.clone().response_for(request);
-    InternalError::from_response(problem, response).into()
-}
 
 fn is_json(request: &HttpRequest) -> bool {
     request
@@ -57,7 +56,7 @@ fn named_field(message: &str) -> Option<String> {
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
-    type Error = actix_web::Error;
+    type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
@@ -69,12 +68,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let body = web::Bytes::from_request(&request, payload);
         Box::pin(async move {
             if !json {
-                return Err(reject(
-                    &request,
-                    Problem::new(
-                        ErrorCode::UnsupportedMediaType,
-                        "the body must be application/json",
-                    ),
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "the body must be application/json",
                 ));
             }
             let bytes = body.await.map_err(|error| {
@@ -82,24 +78,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     error.as_error::<PayloadError>(),
                     Some(PayloadError::Overflow)
                 );
-                let problem = if too_large {
-                    Problem::new(
-                        ErrorCode::PayloadTooLarge,
-                        format!("the body exceeds {limit} bytes"),
-                    )
+                if too_large {
+                    too_large_for(limit)
                 } else {
-                    Problem::new(ErrorCode::MalformedBody, "the body could not be read")
-                };
-                reject(&request, problem)
+                    ApiError::new(ErrorCode::MalformedBody, "the body could not be read")
+                }
             })?;
             if bytes.len() > limit {
-                return Err(reject(
-                    &request,
-                    Problem::new(
-                        ErrorCode::PayloadTooLarge,
-                        format!("the body exceeds {limit} bytes"),
-                    ),
-                ));
+                return Err(too_large_for(limit));
             }
             let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
             serde_path_to_error::deserialize(deserializer)
@@ -107,20 +93,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 .map_err(|error| {
                     let path = error.path().to_string();
                     let message = without_position(&error.inner().to_string()).to_owned();
-                    let mut problem = Problem::new(
-                        ErrorCode::MalformedBody,
-                        format!("the body is not a valid request: {message}"),
-                    );
                     let field = if path == "." {
                         named_field(&message)
                     } else {
                         Some(path)
                     };
-                    if let Some(field) = field {
-                        problem.detail = format!("field `{field}`: {message}");
-                        problem = problem.with_field_errors(vec![FieldError { field, message }]);
+                    match field {
+                        Some(field) => ApiError::with_details(
+                            ErrorCode::MalformedBody,
+                            format!("field `{field}`: {message}"),
+                            field_details(field, message),
+                        ),
+                        None => ApiError::new(
+                            ErrorCode::MalformedBody,
+                            format!("the body is not a valid request: {message}"),
+                        ),
                     }
-                    reject(&request, problem)
                 })
         })
     }
@@ -131,7 +119,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
-    type Error = actix_web::Error;
+    type Error = ApiError;
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
@@ -148,20 +136,72 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
                     } else {
                         Some(path)
                     };
-                    let detail = match &field {
-                        Some(field) => format!("query parameter `{field}`: {message}"),
-                        None => format!("bad query string: {message}"),
-                    };
-                    let errors = field
-                        .map(|field| FieldError { field, message })
-                        .into_iter()
-                        .collect();
-                    reject(
-                        request,
-                        Problem::new(ErrorCode::InvalidParameter, detail).with_field_errors(errors),
-                    )
+                    match field {
+                        Some(field) => ApiError::with_details(
+                            ErrorCode::InvalidParameter,
+                            format!("query parameter `{field}`: {message}"),
+                            field_details(field, message),
+                        ),
+                        None => ApiError::new(
+                            ErrorCode::InvalidParameter,
+                            format!("bad query string: {message}"),
+                        ),
+                    }
                 }),
         )
+    }
+}
+
+fn too_large_for(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the body exceeds {limit} bytes"),
+    )
+}
+
+fn field_details(field: String, message: String) -> Details {
+    Details {
+        errors: vec![FieldError { field, message }],
+        ..Details::default()
+    }
+}
+
+/// The header naming the team to act for, for employees in several teams.
+pub const TEAM_HEADER: &str = "x-team";
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// The `X-Team` header, when present and readable.
+#[derive(Debug, Clone, Default)]
+pub struct ActingTeam(pub Option<String>);
+
+impl FromRequest for ActingTeam {
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let team = request
+            .headers()
+            .get(TEAM_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        std::future::ready(Ok(Self(team)))
+    }
+}
+
+/// The `Idempotency-Key` header: absent, or a well-formed key (`400` otherwise).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKeyHeader(pub Option<IdempotencyKey>);
+
+impl FromRequest for IdempotencyKeyHeader {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let key = request.headers().get(IDEMPOTENCY_HEADER).map(|value| {
+            IdempotencyKey::parse(value.to_str().unwrap_or_default())
+                .map_err(|error| ApiError::new(ErrorCode::InvalidIdempotencyKey, error.0))
+        });
+        std::future::ready(key.transpose().map(Self))
     }
 }
 

@@ -1,18 +1,20 @@
 //! The `x-request-id` of each request: taken from the caller when it is well formed, made
-//! otherwise, echoed on the response, put on every log line and forwarded to the cloud.
+//! otherwise, echoed on the response, stamped on every problem+json body, put on every log
+//! line and forwarded to the cloud.
 
 use std::fmt;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use tracing::Span;
-
-use crate::metrics::METRICS;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+
+use super::error::ApiError;
+use crate::metrics::METRICS;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -46,16 +48,27 @@ impl RequestId {
     }
 }
 
+/// The id [`assign_request_id`] gave the request (empty outside that middleware).
+impl FromRequest for RequestId {
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Self::of(request).unwrap_or(Self(String::new()))))
+    }
+}
+
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-/// Outermost middleware: assigns the id, writes the access log line, echoes the header.
+/// Outermost middleware: assigns the id, writes the access log line, echoes the header, and
+/// puts the id into the body of every [`ApiError`] answer.
 pub async fn assign_request_id(
     request: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let id = RequestId::from_header(request.headers().get(REQUEST_ID_HEADER));
@@ -88,7 +101,27 @@ pub async fn assign_request_id(
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    Ok(response)
+    Ok(stamped(response, &id))
+}
+
+/// An error answer rebuilt with the request id in its body; any other answer as it is.
+fn stamped<B>(response: ServiceResponse<B>, id: &RequestId) -> ServiceResponse<EitherBody<B>> {
+    let Some(error) = response
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+        .cloned()
+    else {
+        return response.map_into_left_body();
+    };
+    let (request, original) = response.into_parts();
+    let mut rebuilt = error.response_with_id(Some(id.as_str()));
+    for (name, value) in original.headers() {
+        if !rebuilt.headers().contains_key(name) {
+            rebuilt.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    ServiceResponse::new(request, rebuilt).map_into_right_body()
 }
 
 /// The root span of each request carries our request id instead of tracing-actix-web's own.

@@ -1,0 +1,55 @@
+//! What platform admins may do: reload the policy, reconcile now, read the decision log.
+
+use super::Gateway;
+use crate::pipeline::authenticate::Employee;
+use crate::pipeline::authorize::{AdminRequired, require_admin};
+use crate::pipeline::reconcile::{self, ReconcileReport};
+use crate::policy::{PolicyError, Reloaded};
+use crate::storage::StorageError;
+use crate::storage::decisions::{DecisionFilter, DecisionRecord};
+
+/// Why an admin operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Forbidden(#[from] AdminRequired),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("the database is unavailable")]
+    Storage(#[from] StorageError),
+}
+
+impl Gateway {
+    /// Validates the policy file and swaps it in; a broken file leaves the last good policy.
+    pub fn reload_policy(&self, employee: &Employee) -> Result<Reloaded, AdminError> {
+        require_admin(employee, "reloading the policy")?;
+        let reloaded = self.policy.reload().inspect_err(|error| {
+            if !matches!(error, PolicyError::NotReloadable) {
+                tracing::error!(error = %error, "policy reload refused; the previous policy stays in force");
+            }
+        })?;
+        tracing::info!(
+            employee.subject = %employee.subject,
+            policy.revision = %reloaded.revision,
+            policy.previous_revision = %reloaded.previous_revision,
+            "policy reloaded by an admin"
+        );
+        Ok(reloaded)
+    }
+
+    /// One reconciliation pass now.
+    pub async fn reconcile(&self, employee: &Employee) -> Result<ReconcileReport, AdminError> {
+        require_admin(employee, "reconciling")?;
+        Ok(reconcile::reconcile(&self.store, &self.cloud, self.reconcile_grace, None).await?)
+    }
+
+    /// One page of the decision log, and whether more follow.
+    pub async fn decisions(
+        &self,
+        employee: &Employee,
+        filter: &DecisionFilter,
+    ) -> Result<(Vec<DecisionRecord>, bool), AdminError> {
+        require_admin(employee, "the decision log")?;
+        Ok(self.store.decisions(filter).await?)
+    }
+}

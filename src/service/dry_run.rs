@@ -1,0 +1,159 @@
+//! Dry-run: the create flow stopped after evaluate, plus a quota preview. Nothing is
+//! reserved and nothing is sent; the decision is recorded like any other.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::create::{Asked, CreateError, CreateInput};
+use super::{Flow, Gateway, drive};
+use crate::pipeline::authenticate::Employee;
+use crate::pipeline::evaluate::{Decision, Plan};
+use crate::pipeline::record::Entry;
+use crate::pipeline::reserve;
+use crate::policy::Quota;
+use crate::storage::decisions::{Action, Outcome};
+use crate::storage::ledger::Cost;
+
+const REDACTED: &str = "[REDACTED]";
+
+/// The call a create would make.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamCall {
+    pub method: String,
+    pub path: String,
+    /// The exact body, with `db_root_pwd` redacted.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+/// A dry-run's view of the team's quota.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QuotaPreview {
+    /// What the create would cost.
+    pub cost: Cost,
+    /// What the team uses now.
+    pub used: Cost,
+    /// The team's limits; absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Quota>,
+    /// Whether the create would fit right now.
+    pub fits: bool,
+}
+
+/// A dry-run's answer: the decision, and the upstream call when it allows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunResponse {
+    pub decision: Decision,
+    /// Absent when the decision denies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamCall>,
+    /// Whether the team's quota would admit it; absent when the decision denies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaPreview>,
+    /// The caller labels the gateway would record, keys lower-cased.
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+struct DryRunFlow<'g> {
+    asked: Asked<'g>,
+    quota: Option<QuotaPreview>,
+}
+
+impl DryRunFlow<'_> {
+    /// What the team uses now against what the plan would cost.
+    async fn preview(&mut self, plan: &Plan, team: &str) -> Result<QuotaPreview, CreateError> {
+        let used = self
+            .asked
+            .gateway
+            .store
+            .usage(team)
+            .await
+            .map_err(CreateError::Storage)?;
+        let cost = reserve::cost_of(plan);
+        let limit = self.asked.policy.team(team).and_then(|t| t.quota);
+        let preview = QuotaPreview {
+            cost,
+            used,
+            limit,
+            fits: limit.is_none_or(|limit| used.plus(cost).within(&limit)),
+        };
+        self.quota = Some(preview.clone());
+        Ok(preview)
+    }
+
+    fn upstream_call(&self, plan: &Plan) -> UpstreamCall {
+        let mut body = serde_json::to_value(&plan.body).unwrap_or_default();
+        body["db_root_pwd"] = REDACTED.into();
+        UpstreamCall {
+            method: "POST".into(),
+            path: format!(
+                "/v3/{}/instances/{}/starrocks",
+                self.asked.gateway.cloud.project_id(),
+                plan.target_instance_id
+            ),
+            body,
+        }
+    }
+}
+
+impl Flow for DryRunFlow<'_> {
+    type Output = DryRunResponse;
+    type Error = CreateError;
+
+    async fn phases(&mut self) -> Result<DryRunResponse, CreateError> {
+        let team = self.asked.authorize()?;
+        let evaluated = self.asked.evaluate(&team);
+        let decision = self.asked.decision.clone().unwrap_or_default();
+        let Ok(plan) = evaluated else {
+            return Ok(DryRunResponse {
+                decision,
+                upstream: None,
+                quota: None,
+                labels: BTreeMap::new(),
+            });
+        };
+        let quota = self.preview(&plan, &team).await?;
+        Ok(DryRunResponse {
+            decision,
+            upstream: Some(self.upstream_call(&plan)),
+            quota: Some(quota),
+            labels: plan.labels,
+        })
+    }
+
+    fn entry(&self, result: &Result<DryRunResponse, CreateError>) -> Option<Entry> {
+        let mut entry = self.asked.entry(Action::DryRun)?;
+        match result {
+            Ok(answer) => {
+                let fits = self.quota.as_ref().is_none_or(|q| q.fits);
+                entry.outcome = if answer.decision.allowed && fits {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                };
+                entry.quota_before = self.quota.as_ref().map(|q| q.used);
+            }
+            Err(error) => entry = entry.refused(Outcome::Failed, error),
+        }
+        Some(entry)
+    }
+}
+
+impl Gateway {
+    /// What a create would do, without doing it.
+    pub async fn dry_run(
+        &self,
+        employee: &Employee,
+        input: CreateInput,
+        request_id: &str,
+    ) -> Result<DryRunResponse, CreateError> {
+        let flow = DryRunFlow {
+            asked: Asked::new(self, employee, input, request_id),
+            quota: None,
+        };
+        drive(&self.store, flow).await
+    }
+}

@@ -1,0 +1,298 @@
+//! A team's instances from the gateway's records, with live state from the cloud. An instance
+//! of another team answers exactly like a missing one, so ids cannot be probed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::Gateway;
+use crate::cloud::CloudError;
+use crate::cloud::model::{Job, StarRocksDetail};
+use crate::lifecycle::{CloudView, LifecycleState, summarize};
+use crate::pipeline::authenticate::Employee;
+use crate::pipeline::authorize::{TeamError, may_see, select_team};
+use crate::storage::StorageError;
+use crate::storage::ledger::{Reservation, ReservationState};
+
+/// One instance as the caller sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InstanceSummary {
+    /// StarRocks instance id (`…in17`).
+    pub id: String,
+    pub name: String,
+    pub team: String,
+    pub target: String,
+    pub size: String,
+    pub labels: BTreeMap<String, String>,
+    /// The employee who created it.
+    pub created_by: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub state: LifecycleState,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The cloud's own status (`creating`, `normal`, ...), when it knows the instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_status: Option<String>,
+}
+
+/// One instance with the cloud's detail and its latest job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceDetail {
+    #[serde(flatten)]
+    pub summary: InstanceSummary,
+    /// The cloud's detail: node groups, version, port, pending actions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<StarRocksDetail>,
+    /// The latest create or delete job, as the cloud reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<Job>,
+}
+
+/// A page of instances, and the cursor of the next one when more follow.
+#[derive(Debug)]
+pub struct InstancePage {
+    pub instances: Vec<InstanceSummary>,
+    pub next: Option<(i64, String)>,
+}
+
+/// Why an instance cannot be shown or acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("no StarRocks instance `{0}` is visible to you")]
+    NotFound(String),
+    #[error("instance `{0}` is already being deleted")]
+    Deleting(String),
+    #[error(transparent)]
+    Team(#[from] TeamError),
+    #[error("the ledger is unavailable")]
+    Storage(#[from] StorageError),
+    #[error("the cloud failed the call")]
+    Cloud(#[source] Arc<CloudError>),
+}
+
+impl From<&Reservation> for InstanceSummary {
+    fn from(reservation: &Reservation) -> Self {
+        Self {
+            id: reservation.instance_id.clone().unwrap_or_default(),
+            name: reservation.name.clone(),
+            team: reservation.team.clone(),
+            target: reservation.target.clone(),
+            size: reservation.size.clone(),
+            labels: reservation.labels.clone(),
+            created_by: reservation.subject.clone(),
+            created_at: chrono::DateTime::from_timestamp_millis(reservation.created_at)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default(),
+            state: LifecycleState::Creating,
+            reason: None,
+            cloud_status: None,
+        }
+    }
+}
+
+fn summary(
+    reservation: &Reservation,
+    state: LifecycleState,
+    reason: Option<String>,
+    cloud_status: Option<String>,
+) -> InstanceSummary {
+    InstanceSummary {
+        state,
+        reason,
+        cloud_status,
+        ..InstanceSummary::from(reservation)
+    }
+}
+
+impl Gateway {
+    /// The ledger row of `id`, if the employee may see it.
+    pub(crate) async fn visible(
+        &self,
+        employee: &Employee,
+        id: &str,
+    ) -> Result<Reservation, InstanceError> {
+        self.store
+            .reservation_by_instance(id)
+            .await?
+            .filter(|r| may_see(employee, &r.team))
+            .ok_or_else(|| InstanceError::NotFound(id.to_owned()))
+    }
+
+    /// Writes what the cloud revealed back to the ledger: a failed create gives its quota
+    /// back, a finished deletion too.
+    async fn settle_observed(
+        &self,
+        reservation: &Reservation,
+        observed: LifecycleState,
+        reason: Option<&str>,
+    ) {
+        use ReservationState::{Committed, Deleted, Deleting, Released};
+        let transition = match (reservation.state, observed) {
+            (Committed, LifecycleState::Failed) => {
+                Some((Committed, Released, reason.unwrap_or("the create failed")))
+            }
+            (Committed, LifecycleState::Deleted) => {
+                Some((Committed, Deleted, "gone from the cloud"))
+            }
+            (Deleting, LifecycleState::Deleted) => {
+                Some((Deleting, Deleted, "deletion confirmed by the cloud"))
+            }
+            _ => None,
+        };
+        if let Some((from, to, why)) = transition
+            && let Err(error) = self
+                .store
+                .transition(&reservation.id, from, to, why, None)
+                .await
+        {
+            tracing::warn!(reservation.id = %reservation.id, error = ?error, "recording an observed state failed; it is retried on the next read");
+        }
+    }
+
+    /// The instances of `team` (admins: all teams when `None`), newest first, with the live
+    /// state from one list call per target.
+    pub async fn list(
+        &self,
+        employee: &Employee,
+        team: Option<String>,
+        limit: u32,
+        before: Option<(i64, String)>,
+        request_id: &str,
+    ) -> Result<InstancePage, InstanceError> {
+        let team = match (employee.admin, team) {
+            (true, team) => team,
+            (false, named) => Some(select_team(
+                employee,
+                named.as_deref(),
+                &self.policy.current(),
+            )?),
+        };
+        let (rows, more) = self.store.instances(team.as_deref(), limit, before).await?;
+        let mut statuses: HashMap<String, Option<HashMap<String, String>>> = HashMap::new();
+        for row in &rows {
+            let target = &row.target_instance_id;
+            if !statuses.contains_key(target) {
+                let listing = self.statuses_on(target, request_id).await;
+                statuses.insert(target.clone(), listing);
+            }
+        }
+        let mut instances = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let instance_id = row.instance_id.as_deref().unwrap_or_default();
+            let item = match statuses.get(&row.target_instance_id) {
+                Some(Some(listing)) => {
+                    let status = listing.get(instance_id).map(String::as_str);
+                    let view = CloudView {
+                        status,
+                        pending_actions: usize::from(status == Some("creating")),
+                        job: None,
+                    };
+                    let (observed, reason) =
+                        summarize(row.state, row.settle_reason.as_deref(), view);
+                    self.settle_observed(row, observed, reason.as_deref()).await;
+                    summary(row, observed, reason, status.map(str::to_owned))
+                }
+                _ => {
+                    let last_known = if row.state == ReservationState::Deleting {
+                        LifecycleState::Deleting
+                    } else {
+                        LifecycleState::Creating
+                    };
+                    summary(row, last_known, None, None)
+                }
+            };
+            instances.push(item);
+        }
+        let next = more
+            .then(|| rows.last().map(|r| (r.created_at, r.id.clone())))
+            .flatten();
+        Ok(InstancePage { instances, next })
+    }
+
+    /// Instance id → the cloud's status on one target; `None` when the cloud cannot say.
+    async fn statuses_on(&self, target: &str, request_id: &str) -> Option<HashMap<String, String>> {
+        match self.cloud.list_htap(target, request_id).await {
+            Ok(list) => Some(
+                list.instances
+                    .into_iter()
+                    .map(|i| {
+                        let status = i.instance_state.and_then(|s| s.instance_status);
+                        (i.id, status.unwrap_or_default())
+                    })
+                    .collect(),
+            ),
+            Err(error) => {
+                tracing::warn!(target = %target, error = ?error, "cannot list HTAP instances; showing the last known state");
+                None
+            }
+        }
+    }
+
+    /// One instance, with the cloud's detail and its latest job.
+    pub async fn detail(
+        &self,
+        employee: &Employee,
+        id: &str,
+        request_id: &str,
+    ) -> Result<InstanceDetail, InstanceError> {
+        let reservation = self.visible(employee, id).await?;
+        if matches!(
+            reservation.state,
+            ReservationState::Deleted | ReservationState::Released
+        ) {
+            let gone = CloudView {
+                status: None,
+                pending_actions: 0,
+                job: None,
+            };
+            let (observed, reason) = summarize(
+                reservation.state,
+                reservation.settle_reason.as_deref(),
+                gone,
+            );
+            return Ok(InstanceDetail {
+                summary: summary(&reservation, observed, reason, None),
+                cloud: None,
+                job: None,
+            });
+        }
+        let (cloud, job) = futures_util::join!(
+            self.cloud
+                .get_starrocks(&reservation.target_instance_id, id, request_id),
+            async {
+                match reservation.job_id.as_deref() {
+                    Some(job_id) => self.cloud.job(job_id, request_id).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        );
+        let cloud = cloud.map_err(InstanceError::Cloud)?;
+        // A job the cloud cannot report is not fatal: the instance's own status still tells.
+        let job = job.unwrap_or_else(|error| {
+            tracing::warn!(error = ?error, "cannot read the instance's job");
+            None
+        });
+        let view = CloudView {
+            status: cloud.as_ref().map(|c| c.status.as_str()),
+            pending_actions: cloud.as_ref().map_or(0, |c| c.actions.len()),
+            job: job.as_ref(),
+        };
+        let (observed, reason) = summarize(
+            reservation.state,
+            reservation.settle_reason.as_deref(),
+            view,
+        );
+        self.settle_observed(&reservation, observed, reason.as_deref())
+            .await;
+        let cloud_status = cloud.as_ref().map(|c| c.status.clone());
+        Ok(InstanceDetail {
+            summary: summary(&reservation, observed, reason, cloud_status),
+            cloud,
+            job,
+        })
+    }
+}

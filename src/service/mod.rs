@@ -1,0 +1,56 @@
+//! The use cases, outside HTTP: each one a named sequence of the phases in
+//! [`crate::pipeline`] over a per-request context, run by one driver.
+//!
+//! The shape is pingora's `ProxyHttp` and its `process_request`: a flow names its phases
+//! ([`Flow::phases`]), and [`drive`] alone runs them and then records the decision, once, on
+//! every exit, failures included. Route handlers only translate HTTP to a use case and back.
+
+pub mod admin;
+pub mod catalog;
+pub mod create;
+pub mod delete;
+pub mod dry_run;
+pub mod instances;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cloud::CloudClient;
+use crate::error::Coded;
+use crate::pipeline::record::{self, Entry};
+use crate::policy::PolicyStore;
+use crate::storage::Store;
+
+/// What the use cases share: the policy in force, the cloud client and the database.
+#[derive(Debug)]
+pub struct Gateway {
+    pub policy: PolicyStore,
+    pub cloud: Arc<CloudClient>,
+    pub store: Store,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl_ms: i64,
+    /// How long a pending create may be absent upstream before it is released.
+    pub reconcile_grace: Duration,
+}
+
+/// A use case as named phases over its own per-request context.
+pub(crate) trait Flow {
+    type Output;
+    type Error: Coded;
+
+    /// Every phase up to the answer, in order.
+    async fn phases(&mut self) -> Result<Self::Output, Self::Error>;
+
+    /// The decision-log entry of this run; `None` when it ended before anything was decided
+    /// (no team could be chosen, or no instance was found to act on).
+    fn entry(&self, result: &Result<Self::Output, Self::Error>) -> Option<Entry>;
+}
+
+/// Runs a flow and records its decision: the one place `record` is called.
+pub(crate) async fn drive<F: Flow>(store: &Store, mut flow: F) -> Result<F::Output, F::Error> {
+    let result = flow.phases().await;
+    if let Some(entry) = flow.entry(&result) {
+        record::record(store, entry).await;
+    }
+    result
+}
