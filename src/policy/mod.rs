@@ -1,0 +1,166 @@
+//! The org policy file: defaults, rule modes, named size profiles, and what each team may order.
+//!
+//! A policy is validated completely when it is loaded, so evaluation never meets a dangling
+//! size name, an impossible profile or a broken pattern. Its revision is a hash of the file's
+//! bytes, quoted in every decision so a denial can be traced to the exact rules that made it.
+//! [`PolicyStore`] holds the policy in force and swaps in a new one only after it validated.
+
+mod file;
+pub mod rules;
+mod store;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use regex::Regex;
+
+pub use file::{
+    Defaults, ENTERPRISE_PROJECT_TAG, HaMode, LabelRules, MAX_LABEL_KEY_CHARS,
+    MAX_LABEL_VALUE_CHARS, PolicyFile, Quota, RuleMode, SizeProfile, Team,
+};
+pub use store::{PolicyStore, Reloaded};
+use validate::Invalid;
+
+/// A loaded, validated policy and its revision.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub file: PolicyFile,
+    /// `sha256:` and the first 16 hex digits of the file's SHA-256.
+    pub revision: String,
+    /// Team → lower-cased label key → compiled, anchored value pattern.
+    label_patterns: BTreeMap<String, BTreeMap<String, Regex>>,
+}
+
+/// A policy that cannot be used. The message names the table, key and line at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("policy file is not valid TOML or has an unexpected shape: {0}")]
+    Syntax(String),
+    #[error("policy file is not valid: `{key}`{} {message}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    Invalid {
+        key: String,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("the policy was not loaded from a file, so there is nothing to reload")]
+    NotReloadable,
+}
+
+impl Policy {
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let file: PolicyFile =
+            toml::from_str(text).map_err(|error| PolicyError::Syntax(error.to_string()))?;
+        let label_patterns =
+            file.validate()
+                .map_err(|Invalid { path, message }| PolicyError::Invalid {
+                    line: line_of(text, &path),
+                    key: path.join("."),
+                    message,
+                })?;
+        Ok(Self {
+            file,
+            revision: revision_of(text.as_bytes()),
+            label_patterns,
+        })
+    }
+
+    pub fn team(&self, name: &str) -> Option<&Team> {
+        self.file.teams.get(name)
+    }
+
+    pub fn size(&self, name: &str) -> Option<&SizeProfile> {
+        self.file.sizes.get(name)
+    }
+
+    pub fn mode(&self, rule: &str) -> RuleMode {
+        self.file.rules.get(rule).copied().unwrap_or_default()
+    }
+
+    /// The compiled pattern for `key` (any case) in `team`, if the key is allowed.
+    pub fn label_pattern(&self, team: &str, key: &str) -> Option<&Regex> {
+        self.label_patterns.get(team)?.get(&key.to_lowercase())
+    }
+}
+
+fn revision_of(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let hex: String = digest
+        .as_ref()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// The line of the key at `path`, found through the document's spans.
+fn line_of(text: &str, path: &[String]) -> Option<usize> {
+    let document = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = document.as_table();
+    let mut span = None;
+    for segment in path {
+        let (key, item) = table.get_key_value(segment)?;
+        span = key.span().or_else(|| item.span());
+        match item.as_table_like() {
+            Some(inner) => table = inner,
+            None => break,
+        }
+    }
+    span.map(|range| text[..range.start].matches('\n').count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) const EXAMPLE: &str = include_str!("../../config/policy.example.toml");
+
+    pub(super) fn error_of(text: &str) -> String {
+        Policy::parse(text)
+            .expect_err("the policy is invalid")
+            .to_string()
+    }
+
+    #[test]
+    fn the_example_policy_is_valid() {
+        let policy = Policy::parse(EXAMPLE).expect("example policy is valid");
+        assert!(policy.file.teams.len() >= 2);
+        assert!(policy.revision.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn the_revision_changes_with_the_file() {
+        let a = Policy::parse(EXAMPLE).expect("valid");
+        let b = Policy::parse(&format!("{EXAMPLE}\n# a comment\n")).expect("valid");
+        assert_ne!(a.revision, b.revision);
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected_with_its_line() {
+        let error = error_of(&format!("{EXAMPLE}\n[extra]\nx = 1\n"));
+        assert!(error.contains("extra"), "{error}");
+        assert!(error.contains("line"), "{error}");
+    }
+
+    #[test]
+    fn label_keys_match_case_insensitively() {
+        let policy = Policy::parse(EXAMPLE).expect("valid");
+        assert!(policy.label_pattern("analytics", "OWNER").is_some());
+        assert!(policy.label_pattern("analytics", "colour").is_none());
+    }
+}

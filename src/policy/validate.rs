@@ -1,0 +1,275 @@
+//! Validation at load: everything evaluation relies on is checked once, here.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+use super::{
+    ENTERPRISE_PROJECT_TAG, MAX_LABEL_KEY_CHARS, PolicyFile, RuleMode, SizeProfile, Team, rules,
+};
+use crate::domain::TimeZone;
+
+pub(super) struct Invalid {
+    pub(super) path: Vec<String>,
+    pub(super) message: String,
+}
+
+fn invalid(path: &[&str], message: impl Into<String>) -> Invalid {
+    Invalid {
+        path: path.iter().map(|s| (*s).to_owned()).collect(),
+        message: message.into(),
+    }
+}
+
+fn non_empty(path: &[&str], value: &str) -> Result<(), Invalid> {
+    if value.trim().is_empty() {
+        Err(invalid(path, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// TaurusDB instance ids are 32 letters or digits followed by `in07`.
+fn is_taurusdb_instance_id(id: &str) -> bool {
+    id.len() == 36 && id.ends_with("in07") && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+impl PolicyFile {
+    /// Checks everything evaluation relies on and compiles the label patterns.
+    pub(super) fn validate(&self) -> Result<BTreeMap<String, BTreeMap<String, Regex>>, Invalid> {
+        let defaults = &self.defaults;
+        non_empty(&["defaults", "engine_version"], &defaults.engine_version)?;
+        TimeZone::parse(&defaults.time_zone)
+            .map_err(|e| invalid(&["defaults", "time_zone"], e.0))?;
+        non_empty(&["defaults", "az_code"], &defaults.az_code)?;
+        non_empty(&["defaults", "io_type"], &defaults.io_type)?;
+        for (rule, mode) in &self.rules {
+            if !rules::ALL.contains(&rule.as_str()) {
+                return Err(invalid(
+                    &["rules", rule],
+                    format!("is not a rule; known rules: {}", rules::ALL.join(", ")),
+                ));
+            }
+            if *mode == RuleMode::Audit && rules::ENFORCE_ONLY.contains(&rule.as_str()) {
+                return Err(invalid(
+                    &["rules", rule],
+                    "always enforces and cannot be put in audit mode",
+                ));
+            }
+        }
+        if self.sizes.is_empty() {
+            return Err(invalid(&["sizes"], "must define at least one size profile"));
+        }
+        for (name, size) in &self.sizes {
+            size.validate(name)?;
+        }
+        let mut patterns = BTreeMap::new();
+        for (name, team) in &self.teams {
+            patterns.insert(name.clone(), self.validate_team(name, team)?);
+        }
+        Ok(patterns)
+    }
+
+    fn validate_team(&self, name: &str, team: &Team) -> Result<BTreeMap<String, Regex>, Invalid> {
+        let at = |key: &'static str| ["teams", name, key];
+        non_empty(&at("enterprise_project_id"), &team.enterprise_project_id)?;
+        if team.targets.is_empty() {
+            return Err(invalid(&at("targets"), "must name at least one target"));
+        }
+        for (alias, id) in &team.targets {
+            if !is_taurusdb_instance_id(id) {
+                return Err(invalid(
+                    &["teams", name, "targets", alias],
+                    format!(
+                        "{id:?} is not a TaurusDB instance id (32 letters or digits ending in `in07`)"
+                    ),
+                ));
+            }
+        }
+        if team.allowed_sizes.is_empty() {
+            return Err(invalid(&at("allowed_sizes"), "must name at least one size"));
+        }
+        if let Some(size) = team
+            .allowed_sizes
+            .iter()
+            .find(|s| !self.sizes.contains_key(*s))
+        {
+            return Err(invalid(
+                &at("allowed_sizes"),
+                format!("names size {size:?}, which is not defined under [sizes]"),
+            ));
+        }
+        for (key, list) in [
+            ("allowed_versions", &team.allowed_versions),
+            ("allowed_azs", &team.allowed_azs),
+            ("allowed_time_zones", &team.allowed_time_zones),
+        ] {
+            if list
+                .as_ref()
+                .is_some_and(|l| l.is_empty() || l.iter().any(|v| v.trim().is_empty()))
+            {
+                return Err(invalid(
+                    &at(key),
+                    "must hold non-empty values; remove it to use the default",
+                ));
+            }
+        }
+        for zone in team.allowed_time_zones.iter().flatten() {
+            TimeZone::parse(zone).map_err(|e| invalid(&at("allowed_time_zones"), e.0))?;
+        }
+        for (key, value) in &team.sys_tags {
+            if !key.starts_with("_sys_") || key == ENTERPRISE_PROJECT_TAG {
+                return Err(invalid(
+                    &["teams", name, "sys_tags", key],
+                    format!(
+                        "system tag keys start with `_sys_`, and {ENTERPRISE_PROJECT_TAG} comes from enterprise_project_id"
+                    ),
+                ));
+            }
+            non_empty(&["teams", name, "sys_tags", key], value)?;
+        }
+        if let Some(quota) = &team.quota
+            && (quota.instances == 0 || quota.nodes == 0 || quota.storage_gb == 0)
+        {
+            return Err(invalid(
+                &at("quota"),
+                "instances, nodes and storage_gb must all be positive",
+            ));
+        }
+        let mut compiled = BTreeMap::new();
+        for (key, pattern) in &team.labels.allowed {
+            let path = ["teams", name, "labels", "allowed", key.as_str()];
+            let lower = key.to_lowercase();
+            if lower.is_empty()
+                || lower.chars().count() > MAX_LABEL_KEY_CHARS
+                || lower.starts_with("_sys_")
+            {
+                return Err(invalid(
+                    &path,
+                    format!(
+                        "label keys are 1 to {MAX_LABEL_KEY_CHARS} characters and never start with `_sys_`"
+                    ),
+                ));
+            }
+            let regex = Regex::new(&format!("^(?:{pattern})$"))
+                .map_err(|e| invalid(&path, format!("is not a valid regular expression: {e}")))?;
+            if compiled.insert(lower, regex).is_some() {
+                return Err(invalid(&path, "repeats a key that differs only in case"));
+            }
+        }
+        Ok(compiled)
+    }
+}
+
+impl SizeProfile {
+    fn validate(&self, name: &str) -> Result<(), Invalid> {
+        let at = |key: &'static str| ["sizes", name, key];
+        non_empty(&at("fe_flavor_id"), &self.fe_flavor_id)?;
+        non_empty(&at("be_flavor_id"), &self.be_flavor_id)?;
+        let counts = self.ha_mode.allowed_counts();
+        for (key, count) in [("fe_count", self.fe_count), ("be_count", self.be_count)] {
+            if !counts.contains(&count) {
+                return Err(invalid(
+                    &at(key),
+                    format!(
+                        "is {count}, but ha_mode {} needs {} to {}",
+                        self.ha_mode.as_str(),
+                        counts.start(),
+                        counts.end()
+                    ),
+                ));
+            }
+        }
+        for (key, gb) in [
+            ("fe_volume_gb", self.fe_volume_gb),
+            ("be_volume_gb", self.be_volume_gb),
+        ] {
+            if gb == 0 || gb % 10 != 0 {
+                return Err(invalid(
+                    &at(key),
+                    format!("is {gb}, but volumes grow in 10 GB steps and must be positive"),
+                ));
+            }
+        }
+        if let Some(io_type) = &self.io_type {
+            non_empty(&at("io_type"), io_type)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::tests::{EXAMPLE, error_of};
+
+    #[test]
+    fn a_team_naming_an_undefined_size_is_rejected_with_its_key_and_line() {
+        let text = EXAMPLE.replacen("allowed_sizes = [\"small\"", "allowed_sizes = [\"huge\"", 1);
+        let line = text
+            .lines()
+            .position(|l| l.contains("\"huge\""))
+            .expect("present")
+            + 1;
+        let error = error_of(&text);
+        assert!(error.contains("teams.analytics.allowed_sizes"), "{error}");
+        assert!(error.contains("huge"), "{error}");
+        assert!(error.contains(&format!("line {line}")), "{error}");
+    }
+
+    #[test]
+    fn a_single_profile_with_three_backends_is_rejected() {
+        let error = error_of(&EXAMPLE.replacen("be_count = 1", "be_count = 3", 1));
+        assert!(error.contains("sizes.small.be_count"), "{error}");
+    }
+
+    #[test]
+    fn a_volume_off_the_ten_gigabyte_grid_is_rejected() {
+        let error = error_of(&EXAMPLE.replacen("fe_volume_gb = 50", "fe_volume_gb = 55", 1));
+        assert!(error.contains("sizes.small.fe_volume_gb"), "{error}");
+    }
+
+    #[test]
+    fn a_target_that_is_not_a_taurusdb_id_is_rejected() {
+        let error = error_of(&EXAMPLE.replacen("in07\"", "in17\"", 1));
+        assert!(error.contains("targets"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_rule_id_is_rejected() {
+        let error =
+            error_of(&EXAMPLE.replacen("[rules]", "[rules]\n\"size.bogus\" = \"audit\"", 1));
+        assert!(error.contains("rules.size.bogus"), "{error}");
+    }
+
+    #[test]
+    fn structural_rules_cannot_be_audited() {
+        let error =
+            error_of(&EXAMPLE.replacen("[rules]", "[rules]\n\"target.allowed\" = \"audit\"", 1));
+        assert!(error.contains("cannot be put in audit mode"), "{error}");
+    }
+
+    #[test]
+    fn a_broken_label_pattern_is_rejected() {
+        let error = error_of(&EXAMPLE.replacen("owner = \"", "owner = \"(", 1));
+        assert!(
+            error.contains("teams.analytics.labels.allowed.owner"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_extra_system_tag_may_not_replace_the_enterprise_project() {
+        let text = EXAMPLE.replacen(
+            "[teams.analytics.sys_tags]",
+            "[teams.analytics.sys_tags]\n_sys_enterprise_project_id = \"x\"",
+            1,
+        );
+        assert!(error_of(&text).contains("_sys_enterprise_project_id"));
+    }
+
+    #[test]
+    fn a_zero_quota_is_rejected() {
+        let error = error_of(&EXAMPLE.replacen("instances = 5", "instances = 0", 1));
+        assert!(error.contains("quota"), "{error}");
+    }
+}
