@@ -1,12 +1,17 @@
 //! starrocks-gateway: self-service StarRocks (HTAP) instances on Huawei Cloud TaurusDB.
 //!
 //! A request walks the phases in [`pipeline`]; [`startup::create_app`] wires them to HTTP.
-//! [`simulator`] is a stand-in for Huawei Cloud and is never used by the gateway's own code;
-//! [`demo`] runs gateway, simulator and a toy identity provider together.
+//!
+//! The Huawei Cloud simulator (crate `huawei-sim`) and the toy identity provider (crate
+//! `demo-idp`) are separate crates of the workspace, reached only through the `demo` feature
+//! (on by default): `demo` runs gateway, simulator and identity provider together and
+//! re-exports them as `demo::simulator` and `demo::idp`. A `--no-default-features` build has
+//! neither in its dependency tree.
 
 pub mod cli;
 pub mod cloud;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod domain;
 pub mod error;
@@ -20,7 +25,6 @@ pub mod policy;
 pub mod policy_cases;
 pub mod request_id;
 pub mod routes;
-pub mod simulator;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

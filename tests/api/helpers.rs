@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 use starrocks_gateway::config::Settings;
 use starrocks_gateway::demo::idp::EmployeeClaims;
+use starrocks_gateway::demo::simulator::{ReceivedCreate, SimulatorConfig, Stats};
 use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
 use starrocks_gateway::policy::{Policy, PolicyStore};
-use starrocks_gateway::simulator::{ReceivedCreate, SimulatorConfig, Stats};
 
 pub struct TestApp {
     pub policy_path: PathBuf,

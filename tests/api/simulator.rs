@@ -1,7 +1,7 @@
 //! The simulator on its own: it must refuse what the real cloud refuses, naming the field.
 
 use serde_json::{Value, json};
-use starrocks_gateway::simulator::SimulatorConfig;
+use starrocks_gateway::demo::simulator::SimulatorConfig;
 
 use crate::helpers::{TestApp, spawn_app};
 
