@@ -8,8 +8,9 @@ RUN cargo install cargo-chef --locked
 WORKDIR /app
 
 # planner: turns the manifests into recipe.json (the dependency "fingerprint").
-# Its output only changes when Cargo.toml/Cargo.lock change, which keeps the
-# builder's cook layer cached across ordinary source edits.
+# Its output only changes when the workspace's manifests (Cargo.toml, crates/*/Cargo.toml)
+# or Cargo.lock change, which keeps the builder's cook layer cached across ordinary source
+# edits.
 FROM chef AS planner
 COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
@@ -21,9 +22,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=planner /app/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json
+# The production build: without the default `demo` feature, so neither the Huawei Cloud
+# simulator nor the demo identity provider (crates/) is compiled in. Cook and build must use
+# the same feature flags, or the cooked dependencies are not the ones the build wants.
+RUN cargo chef cook --release --locked --no-default-features --recipe-path recipe.json
+# The whole workspace (src/, crates/, migrations/, static/, openapi/ ...); see .dockerignore.
 COPY . .
-RUN cargo build --release --locked --bin starrocks-gateway \
+RUN cargo build --release --locked --no-default-features --bin starrocks-gateway \
  && mkdir -p /out/data
 
 # runtime: distroless with glibc/libgcc only (no shell, no package manager),

@@ -1,5 +1,7 @@
-//! The command line: `demo`, `serve`, `simulator`, `openapi`.
+//! The command line: `demo`, `serve`, `simulator`, `openapi`, `policy`. `demo` and `simulator`
+//! exist only with the `demo` feature (on by default).
 
+#[cfg(feature = "demo")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -19,6 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Gateway + Huawei Cloud simulator + demo identity provider on localhost, ready to try.
+    #[cfg(feature = "demo")]
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -30,6 +33,7 @@ pub enum Command {
         config: PathBuf,
     },
     /// Run the Huawei Cloud simulator alone (IAM + TaurusDB StarRocks create).
+    #[cfg(feature = "demo")]
     Simulator {
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: SocketAddr,

@@ -2,12 +2,17 @@
 //!
 //! A request walks the phases in [`pipeline`], in the order the use cases in [`service`] run
 //! them; [`http`] and [`routes`] are the HTTP edge, wired by [`startup::create_app`].
-//! [`simulator`] is a stand-in for Huawei Cloud and is never used by the gateway's own code;
-//! [`demo`] runs gateway, simulator and a toy identity provider together.
+//!
+//! The Huawei Cloud simulator (crate `huawei-sim`) and the toy identity provider (crate
+//! `demo-idp`) are separate crates of the workspace, reached only through the `demo` feature
+//! (on by default): `demo` runs gateway, simulator and identity provider together and
+//! re-exports them as `demo::simulator` and `demo::idp`. A `--no-default-features` build has
+//! neither in its dependency tree.
 
 pub mod cli;
 pub mod cloud;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod domain;
 pub mod error;
@@ -21,7 +26,6 @@ pub mod policy;
 pub mod policy_cases;
 pub mod routes;
 pub mod service;
-pub mod simulator;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -7,7 +7,7 @@ use starrocks_gateway::cli::{Cli, Command, PolicyCommand};
 use starrocks_gateway::config::{ClaimSettings, Settings};
 use starrocks_gateway::policy::Policy;
 use starrocks_gateway::startup::Application;
-use starrocks_gateway::{demo, openapi, policy_cases, simulator, telemetry};
+use starrocks_gateway::{openapi, policy_cases, telemetry};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -24,19 +24,22 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Demo { listen } => demo::run(listen).await,
+        #[cfg(feature = "demo")]
+        Command::Demo { listen } => starrocks_gateway::demo::run(listen).await,
         Command::Serve { config } => {
             let settings = Settings::load(&config)?;
             let application = Application::build(&settings).await?;
             tracing::info!(port = application.port(), "starrocks-gateway listening");
             application.run_until_stopped().await.context("serving")
         }
+        #[cfg(feature = "demo")]
         Command::Simulator {
             listen,
             token_lifetime_secs,
             create_secs,
             delete_secs,
         } => {
+            use starrocks_gateway::demo::simulator;
             let config = simulator::SimulatorConfig {
                 token_lifetime: std::time::Duration::from_secs(token_lifetime_secs),
                 create_duration: std::time::Duration::from_secs(create_secs),

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use starrocks_gateway::demo::idp::EmployeeClaims;
+use starrocks_gateway::demo::simulator::SimulatorConfig;
 use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
 use starrocks_gateway::policy::{Policy, PolicyStore};
-use starrocks_gateway::simulator::SimulatorConfig;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

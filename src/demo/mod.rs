@@ -1,8 +1,13 @@
 //! `starrocks-gateway demo`: the gateway, the Huawei Cloud simulator and a toy identity
 //! provider in one process on localhost, with the example policy. The tests start the same
 //! stack on port 0.
+//!
+//! The simulator and the identity provider are crates of their own (`huawei-sim`,
+//! `demo-idp`), compiled only with the `demo` feature; they are re-exported here so the tests
+//! and `main` reach them as `demo::simulator` and `demo::idp`.
 
-pub mod idp;
+pub use demo_idp as idp;
+pub use huawei_sim as simulator;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -15,9 +20,9 @@ use crate::config::{
     Settings, StorageSettings,
 };
 use crate::policy::{Policy, PolicyStore};
-use crate::simulator::{self, SimulatorConfig};
 use crate::startup::Application;
 use idp::DemoIdp;
+use simulator::SimulatorConfig;
 
 /// The example policy, compiled in so `demo` runs from anywhere.
 pub const EXAMPLE_POLICY: &str = include_str!("../../config/policy.example.toml");

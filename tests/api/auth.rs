@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use starrocks_gateway::demo::idp::DemoIdp;
 
-use crate::helpers::{TestApp, alice_claims, now, problem, small_instance, spawn_app, with};
+use crate::helpers::{TestApp, alice_claims, now, problem, small_instance, with};
 
 /// Asserts a `401` problem with a Bearer challenge, and that nothing reached the cloud.
 async fn assert_refused(app: &TestApp, token: Option<&str>, case: &str) {
@@ -30,13 +30,13 @@ async fn assert_refused(app: &TestApp, token: Option<&str>, case: &str) {
 
 #[tokio::test]
 async fn a_request_without_a_token_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_refused(&app, None, "no token").await;
 }
 
 #[tokio::test]
 async fn an_expired_token_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let claims = with(alice_claims(&app), "exp", json!(now() - 120));
     let token = app.stack.idp.sign(&claims).expect("signed");
     assert_refused(&app, Some(&token), "expired").await;
@@ -44,7 +44,7 @@ async fn an_expired_token_is_401() {
 
 #[tokio::test]
 async fn a_token_not_valid_yet_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let claims = with(alice_claims(&app), "nbf", json!(now() + 300));
     let token = app.stack.idp.sign(&claims).expect("signed");
     assert_refused(&app, Some(&token), "nbf in the future").await;
@@ -52,7 +52,7 @@ async fn a_token_not_valid_yet_is_401() {
 
 #[tokio::test]
 async fn a_token_for_another_audience_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let claims = with(alice_claims(&app), "aud", json!("some-other-service"));
     let token = app.stack.idp.sign(&claims).expect("signed");
     assert_refused(&app, Some(&token), "wrong aud").await;
@@ -60,7 +60,7 @@ async fn a_token_for_another_audience_is_401() {
 
 #[tokio::test]
 async fn a_token_from_another_issuer_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let claims = with(alice_claims(&app), "iss", json!("https://evil.example.com"));
     let token = app.stack.idp.sign(&claims).expect("signed");
     assert_refused(&app, Some(&token), "wrong iss").await;
@@ -68,7 +68,7 @@ async fn a_token_from_another_issuer_is_401() {
 
 #[tokio::test]
 async fn a_token_signed_by_another_key_under_the_same_kid_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let impostor = DemoIdp::generate(app.stack.idp.issuer(), "starrocks-gateway").expect("key");
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(app.stack.idp.kid().to_owned());
@@ -80,7 +80,7 @@ async fn a_token_signed_by_another_key_under_the_same_kid_is_401() {
 
 #[tokio::test]
 async fn an_unsigned_alg_none_token_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string());
     let claims = URL_SAFE_NO_PAD.encode(alice_claims(&app).to_string());
     let token = format!("{header}.{claims}.");
@@ -89,7 +89,7 @@ async fn an_unsigned_alg_none_token_is_401() {
 
 #[tokio::test]
 async fn an_hs256_token_signed_with_the_rsa_public_key_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(app.stack.idp.kid().to_owned());
     let key = EncodingKey::from_secret(app.stack.idp.public_key_pem().as_bytes());
@@ -99,7 +99,7 @@ async fn an_hs256_token_signed_with_the_rsa_public_key_is_401() {
 
 #[tokio::test]
 async fn a_token_with_an_unknown_kid_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("no-such-key".into());
     let token = app
@@ -112,7 +112,7 @@ async fn a_token_with_an_unknown_kid_is_401() {
 
 #[tokio::test]
 async fn a_token_with_a_critical_header_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(app.stack.idp.kid().to_owned());
     header.crit = Some(vec!["exp".into()]);
@@ -126,7 +126,7 @@ async fn a_token_with_a_critical_header_is_401() {
 
 #[tokio::test]
 async fn a_token_whose_exp_is_a_string_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let claims = with(alice_claims(&app), "exp", json!((now() + 600).to_string()));
     let token = app.stack.idp.sign(&claims).expect("signed");
     assert_refused(&app, Some(&token), "string exp").await;
@@ -134,7 +134,7 @@ async fn a_token_whose_exp_is_a_string_is_401() {
 
 #[tokio::test]
 async fn a_token_without_a_team_is_authenticated_but_may_not_create() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let mut claims = alice_claims(&app);
     claims.as_object_mut().expect("object").remove("team");
     let token = app.stack.idp.sign(&claims).expect("signed");
@@ -148,7 +148,7 @@ async fn a_token_without_a_team_is_authenticated_but_may_not_create() {
 
 #[tokio::test]
 async fn garbage_and_oversized_tokens_are_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_refused(&app, Some("not-a-jwt"), "garbage").await;
     let oversized = format!(
         "{}.{}.{}",
@@ -161,7 +161,7 @@ async fn garbage_and_oversized_tokens_are_401() {
 
 #[tokio::test]
 async fn a_token_within_the_leeway_is_accepted() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let claims = with(alice_claims(&app), "exp", json!(now() - 5));
     let token = app.stack.idp.sign(&claims).expect("signed");
 

@@ -2,14 +2,14 @@ use futures_util::future::join_all;
 use serde_json::json;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 
-use crate::helpers::{problem, small_instance, spawn_app, spawn_app_full, spawn_app_with};
+use crate::helpers::{TestApp, problem, small_instance};
 
 #[tokio::test]
 async fn fifty_concurrent_creates_fetch_exactly_one_iam_token() {
     let roomy = EXAMPLE_POLICY
         .replacen("instances = 5", "instances = 100", 1)
         .replacen("nodes = 30", "nodes = 1000", 1);
-    let app = spawn_app_with(&roomy, |_| {}).await;
+    let app = TestApp::builder().policy(&roomy).spawn().await;
     let token = app.alice();
     let bodies: Vec<_> = (0..50)
         .map(|i| json!({"name": format!("cube-{i:02}"), "target": "analytics-prod", "size": "small"}))
@@ -25,7 +25,7 @@ async fn fifty_concurrent_creates_fetch_exactly_one_iam_token() {
 
 #[tokio::test]
 async fn an_expired_iam_token_is_evicted_refetched_and_the_create_retried_once() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
         201
@@ -43,7 +43,10 @@ async fn an_expired_iam_token_is_evicted_refetched_and_the_create_retried_once()
 
 #[tokio::test]
 async fn a_cloud_slower_than_the_timeout_is_504() {
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| s.cloud.request_timeout_ms = 300).await;
+    let app = TestApp::builder()
+        .settings(|s| s.cloud.request_timeout_ms = 300)
+        .spawn()
+        .await;
     app.set_faults(json!({"latency_ms": 1500})).await;
 
     let response = app.create(&app.alice(), &small_instance()).await;
@@ -54,7 +57,7 @@ async fn a_cloud_slower_than_the_timeout_is_504() {
 
 #[tokio::test]
 async fn a_cloud_5xx_is_502_carrying_the_upstream_code() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.set_faults(json!({"fail_next_creates": 1, "fail_status": 503}))
         .await;
 
@@ -76,7 +79,7 @@ async fn a_cloud_5xx_is_502_carrying_the_upstream_code() {
 async fn a_cloud_4xx_is_502_carrying_the_upstream_code() {
     // A storage type the cloud does not offer gets past policy but not past the cloud.
     let policy = EXAMPLE_POLICY.replacen("io_type = \"ESSD\"", "io_type = \"NVME\"", 1);
-    let app = spawn_app_with(&policy, |_| {}).await;
+    let app = TestApp::builder().policy(&policy).spawn().await;
 
     let response = app.create(&app.alice(), &small_instance()).await;
 
@@ -92,14 +95,16 @@ async fn an_unreachable_cloud_is_503() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
-        let url: url::Url = format!("http://127.0.0.1:{closed_port}")
-            .parse()
-            .expect("url");
-        s.cloud.iam_url = url.clone();
-        s.cloud.endpoint = url;
-    })
-    .await;
+    let app = TestApp::builder()
+        .settings(|s| {
+            let url: url::Url = format!("http://127.0.0.1:{closed_port}")
+                .parse()
+                .expect("url");
+            s.cloud.iam_url = url.clone();
+            s.cloud.endpoint = url;
+        })
+        .spawn()
+        .await;
 
     let response = app.create(&app.alice(), &small_instance()).await;
 
@@ -109,10 +114,12 @@ async fn an_unreachable_cloud_is_503() {
 
 #[tokio::test]
 async fn wrong_gateway_credentials_are_502_upstream_auth_failed_and_never_leak() {
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
-        s.cloud.password = "Wrong-Passw0rd!".to_owned().into();
-    })
-    .await;
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.cloud.password = "Wrong-Passw0rd!".to_owned().into();
+        })
+        .spawn()
+        .await;
 
     let response = app.create(&app.alice(), &small_instance()).await;
 
@@ -127,12 +134,11 @@ async fn wrong_gateway_credentials_are_502_upstream_auth_failed_and_never_leak()
 #[tokio::test]
 async fn the_iam_token_is_refreshed_before_it_expires() {
     // Tokens live 3 s and are replaced 2 s early: a token is reused for about one second.
-    let app = spawn_app_full(
-        EXAMPLE_POLICY,
-        |sim| sim.token_lifetime = std::time::Duration::from_secs(3),
-        |s| s.cloud.token_refresh_margin_secs = 2,
-    )
-    .await;
+    let app = TestApp::builder()
+        .simulator(|sim| sim.token_lifetime = std::time::Duration::from_secs(3))
+        .settings(|s| s.cloud.token_refresh_margin_secs = 2)
+        .spawn()
+        .await;
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
         201

@@ -1,12 +1,12 @@
 use serde_json::json;
 
-use crate::helpers::{problem, small_instance, spawn_app};
+use crate::helpers::{TestApp, problem, small_instance};
 
 const SPECIALS: &str = "~!@#$%^*-_=+?,()&|.";
 
 #[tokio::test]
 async fn a_valid_create_sends_the_full_upstream_body_and_returns_201() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let response = app.create(&app.alice(), &small_instance()).await;
 
@@ -69,7 +69,7 @@ async fn a_valid_create_sends_the_full_upstream_body_and_returns_201() {
 
 #[tokio::test]
 async fn a_given_root_password_is_forwarded_and_never_returned() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let body = json!({"name": "sales-cube", "target": "analytics-prod", "size": "small",
         "root_password": "Given-Pa55word"});
 
@@ -87,7 +87,7 @@ async fn a_given_root_password_is_forwarded_and_never_returned() {
 
 #[tokio::test]
 async fn a_team_cluster_profile_and_requested_version_and_time_zone_are_expanded() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let body = json!({"name": "cube2", "target": "analytics-dev", "size": "medium",
         "version": "3.3", "time_zone": "UTC-05:00"});
 
@@ -110,7 +110,7 @@ async fn a_team_cluster_profile_and_requested_version_and_time_zone_are_expanded
 
 #[tokio::test]
 async fn a_caller_request_id_is_echoed_and_forwarded_upstream() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let response = app
         .client
@@ -132,7 +132,7 @@ async fn a_caller_request_id_is_echoed_and_forwarded_upstream() {
 
 #[tokio::test]
 async fn a_size_the_team_may_not_use_is_403_naming_the_rule_and_nothing_is_sent() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let bob = app.token_for("bob", "payments");
     let body = json!({"name": "ledger-cube", "target": "payments-ledger", "size": "medium"});
 
@@ -149,7 +149,7 @@ async fn a_size_the_team_may_not_use_is_403_naming_the_rule_and_nothing_is_sent(
 
 #[tokio::test]
 async fn another_teams_target_is_403_naming_the_rule_and_nothing_is_sent() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let bob = app.token_for("bob", "payments");
     let body = json!({"name": "sneaky", "target": "analytics-prod", "size": "small"});
 
@@ -163,7 +163,7 @@ async fn another_teams_target_is_403_naming_the_rule_and_nothing_is_sent() {
 
 #[tokio::test]
 async fn a_team_missing_from_the_policy_is_403() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let mallory = app.token_for("mallory", "marketing");
 
     let response = app.create(&mallory, &small_instance()).await;
@@ -178,7 +178,7 @@ async fn a_team_missing_from_the_policy_is_403() {
 
 #[tokio::test]
 async fn a_bad_name_is_400_naming_the_field_and_nothing_is_sent() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     for name in ["1starts-with-digit", "abc", "has space", "dots.are.bad"] {
         let body = json!({"name": name, "target": "analytics-prod", "size": "small"});
 
@@ -195,7 +195,7 @@ async fn a_bad_name_is_400_naming_the_field_and_nothing_is_sent() {
 
 #[tokio::test]
 async fn a_weak_password_is_400_naming_the_field_without_echoing_it() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     for password in [
         "short1A",
         "alllowercase1",
@@ -218,7 +218,7 @@ async fn a_weak_password_is_400_naming_the_field_without_echoing_it() {
 
 #[tokio::test]
 async fn malformed_bodies_are_400_naming_the_field() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let cases = [
         (
             json!({"name": "sales-cube", "target": "analytics-prod"}),
@@ -246,7 +246,7 @@ async fn malformed_bodies_are_400_naming_the_field() {
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_400_and_a_wrong_media_type_is_415() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let url = format!("{}/v1/starrocks", app.stack.gateway_url);
 
     let broken = app
@@ -276,7 +276,7 @@ async fn a_body_that_is_not_json_is_400_and_a_wrong_media_type_is_415() {
 
 #[tokio::test]
 async fn an_oversized_body_is_413() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let body = json!({"name": "x".repeat(64 * 1024), "target": "analytics-prod", "size": "small"});
 
     let response = app.create(&app.alice(), &body).await;

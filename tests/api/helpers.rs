@@ -1,16 +1,19 @@
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use starrocks_gateway::config::Settings;
 use starrocks_gateway::demo::idp::EmployeeClaims;
+use starrocks_gateway::demo::simulator::{ReceivedCreate, SimulatorConfig, Stats};
 use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
 use starrocks_gateway::policy::{Policy, PolicyStore};
-use starrocks_gateway::simulator::{ReceivedCreate, SimulatorConfig, Stats};
 
+/// The gateway, the Huawei Cloud simulator and the demo IdP, each on port 0:
+/// `TestApp::spawn()` for the defaults, `TestApp::builder()…spawn()` for anything else.
 pub struct TestApp {
-    pub policy_path: PathBuf,
+    /// The policy file the gateway reads (`None` with an embedded policy); see `policy_file`.
+    policy_path: Option<PathBuf>,
     pub stack: DemoStack,
     pub client: reqwest::Client,
 }
@@ -21,15 +24,6 @@ pub fn employee(sub: &str, team: &str) -> EmployeeClaims {
         email: format!("{sub}@example.com"),
         team: team.into(),
     }
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(EXAMPLE_POLICY, |_| {}).await
-}
-
-/// The stack with a given policy text and adjusted gateway settings.
-pub async fn spawn_app_with(policy: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_app_full(policy, |_| {}, configure).await
 }
 
 /// Which database a test's gateway uses.
@@ -62,64 +56,108 @@ pub async fn fresh_postgres_database() -> String {
     format!("{base}/{name}")
 }
 
-/// The stack on the given database, with the example policy.
-pub async fn spawn_app_on(db: Db) -> TestApp {
-    spawn_app_full_on(db, EXAMPLE_POLICY, |_| {}, |_| {}).await
+/// One change to a config, applied before the stack starts.
+type Adjust<'a, T> = Box<dyn FnOnce(&mut T) + 'a>;
+
+/// How a test's stack differs from the defaults: the example policy (from a file, as in
+/// production, so reload paths can be exercised), the simulator configured for that policy's
+/// targets, the demo's gateway settings, and a fresh SQLite database.
+#[must_use = "a builder does nothing until `spawn`"]
+pub struct TestAppBuilder<'a> {
+    policy: String,
+    embedded_policy: bool,
+    simulator: Vec<Adjust<'a, SimulatorConfig>>,
+    settings: Vec<Adjust<'a, Settings>>,
+    database: Db,
 }
 
-/// The stack with a given policy, an adjusted simulator and adjusted gateway settings.
-pub async fn spawn_app_full(
-    policy: &str,
-    simulator: impl FnOnce(&mut SimulatorConfig),
-    configure: impl FnOnce(&mut Settings),
-) -> TestApp {
-    spawn_app_full_on(Db::Sqlite, policy, simulator, configure).await
-}
-
-pub async fn spawn_app_full_on(
-    db: Db,
-    policy: &str,
-    simulator: impl FnOnce(&mut SimulatorConfig),
-    configure: impl FnOnce(&mut Settings),
-) -> TestApp {
-    let postgres = match db {
-        Db::Postgres => Some(fresh_postgres_database().await),
-        Db::Sqlite => None,
-    };
-    let configure = move |settings: &mut Settings| {
-        if let Some(url) = postgres {
-            settings.storage.url = url.into();
-        }
-        configure(settings);
-    };
-    if std::env::var_os("TEST_LOG").is_some() {
-        starrocks_gateway::telemetry::init("debug");
+impl<'a> TestAppBuilder<'a> {
+    /// The policy text (the example policy by default).
+    pub fn policy(mut self, text: impl Into<String>) -> Self {
+        self.policy = text.into();
+        self
     }
-    let parsed = Policy::parse(policy).expect("test policy is valid");
-    let mut simulator_config = simulator_config_for(&parsed);
-    simulator(&mut simulator_config);
-    // From a file, as in production, so reload paths can be exercised.
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let policy_path = std::env::temp_dir().join(format!(
-        "srgw-test-policy-{}-{}.toml",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&policy_path, policy).expect("writing the test policy");
-    let store = PolicyStore::from_file(policy_path.clone()).expect("test policy loads");
-    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let stack = DemoStack::start(loopback, simulator_config, store, configure)
-        .await
-        .expect("the stack starts");
-    TestApp {
-        policy_path,
-        stack,
-        // Idle connections are dropped before the server's keep-alive ends, so a request never
-        // races the server closing the connection it reuses.
-        client: reqwest::Client::builder()
-            .pool_idle_timeout(std::time::Duration::from_secs(2))
-            .build()
-            .expect("a test HTTP client"),
+
+    /// The policy compiled in, as the demo has it, instead of read from a file: nothing to
+    /// reload, and `policy_path` is `None`.
+    pub fn embedded_policy(mut self) -> Self {
+        self.embedded_policy = true;
+        self
+    }
+
+    /// Adjusts the simulator's config; called in order, after it is derived from the policy.
+    pub fn simulator(mut self, adjust: impl FnOnce(&mut SimulatorConfig) + 'a) -> Self {
+        self.simulator.push(Box::new(adjust));
+        self
+    }
+
+    /// Adjusts the gateway's settings; called in order, after the database is chosen.
+    pub fn settings(mut self, adjust: impl FnOnce(&mut Settings) + 'a) -> Self {
+        self.settings.push(Box::new(adjust));
+        self
+    }
+
+    /// The gateway's database engine (SQLite by default; PostgreSQL gets a fresh database).
+    pub fn database(mut self, db: Db) -> Self {
+        self.database = db;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let Self {
+            policy,
+            embedded_policy,
+            simulator,
+            settings,
+            database,
+        } = self;
+        let postgres = match database {
+            Db::Postgres => Some(fresh_postgres_database().await),
+            Db::Sqlite => None,
+        };
+        let configure = move |gateway: &mut Settings| {
+            if let Some(url) = postgres {
+                gateway.storage.url = url.into();
+            }
+            for adjust in settings {
+                adjust(gateway);
+            }
+        };
+        if std::env::var_os("TEST_LOG").is_some() {
+            starrocks_gateway::telemetry::init("debug");
+        }
+        let parsed = Policy::parse(&policy).expect("test policy is valid");
+        let mut simulator_config = simulator_config_for(&parsed);
+        for adjust in simulator {
+            adjust(&mut simulator_config);
+        }
+        let (policy_path, store) = if embedded_policy {
+            (None, PolicyStore::fixed(parsed))
+        } else {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "srgw-test-policy-{}-{}.toml",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, &policy).expect("writing the test policy");
+            let store = PolicyStore::from_file(path.clone()).expect("test policy loads");
+            (Some(path), store)
+        };
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let stack = DemoStack::start(loopback, simulator_config, store, configure)
+            .await
+            .expect("the stack starts");
+        TestApp {
+            policy_path,
+            stack,
+            // Idle connections are dropped before the server's keep-alive ends, so a request
+            // never races the server closing the connection it reuses.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .expect("a test HTTP client"),
+        }
     }
 }
 
@@ -128,7 +166,7 @@ pub async fn spawn_app_full_on(
 impl Drop for TestApp {
     fn drop(&mut self) {
         use secrecy::ExposeSecret;
-        let mut files = vec![self.policy_path.clone()];
+        let mut files: Vec<PathBuf> = self.policy_path.iter().cloned().collect();
         if let Some(database) = self
             .stack
             .settings
@@ -149,6 +187,28 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// The stack with every default (see [`TestAppBuilder`]).
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
+    pub fn builder<'a>() -> TestAppBuilder<'a> {
+        TestAppBuilder {
+            policy: EXAMPLE_POLICY.to_owned(),
+            embedded_policy: false,
+            simulator: Vec::new(),
+            settings: Vec::new(),
+            database: Db::Sqlite,
+        }
+    }
+
+    /// The policy file the gateway reads, for tests to rewrite.
+    pub fn policy_file(&self) -> &Path {
+        self.policy_path
+            .as_deref()
+            .expect("this test's policy is read from a file")
+    }
+
     pub fn token_for(&self, sub: &str, team: &str) -> String {
         self.stack
             .idp

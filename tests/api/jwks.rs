@@ -4,14 +4,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use jsonwebtoken::{Algorithm, Header};
-use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::demo::idp::{JwksMode, SigningKey};
 
-use crate::helpers::{employee, problem, small_instance, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, employee, problem, small_instance};
 
 #[tokio::test]
 async fn a_rotated_key_is_accepted_after_one_refetch() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
         201
@@ -27,7 +26,7 @@ async fn a_rotated_key_is_accepted_after_one_refetch() {
 
 #[tokio::test]
 async fn a_thousand_unknown_kids_cause_at_most_one_fetch_per_interval() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
         201
@@ -63,7 +62,10 @@ async fn a_thousand_unknown_kids_cause_at_most_one_fetch_per_interval() {
 
 #[tokio::test]
 async fn the_last_good_keys_keep_serving_while_the_idp_is_down() {
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| s.auth.jwks_refresh_secs = 1).await;
+    let app = TestApp::builder()
+        .settings(|s| s.auth.jwks_refresh_secs = 1)
+        .spawn()
+        .await;
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
         201
@@ -84,12 +86,14 @@ async fn the_last_good_keys_keep_serving_while_the_idp_is_down() {
 
 #[tokio::test]
 async fn keys_older_than_the_stale_allowance_are_not_trusted() {
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
-        s.auth.jwks_refresh_secs = 1;
-        s.auth.jwks_max_stale_secs = 1;
-        s.auth.jwks_min_refetch_interval_secs = 0;
-    })
-    .await;
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.auth.jwks_refresh_secs = 1;
+            s.auth.jwks_max_stale_secs = 1;
+            s.auth.jwks_min_refetch_interval_secs = 0;
+        })
+        .spawn()
+        .await;
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
         201
@@ -112,7 +116,7 @@ async fn keys_older_than_the_stale_allowance_are_not_trusted() {
 
 #[tokio::test]
 async fn a_jwks_serving_garbage_never_panics_and_recovers() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.stack.idp.set_jwks_mode(JwksMode::Garbage);
 
     let during = app.create(&app.alice(), &small_instance()).await;
@@ -131,11 +135,13 @@ async fn a_jwks_serving_garbage_never_panics_and_recovers() {
 
 #[tokio::test]
 async fn keys_are_found_through_oidc_discovery() {
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
-        s.auth.jwks_url = None;
-        s.auth.oidc_discovery = true;
-    })
-    .await;
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.auth.jwks_url = None;
+            s.auth.oidc_discovery = true;
+        })
+        .spawn()
+        .await;
 
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
@@ -145,15 +151,17 @@ async fn keys_are_found_through_oidc_discovery() {
 
 #[tokio::test]
 async fn keys_can_come_from_a_pem_file() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let pem_path = std::env::temp_dir().join(format!("srgw-test-keys-{}.pem", std::process::id()));
     std::fs::write(&pem_path, app.stack.idp.public_key_pem()).expect("write");
-    let offline = spawn_app_with(EXAMPLE_POLICY, |s| {
-        s.auth.jwks_url = None;
-        s.auth.keys_file = Some(pem_path.clone());
-        s.auth.issuer = app.stack.idp.issuer().to_owned();
-    })
-    .await;
+    let offline = TestApp::builder()
+        .settings(|s| {
+            s.auth.jwks_url = None;
+            s.auth.keys_file = Some(pem_path.clone());
+            s.auth.issuer = app.stack.idp.issuer().to_owned();
+        })
+        .spawn()
+        .await;
     // The second stack's IdP has its own key; sign with the first stack's key, whose public
     // half is the only key the second gateway knows.
     let mut claims = offline
@@ -180,11 +188,13 @@ async fn keys_can_come_from_a_pem_file() {
 
 #[tokio::test]
 async fn a_verified_token_is_not_verified_again_until_it_expires() {
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
-        s.auth.jwks_refresh_secs = 1;
-        s.auth.jwks_max_stale_secs = 1;
-    })
-    .await;
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.auth.jwks_refresh_secs = 1;
+            s.auth.jwks_max_stale_secs = 1;
+        })
+        .spawn()
+        .await;
     let token = app.alice();
     assert_eq!(app.create(&token, &small_instance()).await.status(), 201);
 

@@ -7,8 +7,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use starrocks_gateway::demo::idp::SigningKey;
 
-use crate::helpers::{TestApp, employee, now, small_instance, spawn_app, spawn_app_with, with};
-use starrocks_gateway::demo::EXAMPLE_POLICY;
+use crate::helpers::{TestApp, employee, now, small_instance, with};
 
 fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
@@ -266,7 +265,7 @@ fn attacks(app: &TestApp) -> Vec<(&'static str, Option<String>)> {
 
 #[tokio::test]
 async fn every_attack_token_is_401_and_nothing_reaches_the_cloud() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let attacks = attacks(&app);
     assert!(attacks.len() >= 25);
 
@@ -300,10 +299,10 @@ async fn every_attack_token_is_401_and_nothing_reaches_the_cloud() {
 
 #[tokio::test]
 async fn a_token_of_an_unexpected_type_is_401_when_a_type_is_required() {
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| {
-        s.auth.expected_typ = Some("at+jwt".into())
-    })
-    .await;
+    let app = TestApp::builder()
+        .settings(|s| s.auth.expected_typ = Some("at+jwt".into()))
+        .spawn()
+        .await;
     let good = claims(&app);
     let mut typed = rs256_header(&app.stack.idp.kid());
     typed.typ = Some("at+jwt".into());

@@ -4,21 +4,18 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use starrocks_gateway::demo::EXAMPLE_POLICY;
 
-use crate::helpers::{TestApp, problem, small_instance, spawn_app_full};
+use crate::helpers::{TestApp, problem, small_instance};
 
 /// A stack whose simulated instances build and delete in a few hundred milliseconds.
 async fn quick_app() -> TestApp {
-    spawn_app_full(
-        EXAMPLE_POLICY,
-        |sim| {
+    TestApp::builder()
+        .simulator(|sim| {
             sim.create_duration = Duration::from_millis(300);
             sim.delete_duration = Duration::from_millis(300);
-        },
-        |_| {},
-    )
-    .await
+        })
+        .spawn()
+        .await
 }
 
 async fn json_of(response: reqwest::Response) -> Value {
@@ -298,15 +295,13 @@ async fn the_list_pages_and_admins_see_every_team() {
 
 #[tokio::test]
 async fn deleting_twice_is_409_and_the_cloud_sees_one_delete() {
-    let app = spawn_app_full(
-        EXAMPLE_POLICY,
-        |sim| {
+    let app = TestApp::builder()
+        .simulator(|sim| {
             sim.create_duration = Duration::from_millis(100);
             sim.delete_duration = Duration::from_secs(30);
-        },
-        |_| {},
-    )
-    .await;
+        })
+        .spawn()
+        .await;
     let alice = app.alice();
     let id = created_id(&app, &alice, &small_instance()).await;
     wait_for(&app, &alice, &id, "ready").await;
@@ -389,12 +384,10 @@ async fn a_throttled_create_is_never_retried_blindly() {
 
 #[tokio::test]
 async fn a_delete_the_cloud_stays_busy_for_is_409_and_the_instance_stays() {
-    let app = spawn_app_full(
-        EXAMPLE_POLICY,
-        |sim| sim.create_duration = Duration::from_secs(60),
-        |_| {},
-    )
-    .await;
+    let app = TestApp::builder()
+        .simulator(|sim| sim.create_duration = Duration::from_secs(60))
+        .spawn()
+        .await;
     let alice = app.alice();
     let id = created_id(&app, &alice, &small_instance()).await;
 

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 
-use crate::helpers::{problem, small_instance, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, problem, small_instance};
 
 async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.expect("JSON")
@@ -12,7 +12,7 @@ async fn json_of(response: reqwest::Response) -> Value {
 
 #[tokio::test]
 async fn a_dry_run_returns_the_decision_and_the_body_a_create_sends_and_sends_nothing() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let body = json!({"name": "sales-cube", "target": "analytics-prod", "size": "medium",
         "root_password": "Given-Pa55word", "labels": {"Owner": "alice"}});
 
@@ -75,7 +75,7 @@ async fn a_dry_run_returns_the_decision_and_the_body_a_create_sends_and_sends_no
 
 #[tokio::test]
 async fn a_denied_dry_run_is_200_with_every_failed_rule_and_no_upstream_call() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let bob = app.token_for("bob", "payments");
     let body = json!({"name": "sneaky", "target": "analytics-prod", "size": "medium"});
 
@@ -102,7 +102,7 @@ async fn a_denied_dry_run_is_200_with_every_failed_rule_and_no_upstream_call() {
 
 #[tokio::test]
 async fn a_create_denied_by_several_rules_lists_them_all() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let bob = app.token_for("bob", "payments");
     let body =
         json!({"name": "sneaky", "target": "analytics-prod", "size": "medium", "version": "3.3"});
@@ -123,7 +123,7 @@ async fn a_create_denied_by_several_rules_lists_them_all() {
 
 #[tokio::test]
 async fn an_audit_rule_reports_but_lets_the_create_through() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let body = json!({"name": "sales-cube", "target": "analytics-prod", "size": "small", "time_zone": "UTC-05:00"});
 
     let dry = json_of(
@@ -152,7 +152,7 @@ async fn an_audit_rule_reports_but_lets_the_create_through() {
 
 #[tokio::test]
 async fn the_catalog_shows_what_the_team_may_order() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let catalog = json_of(
         app.authed(Method::GET, "/v1/catalog", &app.alice())
@@ -187,7 +187,7 @@ async fn the_catalog_shows_what_the_team_may_order() {
 
 #[tokio::test]
 async fn an_employee_in_two_teams_must_name_one() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let dana = app.token_with("dana", &["analytics", "payments"], &[]);
     let ledger = json!({"name": "ledger-cube", "target": "payments-ledger", "size": "small"});
 
@@ -235,7 +235,7 @@ async fn an_employee_in_two_teams_must_name_one() {
 
 #[tokio::test]
 async fn me_shows_the_employee_as_the_gateway_sees_them() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let dana = json_of(
         app.authed(
@@ -278,7 +278,7 @@ async fn me_shows_the_employee_as_the_gateway_sees_them() {
 
 #[tokio::test]
 async fn labels_are_checked_kept_and_never_sent_upstream() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let labelled = json!({"name": "sales-cube", "target": "analytics-prod", "size": "small", "labels": {"OWNER": "alice", "env": "prod"}});
     let shadowing = json!({"name": "sales-cube", "target": "analytics-prod", "size": "small", "labels": {"_sys_enterprise_project_id": "42"}});
 
@@ -304,7 +304,7 @@ async fn labels_are_checked_kept_and_never_sent_upstream() {
     );
 }
 
-async fn revision(app: &crate::helpers::TestApp) -> String {
+async fn revision(app: &TestApp) -> String {
     json_of(
         app.authed(Method::GET, "/v1/me", &app.alice())
             .send()
@@ -319,11 +319,11 @@ async fn revision(app: &crate::helpers::TestApp) -> String {
 
 #[tokio::test]
 async fn an_admin_reload_swaps_in_a_good_file() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let before = revision(&app).await;
     let medium = json!({"name": "cube-medium", "target": "analytics-prod", "size": "medium"});
     std::fs::write(
-        &app.policy_path,
+        app.policy_file(),
         EXAMPLE_POLICY.replacen(
             "allowed_sizes = [\"small\", \"medium\"]",
             "allowed_sizes = [\"small\"]",
@@ -352,10 +352,10 @@ async fn an_admin_reload_swaps_in_a_good_file() {
 
 #[tokio::test]
 async fn a_broken_file_keeps_the_last_good_policy_and_the_admin_gets_the_error() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let before = revision(&app).await;
     std::fs::write(
-        &app.policy_path,
+        app.policy_file(),
         EXAMPLE_POLICY.replacen("fe_volume_gb = 50", "fe_volume_gb = 55", 1),
     )
     .expect("write");
@@ -383,7 +383,7 @@ async fn a_broken_file_keeps_the_last_good_policy_and_the_admin_gets_the_error()
 
 #[tokio::test]
 async fn a_non_admin_may_not_reload() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let refused = app
         .authed(Method::POST, "/v1/admin/policy/reload", &app.alice())
@@ -397,11 +397,14 @@ async fn a_non_admin_may_not_reload() {
 
 #[tokio::test]
 async fn a_changed_file_is_picked_up_by_the_watcher_and_a_broken_one_is_not() {
-    let app = spawn_app_with(EXAMPLE_POLICY, |s| s.policy.watch_interval_secs = 1).await;
+    let app = TestApp::builder()
+        .settings(|s| s.policy.watch_interval_secs = 1)
+        .spawn()
+        .await;
     let before = revision(&app).await;
 
     std::fs::write(
-        &app.policy_path,
+        app.policy_file(),
         EXAMPLE_POLICY.replacen("max_count = 4", "max_count = 3", 1),
     )
     .expect("write");
@@ -415,7 +418,7 @@ async fn a_changed_file_is_picked_up_by_the_watcher_and_a_broken_one_is_not() {
     }
     assert_ne!(after, before, "the watcher reloaded the changed file");
 
-    std::fs::write(&app.policy_path, "this is not a policy").expect("write");
+    std::fs::write(app.policy_file(), "this is not a policy").expect("write");
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
     assert_eq!(
         revision(&app).await,
@@ -426,47 +429,25 @@ async fn a_changed_file_is_picked_up_by_the_watcher_and_a_broken_one_is_not() {
 
 #[tokio::test]
 async fn reloading_an_embedded_policy_is_409() {
-    use secrecy::ExposeSecret;
-    use starrocks_gateway::demo::{DEMO_ADMIN_ROLE, DemoStack, simulator_config_for};
-    use starrocks_gateway::policy::{Policy, PolicyStore};
-    let policy = Policy::parse(EXAMPLE_POLICY).expect("valid");
-    let stack = DemoStack::start(
-        ([127, 0, 0, 1], 0).into(),
-        simulator_config_for(&policy),
-        PolicyStore::fixed(policy),
-        |_| {},
-    )
-    .await
-    .expect("starts");
-    let admin = stack
+    let app = TestApp::builder().embedded_policy().spawn().await;
+    let admin = app
+        .stack
         .idp
         .mint_for(
             "erin",
             "erin@example.com",
             &["analytics"],
-            &[DEMO_ADMIN_ROLE],
+            &[starrocks_gateway::demo::DEMO_ADMIN_ROLE],
             600,
         )
         .expect("token");
 
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/admin/policy/reload", stack.gateway_url))
-        .bearer_auth(admin)
+    let response = app
+        .authed(Method::POST, "/v1/admin/policy/reload", &admin)
         .send()
         .await
         .expect("answer");
 
-    if let Some(database) = stack
-        .settings
-        .storage
-        .url
-        .expose_secret()
-        .strip_prefix("sqlite://")
-    {
-        for suffix in ["", "-wal", "-shm"] {
-            drop(std::fs::remove_file(format!("{database}{suffix}")));
-        }
-    }
     assert_eq!(response.status(), 409);
     assert_eq!(problem(response).await["code"], "policy_not_reloadable");
 }

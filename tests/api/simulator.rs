@@ -1,9 +1,9 @@
 //! The simulator on its own: it must refuse what the real cloud refuses, naming the field.
 
 use serde_json::{Value, json};
-use starrocks_gateway::simulator::SimulatorConfig;
+use starrocks_gateway::demo::simulator::SimulatorConfig;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::TestApp;
 
 const TARGET: &str = "40dc4c5729f14aad893e2dcd5baf6a15in07";
 
@@ -75,7 +75,7 @@ async fn create(
 
 #[tokio::test]
 async fn iam_issues_a_project_token_in_the_header_with_its_expiry_in_the_body() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let response = iam_token(&app, &SimulatorConfig::default().password).await;
 
@@ -94,13 +94,13 @@ async fn iam_issues_a_project_token_in_the_header_with_its_expiry_in_the_body() 
 
 #[tokio::test]
 async fn iam_refuses_wrong_credentials_with_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_eq!(iam_token(&app, "wrong").await.status(), 401);
 }
 
 #[tokio::test]
 async fn the_documented_example_request_is_accepted_in_the_documented_shape() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = token(&app).await;
     let project = SimulatorConfig::default().project_id;
 
@@ -138,7 +138,7 @@ async fn the_documented_example_request_is_accepted_in_the_documented_shape() {
 
 #[tokio::test]
 async fn missing_invalid_or_expired_tokens_are_401_apigw_0301() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let project = SimulatorConfig::default().project_id;
     let (missing, body) = create(&app, None, &project, TARGET, &documented_example()).await;
     assert_eq!(
@@ -162,7 +162,7 @@ async fn missing_invalid_or_expired_tokens_are_401_apigw_0301() {
 
 #[tokio::test]
 async fn unknown_taurusdb_instances_and_projects_are_not_found() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = token(&app).await;
     let project = SimulatorConfig::default().project_id;
 
@@ -194,7 +194,7 @@ async fn unknown_taurusdb_instances_and_projects_are_not_found() {
 
 #[tokio::test]
 async fn every_documented_rule_refuses_with_an_error_naming_the_field() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = token(&app).await;
     let project = SimulatorConfig::default().project_id;
     let change = |path: &[&str], value: Value| {

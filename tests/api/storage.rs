@@ -8,9 +8,7 @@ use sqlx::{Connection, Row};
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::policy::{Policy, PolicyStore};
 
-use crate::helpers::{
-    Db, TestApp, drop_database, problem, small_instance, spawn_app_full_on, spawn_app_on,
-};
+use crate::helpers::{Db, TestApp, drop_database, problem, small_instance};
 
 /// Runs an `async fn(Db)` test once per engine.
 macro_rules! on_both_engines {
@@ -86,7 +84,7 @@ async fn create_with_key(
 }
 
 async fn concurrent_creates_are_admitted_exactly_up_to_the_quota(db: Db) {
-    let app = spawn_app_on(db).await;
+    let app = TestApp::builder().database(db).spawn().await;
     let token = app.alice();
     let bodies: Vec<Value> = (0..64).map(named).collect();
 
@@ -112,7 +110,7 @@ async fn concurrent_creates_are_admitted_exactly_up_to_the_quota(db: Db) {
 
 #[tokio::test]
 async fn two_gateways_sharing_postgresql_never_over_admit() {
-    let app = spawn_app_on(Db::Postgres).await;
+    let app = TestApp::builder().database(Db::Postgres).spawn().await;
     let policy = PolicyStore::fixed(Policy::parse(EXAMPLE_POLICY).expect("valid"));
     let second = app
         .stack
@@ -144,7 +142,11 @@ async fn two_gateways_sharing_postgresql_never_over_admit() {
 async fn definite_upstream_failures_release_the_reservation(db: Db) {
     // A storage type the cloud does not offer: its 400 is a definite refusal.
     let policy = EXAMPLE_POLICY.replacen("io_type = \"ESSD\"", "io_type = \"NVME\"", 1);
-    let app = spawn_app_full_on(db, &policy, |_| {}, |_| {}).await;
+    let app = TestApp::builder()
+        .policy(&policy)
+        .database(db)
+        .spawn()
+        .await;
 
     let refused = app.create(&app.alice(), &small_instance()).await;
 
@@ -161,7 +163,11 @@ async fn definite_upstream_failures_release_the_reservation(db: Db) {
 }
 
 async fn an_ambiguous_failure_stays_pending_until_reconciliation_releases_it(db: Db) {
-    let app = spawn_app_full_on(db, EXAMPLE_POLICY, |_| {}, |s| s.reconcile.grace_secs = 0).await;
+    let app = TestApp::builder()
+        .settings(|s| s.reconcile.grace_secs = 0)
+        .database(db)
+        .spawn()
+        .await;
     app.set_faults(json!({"fail_next_creates": 1, "fail_status": 500}))
         .await;
 
@@ -182,13 +188,11 @@ async fn an_ambiguous_failure_stays_pending_until_reconciliation_releases_it(db:
 }
 
 async fn a_lost_answer_is_committed_by_reconciliation_and_a_retry_does_not_create_twice(db: Db) {
-    let app = spawn_app_full_on(
-        db,
-        EXAMPLE_POLICY,
-        |_| {},
-        |s| s.cloud.request_timeout_ms = 1_000,
-    )
-    .await;
+    let app = TestApp::builder()
+        .settings(|s| s.cloud.request_timeout_ms = 1_000)
+        .database(db)
+        .spawn()
+        .await;
     app.set_faults(json!({"lose_next_answers": 1})).await;
     let token = app.alice();
     let url = app.stack.gateway_url.clone();
@@ -236,7 +240,7 @@ async fn a_lost_answer_is_committed_by_reconciliation_and_a_retry_does_not_creat
 }
 
 async fn a_repeated_idempotency_key_replays_the_first_answer(db: Db) {
-    let app = spawn_app_on(db).await;
+    let app = TestApp::builder().database(db).spawn().await;
     let token = app.alice();
     let url = app.stack.gateway_url.clone();
 
@@ -280,7 +284,7 @@ async fn a_repeated_idempotency_key_replays_the_first_answer(db: Db) {
 }
 
 async fn an_idempotency_key_is_refused_for_another_body_while_in_flight_or_when_too_long(db: Db) {
-    let app = spawn_app_on(db).await;
+    let app = TestApp::builder().database(db).spawn().await;
     let token = app.alice();
     let url = app.stack.gateway_url.clone();
 
@@ -314,17 +318,15 @@ async fn an_idempotency_key_is_refused_for_another_body_while_in_flight_or_when_
 }
 
 async fn a_restarted_gateway_reconciles_what_was_pending(db: Db) {
-    let app = spawn_app_full_on(
-        db,
-        EXAMPLE_POLICY,
-        |_| {},
-        |s| {
+    let app = TestApp::builder()
+        .settings(|s| {
             s.cloud.request_timeout_ms = 1_000;
             // The first gateway never reconciles on its own: only the "restarted" one does.
             s.reconcile.interval_secs = 0;
-        },
-    )
-    .await;
+        })
+        .database(db)
+        .spawn()
+        .await;
     app.set_faults(json!({"lose_next_answers": 1})).await;
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
@@ -385,7 +387,7 @@ async fn decisions(app: &TestApp, query: &str) -> Value {
 }
 
 async fn the_decision_log_records_every_outcome_and_filters_and_pages(db: Db) {
-    let app = spawn_app_on(db).await;
+    let app = TestApp::builder().database(db).spawn().await;
     let bob = app.token_for("bob", "payments");
     assert_eq!(
         app.create(&app.alice(), &small_instance()).await.status(),
@@ -469,7 +471,7 @@ async fn the_decision_log_records_every_outcome_and_filters_and_pages(db: Db) {
 }
 
 async fn no_table_ever_holds_a_password_or_token(db: Db) {
-    let app = spawn_app_on(db).await;
+    let app = TestApp::builder().database(db).spawn().await;
     let token = app.alice();
     let url = app.stack.gateway_url.clone();
     let given = json!({"name": "cube-given", "target": "analytics-prod", "size": "small", "root_password": "Given-Pa55word"});
@@ -528,7 +530,7 @@ async fn no_table_ever_holds_a_password_or_token(db: Db) {
 
 #[tokio::test]
 async fn a_lost_database_is_503_and_nothing_reaches_the_cloud() {
-    let app = spawn_app_on(Db::Postgres).await;
+    let app = TestApp::builder().database(Db::Postgres).spawn().await;
     drop_database(&app).await;
 
     let response = app.create(&app.alice(), &small_instance()).await;
@@ -540,7 +542,7 @@ async fn a_lost_database_is_503_and_nothing_reaches_the_cloud() {
 
 #[tokio::test]
 async fn readiness_reports_a_lost_database() {
-    let app = spawn_app_on(Db::Postgres).await;
+    let app = TestApp::builder().database(Db::Postgres).spawn().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
     drop_database(&app).await;
 

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use starrocks_gateway::openapi;
 
-use crate::helpers::{problem, spawn_app};
+use crate::helpers::{TestApp, problem};
 
 /// The committed spec must equal the generated one. Run with `UPDATE_OPENAPI=1` to accept a change.
 #[test]
@@ -21,7 +21,7 @@ fn the_committed_openapi_document_matches_the_code() {
 
 #[tokio::test]
 async fn the_served_spec_is_the_generated_one_and_swagger_ui_is_served() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let served: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
     let swagger = app.get("/swagger-ui/").await;
@@ -53,7 +53,7 @@ async fn the_spec_documents_bearer_auth_and_every_error_of_create() {
 
 #[tokio::test]
 async fn the_portal_page_and_probes_are_served() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let portal = app.get("/").await;
     let health = app.get("/healthz").await;
@@ -71,7 +71,7 @@ async fn the_portal_page_and_probes_are_served() {
 
 #[tokio::test]
 async fn unknown_paths_and_methods_are_problem_json() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let missing = app.get("/no/such/thing").await;
     let wrong_method = app
@@ -102,7 +102,7 @@ async fn unknown_paths_and_methods_are_problem_json() {
 
 #[tokio::test]
 async fn a_token_minted_by_the_demo_identity_provider_creates_an_instance() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let minted: serde_json::Value = app
         .client
         .get(format!(
@@ -124,7 +124,7 @@ async fn a_token_minted_by_the_demo_identity_provider_creates_an_instance() {
 
 #[tokio::test]
 async fn a_bad_query_string_is_a_problem_naming_it() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let response = app
         .authed(
@@ -149,7 +149,7 @@ async fn a_bad_query_string_is_a_problem_naming_it() {
 
 #[tokio::test]
 async fn empty_query_parameters_count_as_absent() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let response = app
         .authed(
@@ -166,7 +166,7 @@ async fn empty_query_parameters_count_as_absent() {
 
 #[tokio::test]
 async fn metrics_count_requests_decisions_and_cloud_calls() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_eq!(
         app.create(&app.alice(), &crate::helpers::small_instance())
             .await

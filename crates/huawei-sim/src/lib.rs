@@ -1,19 +1,23 @@
 //! A faithful stand-in for the parts of Huawei Cloud the gateway uses: IAM password tokens
 //! and the TaurusDB StarRocks create call, validated exactly as `reference/` documents them.
 //!
-//! It is a product feature (the demo, the tests and local development run against it) and is
-//! deliberately independent: nothing in the gateway imports it, and it shares none of the
-//! gateway's validation code, so a rule the gateway gets wrong is caught here.
+//! It is a product feature (the demo, the tests and local development run against it) and a
+//! crate of its own: the gateway reaches it only through its `demo` feature (as
+//! `starrocks_gateway::demo::simulator`), a production build (`--no-default-features`) does
+//! not contain it, and it shares none of the gateway's validation code, so a rule the gateway
+//! gets wrong is caught here.
 //!
 //! Besides the cloud API it serves a small control API under `/_sim` for tests:
 //! `GET /_sim/creates` (every create received), `GET /_sim/stats`, `PUT /_sim/faults`,
 //! `POST /_sim/tokens/expire`. Instances move from `creating` to `normal` after
 //! `create_duration`; `GET …/htap` lists them and `GET …/starrocks/{id}` shows one.
 
+mod access;
 mod control;
+mod create;
 mod iam;
 mod instances;
-mod taurusdb;
+mod validate;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -188,7 +192,7 @@ pub fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<
             .route("/v3/auth/tokens", web::post().to(iam::issue_token))
             .route(
                 "/v3/{project_id}/instances/{instance_id}/starrocks",
-                web::post().to(taurusdb::create_starrocks),
+                web::post().to(create::create_starrocks),
             )
             .route(
                 "/v3/{project_id}/instances/{instance_id}/htap",

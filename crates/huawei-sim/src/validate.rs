@@ -1,58 +1,49 @@
-//! `POST /v3/{project_id}/instances/{instance_id}/starrocks`, validated rule by rule against
-//! the API page and the SDK models. Every refusal names the field it is about.
+//! The body of `POST /v3/{project_id}/instances/{instance_id}/starrocks` and the rules it is
+//! validated against, one by one, as the API page and the SDK models document them. Every
+//! refusal names the field it is about.
 
-use std::time::Duration;
-
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::control::ReceivedCreate;
-use super::{SimInstance, SimJob, Simulator, dbs_error};
+use super::SimulatorConfig;
 
 const PARAMETER_ERROR: &str = "DBS.200001";
 const INVALID_NAME: &str = "DBS.280234";
-pub(super) const INSTANCE_NOT_FOUND: &str = "DBS.05000044";
-const TOKEN_INVALID: &str = "APIGW.0301";
 const PASSWORD_SPECIALS: &str = "~!@#$%^*-_=+?,()&|.";
-/// How long a lost answer keeps the caller waiting: longer than any sane client timeout.
-const LOST_ANSWER_DELAY: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
-    name: String,
-    engine: EngineSpec,
-    ha: HaSpec,
+pub(super) struct CreateBody {
+    pub(super) name: String,
+    pub(super) engine: EngineSpec,
+    pub(super) ha: HaSpec,
     fe_flavor_id: String,
     be_flavor_id: String,
     db_root_pwd: String,
-    fe_count: i64,
-    be_count: i64,
-    az_mode: String,
+    pub(super) fe_count: i64,
+    pub(super) be_count: i64,
+    pub(super) az_mode: String,
     fe_volume: VolumeSpec,
     be_volume: VolumeSpec,
-    az_code: String,
-    time_zone: Option<String>,
-    tags_info: TagsInfoSpec,
-    security_group_id: Option<String>,
+    pub(super) az_code: String,
+    pub(super) time_zone: Option<String>,
+    pub(super) tags_info: TagsInfoSpec,
+    pub(super) security_group_id: Option<String>,
     pay_info: Option<PayInfo>,
     region_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EngineSpec {
+pub(super) struct EngineSpec {
     #[serde(rename = "type")]
-    engine_type: String,
-    version: String,
+    pub(super) engine_type: String,
+    pub(super) version: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct HaSpec {
-    mode: String,
+pub(super) struct HaSpec {
+    pub(super) mode: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,15 +55,15 @@ struct VolumeSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TagsInfoSpec {
-    sys_tags: Vec<TagSpec>,
+pub(super) struct TagsInfoSpec {
+    pub(super) sys_tags: Vec<TagSpec>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TagSpec {
-    key: String,
-    value: String,
+pub(super) struct TagSpec {
+    pub(super) key: String,
+    pub(super) value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,8 +75,22 @@ struct PayInfo {
     is_auto_renew: Option<String>,
 }
 
+/// The create body as the cloud reads it: unknown fields refused, each documented rule
+/// checked in turn; a refusal names the field it is about.
+pub(super) fn parse(raw: &[u8], config: &SimulatorConfig) -> Result<CreateBody, Refusal> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(raw);
+    let body: CreateBody = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        Refusal(
+            PARAMETER_ERROR,
+            format!("Parameter error: {}: {}", error.path(), error.inner()),
+        )
+    })?;
+    validate(&body, config)?;
+    Ok(body)
+}
+
 /// A refusal: error code and a message naming the field.
-struct Refusal(&'static str, String);
+pub(super) struct Refusal(pub(super) &'static str, pub(super) String);
 
 fn parameter(message: impl Into<String>) -> Refusal {
     Refusal(PARAMETER_ERROR, message.into())
@@ -209,8 +214,7 @@ fn check_pay_info(body: &CreateBody) -> Result<(), Refusal> {
     }
 }
 
-fn validate(body: &CreateBody, simulator: &Simulator) -> Result<(), Refusal> {
-    let config = &simulator.config;
+fn validate(body: &CreateBody, config: &SimulatorConfig) -> Result<(), Refusal> {
     check_name(&body.name)?;
     if body.engine.engine_type != "star-rocks" {
         return Err(parameter(format!(
@@ -287,183 +291,6 @@ fn validate(body: &CreateBody, simulator: &Simulator) -> Result<(), Refusal> {
         ));
     }
     check_pay_info(body)
-}
-
-fn new_id(suffix: &str) -> String {
-    format!("{}{suffix}", uuid::Uuid::new_v4().simple())
-}
-
-/// What every TaurusDB call checks first: the token, the project, the TaurusDB instance.
-pub(super) fn check_access(
-    simulator: &Simulator,
-    token: Option<&str>,
-    project_id: &str,
-    instance_id: &str,
-) -> Result<(), HttpResponse> {
-    let config = &simulator.config;
-    let state = simulator.state();
-    let token = token
-        .and_then(|t| state.tokens.get(t))
-        .filter(|t| t.expires_at > chrono::Utc::now());
-    let Some(token) = token else {
-        return Err(dbs_error(
-            StatusCode::UNAUTHORIZED,
-            TOKEN_INVALID,
-            "Incorrect IAM authentication information: the token is missing, invalid or expired.",
-        ));
-    };
-    if project_id != config.project_id || token.project_id != project_id {
-        return Err(dbs_error(
-            StatusCode::NOT_FOUND,
-            "APIGW.0101",
-            "The API does not exist or has not been published in the environment.",
-        ));
-    }
-    if !config.taurusdb_instances.iter().any(|i| i == instance_id) {
-        return Err(dbs_error(
-            StatusCode::BAD_REQUEST,
-            INSTANCE_NOT_FOUND,
-            format!("The instance {instance_id} does not exist."),
-        ));
-    }
-    Ok(())
-}
-
-/// The injected create failure, if one is armed.
-fn injected_failure(simulator: &Simulator) -> Result<(), HttpResponse> {
-    let mut state = simulator.state();
-    if state.faults.throttle_next_calls > 0 {
-        state.faults.throttle_next_calls -= 1;
-        return Err(dbs_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "APIGW.0308",
-            "The request is throttled.",
-        ));
-    }
-    if state.faults.fail_next_creates > 0 {
-        state.faults.fail_next_creates -= 1;
-        let status = StatusCode::from_u16(state.faults.fail_status)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Err(dbs_error(
-            status,
-            "DBS.200000",
-            "Internal service error (injected fault).",
-        ));
-    }
-    Ok(())
-}
-
-pub(super) async fn create_starrocks(
-    simulator: web::Data<Simulator>,
-    request: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> HttpResponse {
-    let (project_id, instance_id) = path.into_inner();
-    let latency_ms = simulator.state().faults.latency_ms;
-    if latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
-    }
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let checked = check_access(
-        &simulator,
-        header("x-auth-token"),
-        &project_id,
-        &instance_id,
-    )
-    .and_then(|()| injected_failure(&simulator));
-    let response = match checked {
-        Err(response) => response,
-        Ok(()) => create(&simulator, &instance_id, &body),
-    };
-    let received = ReceivedCreate {
-        project_id,
-        instance_id,
-        request_id: header("x-request-id").map(str::to_owned),
-        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-        status: response.status().as_u16(),
-    };
-    let lose_answer = {
-        let mut state = simulator.state();
-        state.creates.push(received);
-        let lose = response.status() == StatusCode::CREATED && state.faults.lose_next_answers > 0;
-        if lose {
-            state.faults.lose_next_answers -= 1;
-        }
-        lose
-    };
-    if lose_answer {
-        // The instance exists, but its answer never arrives in time: the caller must find out
-        // from a later list or get, as with the real cloud.
-        tokio::time::sleep(LOST_ANSWER_DELAY).await;
-    }
-    response
-}
-
-fn create(simulator: &Simulator, target: &str, raw: &[u8]) -> HttpResponse {
-    let deserializer = &mut serde_json::Deserializer::from_slice(raw);
-    let body: CreateBody = match serde_path_to_error::deserialize(deserializer) {
-        Ok(body) => body,
-        Err(error) => {
-            let message = format!("Parameter error: {}: {}", error.path(), error.inner());
-            return dbs_error(StatusCode::BAD_REQUEST, PARAMETER_ERROR, message);
-        }
-    };
-    if let Err(Refusal(code, message)) = validate(&body, simulator) {
-        return dbs_error(StatusCode::BAD_REQUEST, code, message);
-    }
-    let config = &simulator.config;
-    let time_zone = body.time_zone.clone();
-    let instance = json!({
-        "id": new_id("in17"),
-        "az_code": body.az_code,
-        "az_mode": body.az_mode,
-        "name": body.name,
-        "engine": {"type": body.engine.engine_type, "version": body.engine.version},
-        "vpc_id": uuid::Uuid::new_v4().to_string(),
-        "security_group_id": body.security_group_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        "sub_net_id": uuid::Uuid::new_v4().to_string(),
-        "db_user": "root",
-        "port": 3306,
-        "ha_mode": body.ha.mode,
-        "pay_info": {"pay_model": "0", "order_id": null, "period": null, "period_type": null, "is_auto_renew": null},
-        "enable_ssl": false,
-        "status": "creating",
-        "region": config.region,
-        "tags_info": {
-            "tags": [],
-            "sys_tags": body.tags_info.sys_tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
-        },
-    });
-    let job_id = uuid::Uuid::new_v4().to_string();
-    let now = std::time::Instant::now();
-    let mut state = simulator.state();
-    let fails = state.faults.fail_next_create_jobs > 0;
-    if fails {
-        state.faults.fail_next_create_jobs -= 1;
-    }
-    let id = instance["id"].as_str().unwrap_or_default().to_owned();
-    state.jobs.push(SimJob {
-        id: job_id.clone(),
-        name: "CreateStarRocksInstance",
-        instance_id: id.clone(),
-        instance_name: body.name.clone(),
-        started: now,
-        duration: config.create_duration,
-        fail_reason: fails.then(|| {
-            "Insufficient resources in the availability zone (injected fault).".to_owned()
-        }),
-    });
-    state.instances.push(SimInstance {
-        target: target.to_owned(),
-        created_at: now,
-        time_zone: time_zone.unwrap_or_else(|| "UTC+08:00".into()),
-        nodes: body.fe_count + body.be_count,
-        create_fails: fails,
-        deleting_since: None,
-        detail: instance.clone(),
-    });
-    HttpResponse::Created().json(json!({"instance": instance, "job_id": job_id}))
 }
 
 #[cfg(test)]

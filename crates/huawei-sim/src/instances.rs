@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::taurusdb::{INSTANCE_NOT_FOUND, check_access};
+use super::access::{INSTANCE_NOT_FOUND, check_access};
 use super::{SimInstance, SimJob, Simulator, dbs_error};
 
 /// "Another operation is in progress" (one of the documented 409 codes).
