@@ -40,10 +40,6 @@ impl Coded for InvalidInput {
         ErrorCode::InvalidField
     }
 
-    fn detail(&self) -> String {
-        self.to_string()
-    }
-
     fn details(&self) -> Details {
         Details {
             errors: self.errors.clone(),
@@ -60,10 +56,6 @@ impl Coded for TeamError {
             Self::Conflicting => ErrorCode::InvalidField,
             Self::Undeclared(_) => ErrorCode::PolicyDenied,
         }
-    }
-
-    fn detail(&self) -> String {
-        self.to_string()
     }
 
     fn details(&self) -> Details {
@@ -86,19 +78,11 @@ impl Coded for AdminRequired {
     fn code(&self) -> ErrorCode {
         ErrorCode::AdminRequired
     }
-
-    fn detail(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl Coded for Denial {
     fn code(&self) -> ErrorCode {
         ErrorCode::PolicyDenied
-    }
-
-    fn detail(&self) -> String {
-        self.to_string()
     }
 
     fn details(&self) -> Details {
@@ -113,10 +97,6 @@ impl Coded for Denial {
 impl Coded for QuotaExceeded {
     fn code(&self) -> ErrorCode {
         ErrorCode::QuotaExceeded
-    }
-
-    fn detail(&self) -> String {
-        self.to_string()
     }
 
     fn details(&self) -> Details {

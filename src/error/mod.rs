@@ -139,9 +139,11 @@ pub struct Details {
 ///
 /// `detail` is what the caller reads; it may differ from `Display`, which is for the log and
 /// may name causes the caller has no use for.
-pub trait Coded {
+pub trait Coded: std::fmt::Display {
     fn code(&self) -> ErrorCode;
-    fn detail(&self) -> String;
+    fn detail(&self) -> String {
+        self.to_string()
+    }
     fn details(&self) -> Details {
         Details::default()
     }

@@ -91,24 +91,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             serde_path_to_error::deserialize(deserializer)
                 .map(JsonBody)
                 .map_err(|error| {
-                    let path = error.path().to_string();
                     let message = without_position(&error.inner().to_string()).to_owned();
-                    let field = if path == "." {
-                        named_field(&message)
-                    } else {
-                        Some(path)
-                    };
-                    match field {
-                        Some(field) => ApiError::with_details(
-                            ErrorCode::MalformedBody,
-                            format!("field `{field}`: {message}"),
-                            field_details(field, message),
-                        ),
-                        None => ApiError::new(
-                            ErrorCode::MalformedBody,
-                            format!("the body is not a valid request: {message}"),
-                        ),
-                    }
+                    refused(
+                        ErrorCode::MalformedBody,
+                        &error.path().to_string(),
+                        message,
+                        ("field", "the body is not a valid request"),
+                    )
                 })
         })
     }
@@ -129,26 +118,36 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
             serde_path_to_error::deserialize(deserializer)
                 .map(QueryParams)
                 .map_err(|error| {
-                    let path = error.path().to_string();
-                    let message = error.inner().to_string();
-                    let field = if path == "." {
-                        named_field(&message)
-                    } else {
-                        Some(path)
-                    };
-                    match field {
-                        Some(field) => ApiError::with_details(
-                            ErrorCode::InvalidParameter,
-                            format!("query parameter `{field}`: {message}"),
-                            field_details(field, message),
-                        ),
-                        None => ApiError::new(
-                            ErrorCode::InvalidParameter,
-                            format!("bad query string: {message}"),
-                        ),
-                    }
+                    refused(
+                        ErrorCode::InvalidParameter,
+                        &error.path().to_string(),
+                        error.inner().to_string(),
+                        ("query parameter", "bad query string"),
+                    )
                 }),
         )
+    }
+}
+
+/// A deserialization failure at `path` (`.` for the top level), naming the field when serde
+/// says which: `what` is how the detail calls a field, and what it says without one.
+fn refused(code: ErrorCode, path: &str, message: String, what: (&str, &str)) -> ApiError {
+    let (a_field, unnamed) = what;
+    let field = if path == "." {
+        named_field(&message)
+    } else {
+        Some(path.to_owned())
+    };
+    match field {
+        Some(field) => ApiError::with_details(
+            code,
+            format!("{a_field} `{field}`: {message}"),
+            Details {
+                errors: vec![FieldError { field, message }],
+                ..Details::default()
+            },
+        ),
+        None => ApiError::new(code, format!("{unnamed}: {message}")),
     }
 }
 
@@ -157,13 +156,6 @@ fn too_large_for(limit: usize) -> ApiError {
         ErrorCode::PayloadTooLarge,
         format!("the body exceeds {limit} bytes"),
     )
-}
-
-fn field_details(field: String, message: String) -> Details {
-    Details {
-        errors: vec![FieldError { field, message }],
-        ..Details::default()
-    }
 }
 
 /// The header naming the team to act for, for employees in several teams.
