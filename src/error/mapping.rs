@@ -35,17 +35,38 @@ impl Coded for AuthError {
     }
 }
 
-impl Coded for InvalidInput {
-    fn code(&self) -> ErrorCode {
-        ErrorCode::InvalidField
-    }
-
-    fn details(&self) -> Details {
-        Details {
-            errors: self.errors.clone(),
-            ..Details::default()
+/// Errors answered with one code whatever their variant, and the details they carry.
+macro_rules! coded_as {
+    ($($type:ty => $code:ident $(, |$error:ident| $details:expr)?;)*) => {$(
+        impl Coded for $type {
+            fn code(&self) -> ErrorCode {
+                ErrorCode::$code
+            }
+            $(
+                fn details(&self) -> Details {
+                    let $error = self;
+                    $details
+                }
+            )?
         }
-    }
+    )*};
+}
+
+coded_as! {
+    InvalidInput => InvalidField, |error| Details {
+        errors: error.errors.clone(),
+        ..Details::default()
+    };
+    AdminRequired => AdminRequired;
+    Denial => PolicyDenied, |error| Details {
+        violations: error.violations.clone(),
+        decision_id: Some(error.decision_id.clone()),
+        ..Details::default()
+    };
+    QuotaExceeded => QuotaExceeded, |error| Details {
+        quota: error.dimensions.clone(),
+        ..Details::default()
+    };
 }
 
 impl Coded for TeamError {
@@ -70,39 +91,6 @@ impl Coded for TeamError {
             Self::Ambiguous(_) => field(self.to_string()),
             Self::Conflicting => field("differs from the X-Team header".into()),
             _ => Details::default(),
-        }
-    }
-}
-
-impl Coded for AdminRequired {
-    fn code(&self) -> ErrorCode {
-        ErrorCode::AdminRequired
-    }
-}
-
-impl Coded for Denial {
-    fn code(&self) -> ErrorCode {
-        ErrorCode::PolicyDenied
-    }
-
-    fn details(&self) -> Details {
-        Details {
-            violations: self.violations.clone(),
-            decision_id: Some(self.decision_id.clone()),
-            ..Details::default()
-        }
-    }
-}
-
-impl Coded for QuotaExceeded {
-    fn code(&self) -> ErrorCode {
-        ErrorCode::QuotaExceeded
-    }
-
-    fn details(&self) -> Details {
-        Details {
-            quota: self.dimensions.clone(),
-            ..Details::default()
         }
     }
 }
@@ -232,20 +220,6 @@ coded_by_variant!(AdminError {
     Storage
 });
 
-impl Coded for UpstreamFailure {
-    fn code(&self) -> ErrorCode {
-        self.error.code()
-    }
-
-    fn detail(&self) -> String {
-        self.error.detail()
-    }
-
-    fn details(&self) -> Details {
-        self.error.details()
-    }
-}
-
 impl Coded for InstanceError {
     fn code(&self) -> ErrorCode {
         match self {
@@ -275,30 +249,30 @@ impl Coded for InstanceError {
     }
 }
 
-impl<T: Coded + ?Sized> Coded for &T {
-    fn code(&self) -> ErrorCode {
-        (**self).code()
-    }
+/// Answers like the error it wraps (`@T`: for any wrapped `T: Coded`).
+macro_rules! coded_through {
+    ($($(@$generic:ident)? $type:ty => |$this:ident| $inner:expr;)*) => {$(
+        impl$(<$generic: Coded + ?Sized>)? Coded for $type {
+            fn code(&self) -> ErrorCode {
+                let $this = self;
+                $inner.code()
+            }
 
-    fn detail(&self) -> String {
-        (**self).detail()
-    }
+            fn detail(&self) -> String {
+                let $this = self;
+                $inner.detail()
+            }
 
-    fn details(&self) -> Details {
-        (**self).details()
-    }
+            fn details(&self) -> Details {
+                let $this = self;
+                $inner.details()
+            }
+        }
+    )*};
 }
 
-impl<T: Coded + ?Sized> Coded for std::sync::Arc<T> {
-    fn code(&self) -> ErrorCode {
-        (**self).code()
-    }
-
-    fn detail(&self) -> String {
-        (**self).detail()
-    }
-
-    fn details(&self) -> Details {
-        (**self).details()
-    }
+coded_through! {
+    UpstreamFailure => |failure| failure.error;
+    @T &T => |error| **error;
+    @T std::sync::Arc<T> => |error| **error;
 }

@@ -114,6 +114,17 @@ async fn create_poll_until_ready_delete_poll_until_deleted_gives_the_quota_back(
     assert_eq!(log["decisions"][0]["action"], "delete");
     assert_eq!(log["decisions"][0]["subject"], "alice");
     assert_eq!(log["decisions"][0]["instance_id"], id.as_str());
+    assert!(
+        log["decisions"][0]
+            .get("decision_id")
+            .is_none_or(Value::is_null),
+        "policy decides nothing about a delete, so no decision id is made up"
+    );
+    assert!(
+        log["decisions"][0]["policy_revision"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("sha256:"))
+    );
 }
 
 #[tokio::test]
@@ -321,6 +332,23 @@ async fn deleting_twice_is_409_and_the_cloud_sees_one_delete() {
     assert_eq!(second.status(), 409);
     assert_eq!(problem(second).await["code"], "instance_deleting");
     assert_eq!(app.sim_stats().await.deletes_received, 1);
+    let refused = json_of(
+        app.authed(
+            Method::GET,
+            "/v1/admin/decisions?outcome=denied",
+            &app.admin(),
+        )
+        .send()
+        .await
+        .expect("answer"),
+    )
+    .await;
+    assert_eq!(
+        refused["decisions"][0]["action"], "delete",
+        "a refused delete is recorded too: {refused}"
+    );
+    assert_eq!(refused["decisions"][0]["error_code"], "instance_deleting");
+    assert_eq!(refused["decisions"][0]["instance_id"], id.as_str());
     assert_eq!(
         instances_used(&app, &alice).await,
         1,

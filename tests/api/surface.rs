@@ -100,6 +100,51 @@ async fn unknown_paths_and_methods_are_problem_json() {
     assert_eq!(trace.headers()["allow"], "GET");
 }
 
+/// The router and the spec come from one route list: every documented path answers every
+/// undocumented method with `405`, naming exactly the documented ones in `Allow`.
+#[tokio::test]
+async fn every_documented_path_allows_exactly_its_documented_methods() {
+    let app = TestApp::spawn().await;
+    let spec: serde_json::Value = serde_json::from_str(&openapi::pretty_json()).expect("JSON");
+    let admin = app.admin();
+
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        let documented: Vec<String> = ["get", "post", "delete"]
+            .into_iter()
+            .filter(|method| item.get(*method).is_some())
+            .map(str::to_uppercase)
+            .collect();
+        let concrete = path.replace("{id}", "some-id");
+        let response = app
+            .authed(reqwest::Method::PUT, &concrete, &admin)
+            .send()
+            .await
+            .expect("answer");
+
+        assert_eq!(response.status(), 405, "PUT {path}");
+        assert_eq!(
+            response.headers()["allow"],
+            documented.join(", ").as_str(),
+            "Allow of {path}"
+        );
+        assert_eq!(problem(response).await["code"], "method_not_allowed");
+    }
+}
+
+#[tokio::test]
+async fn dry_run_is_never_taken_for_an_instance_id() {
+    let app = TestApp::spawn().await;
+
+    let response = app
+        .authed(reqwest::Method::GET, "/v1/starrocks/dry-run", &app.alice())
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+}
+
 #[tokio::test]
 async fn a_token_minted_by_the_demo_identity_provider_creates_an_instance() {
     let app = TestApp::spawn().await;

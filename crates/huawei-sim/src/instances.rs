@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{INSTANCE_NOT_FOUND, check_access};
-use super::{SimInstance, SimJob, Simulator, dbs_error};
+use super::{SimJob, SimState, Simulator, SimulatorConfig, dbs_error};
 
 /// "Another operation is in progress" (one of the documented 409 codes).
 const OPERATION_IN_PROGRESS: &str = "DBS.200019";
@@ -86,15 +86,29 @@ pub(super) async fn list_htap(
     HttpResponse::Ok().json(json!({"total": instances.len(), "instances": instances}))
 }
 
-fn find<'a>(
-    instances: &'a mut [SimInstance],
-    target: &str,
-    id: &str,
-    config: &super::SimulatorConfig,
-) -> Option<&'a mut SimInstance> {
-    instances
-        .iter_mut()
-        .find(|i| i.target == target && i.id() == id && i.status(config).is_some())
+/// A call on one instance: counted, admitted like every read and delete, and answered by
+/// `answer` with the instance found (a `400 DBS.05000044` when it is not).
+fn on_instance(
+    simulator: &Simulator,
+    request: &HttpRequest,
+    (project_id, target, starrocks_id): (String, String, String),
+    counter: fn(&mut SimState) -> &mut usize,
+    answer: impl FnOnce(&mut SimState, usize, &SimulatorConfig) -> HttpResponse,
+) -> HttpResponse {
+    *counter(&mut simulator.state()) += 1;
+    if let Err(response) = admit(simulator, request, &project_id, &target) {
+        return response;
+    }
+    let config = &simulator.config;
+    let mut state = simulator.state();
+    let found = state
+        .instances
+        .iter()
+        .position(|i| i.target == target && i.id() == starrocks_id && i.status(config).is_some());
+    match found {
+        Some(index) => answer(&mut state, index, config),
+        None => not_found(&starrocks_id),
+    }
 }
 
 pub(super) async fn get_starrocks(
@@ -102,37 +116,39 @@ pub(super) async fn get_starrocks(
     request: HttpRequest,
     path: web::Path<(String, String, String)>,
 ) -> HttpResponse {
-    let (project_id, target, starrocks_id) = path.into_inner();
-    simulator.state().gets_received += 1;
-    if let Err(response) = admit(&simulator, &request, &project_id, &target) {
-        return response;
+    fn counter(state: &mut SimState) -> &mut usize {
+        &mut state.gets_received
     }
-    let config = &simulator.config;
-    let mut state = simulator.state();
-    let Some(instance) = find(&mut state.instances, &target, &starrocks_id, config) else {
-        return not_found(&starrocks_id);
-    };
-    let status = instance.status(config).unwrap_or_default();
-    let node_group = |role: &str, count: i64| {
-        json!({
-            "id": format!("{}-{role}", instance.id()),
-            "group_type": role,
-            "nodes": (0..count).map(|n| json!({"id": format!("{}-{role}-{n}", instance.id()), "status": status})).collect::<Vec<_>>(),
-        })
-    };
-    let half = instance.nodes / 2;
-    HttpResponse::Ok().json(json!({"instances": [{
-        "id": instance.id(),
-        "name": instance.detail["name"],
-        "status": status,
-        "actions": match status { "creating" => json!(["CREATE"]), "deleting" => json!(["DELETE"]), _ => json!([]) },
-        "groups": [node_group("fe", half), node_group("be", instance.nodes - half)],
-        "data_store_version": instance.detail["engine"]["version"],
-        "time_zone": instance.time_zone,
-        "tags_info": instance.detail["tags_info"],
-        "port_info": {"mysql_port": 9030},
-        "ha_mode": instance.detail["ha_mode"],
-    }]}))
+    on_instance(
+        &simulator,
+        &request,
+        path.into_inner(),
+        counter,
+        |state, index, config| {
+            let instance = &state.instances[index];
+            let status = instance.status(config).unwrap_or_default();
+            let node_group = |role: &str, count: i64| {
+                json!({
+                    "id": format!("{}-{role}", instance.id()),
+                    "group_type": role,
+                    "nodes": (0..count).map(|n| json!({"id": format!("{}-{role}-{n}", instance.id()), "status": status})).collect::<Vec<_>>(),
+                })
+            };
+            let half = instance.nodes / 2;
+            HttpResponse::Ok().json(json!({"instances": [{
+            "id": instance.id(),
+            "name": instance.detail["name"],
+            "status": status,
+            "actions": match status { "creating" => json!(["CREATE"]), "deleting" => json!(["DELETE"]), _ => json!([]) },
+            "groups": [node_group("fe", half), node_group("be", instance.nodes - half)],
+            "data_store_version": instance.detail["engine"]["version"],
+            "time_zone": instance.time_zone,
+            "tags_info": instance.detail["tags_info"],
+            "port_info": {"mysql_port": 9030},
+            "ha_mode": instance.detail["ha_mode"],
+        }]}))
+        },
+    )
 }
 
 pub(super) async fn delete_starrocks(
@@ -140,40 +156,42 @@ pub(super) async fn delete_starrocks(
     request: HttpRequest,
     path: web::Path<(String, String, String)>,
 ) -> HttpResponse {
-    let (project_id, target, starrocks_id) = path.into_inner();
-    simulator.state().deletes_received += 1;
-    if let Err(response) = admit(&simulator, &request, &project_id, &target) {
-        return response;
+    fn counter(state: &mut SimState) -> &mut usize {
+        &mut state.deletes_received
     }
-    let config = &simulator.config;
-    let mut state = simulator.state();
-    let Some(instance) = find(&mut state.instances, &target, &starrocks_id, config) else {
-        return not_found(&starrocks_id);
-    };
-    if matches!(instance.status(config), Some("creating" | "deleting")) {
-        return dbs_error(
-            StatusCode::CONFLICT,
-            OPERATION_IN_PROGRESS,
-            "Another operation is being performed on the instance. Try again later.",
-        );
-    }
-    let now = std::time::Instant::now();
-    instance.deleting_since = Some(now);
-    let job = SimJob {
-        id: uuid::Uuid::new_v4().to_string(),
-        name: "DeleteStarRocksInstance",
-        instance_id: starrocks_id,
-        instance_name: instance.detail["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        started: now,
-        duration: config.delete_duration,
-        fail_reason: None,
-    };
-    let workflow_id = job.id.clone();
-    state.jobs.push(job);
-    HttpResponse::Accepted().json(json!({"workflow_id": workflow_id}))
+    on_instance(
+        &simulator,
+        &request,
+        path.into_inner(),
+        counter,
+        |state, index, config| {
+            let instance = &mut state.instances[index];
+            if matches!(instance.status(config), Some("creating" | "deleting")) {
+                return dbs_error(
+                    StatusCode::CONFLICT,
+                    OPERATION_IN_PROGRESS,
+                    "Another operation is being performed on the instance. Try again later.",
+                );
+            }
+            let now = std::time::Instant::now();
+            instance.deleting_since = Some(now);
+            let job = SimJob {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: "DeleteStarRocksInstance",
+                instance_id: instance.id().to_owned(),
+                instance_name: instance.detail["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                started: now,
+                duration: config.delete_duration,
+                fail_reason: None,
+            };
+            let workflow_id = job.id.clone();
+            state.jobs.push(job);
+            HttpResponse::Accepted().json(json!({"workflow_id": workflow_id}))
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]
