@@ -36,6 +36,7 @@ on_both_engines!(
     a_restarted_gateway_reconciles_what_was_pending,
     the_decision_log_records_every_outcome_and_filters_and_pages,
     no_table_ever_holds_a_password_or_token,
+    a_ledger_that_fails_is_503_and_the_refusal_is_still_recorded,
 );
 
 fn named(i: usize) -> Value {
@@ -526,6 +527,23 @@ async fn no_table_ever_holds_a_password_or_token(db: Db) {
             assert!(!dump.contains(secret), "{table} holds a secret");
         }
     }
+}
+
+/// The ledger fails while the decision log still works: the create is refused before anything
+/// is sent, and the refusal is in the log like every other exit.
+async fn a_ledger_that_fails_is_503_and_the_refusal_is_still_recorded(db: Db) {
+    let app = TestApp::builder().database(db).spawn().await;
+    rows(&app, "DROP TABLE reservations").await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(problem(response).await["code"], "storage_unavailable");
+    assert_eq!(app.sim_stats().await.creates_received, 0);
+    let log = decisions(&app, "?outcome=failed").await;
+    assert_eq!(log["decisions"][0]["action"], "create", "{log}");
+    assert_eq!(log["decisions"][0]["error_code"], "storage_unavailable");
+    assert_eq!(log["decisions"][0]["subject"], "alice");
 }
 
 #[tokio::test]
