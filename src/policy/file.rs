@@ -116,7 +116,7 @@ pub struct Team {
     pub sys_tags: BTreeMap<String, String>,
     #[serde(default)]
     pub labels: LabelRules,
-    /// Quota limits; enforced once the quota ledger lands, validated now.
+    /// Quota limits, enforced by the quota ledger; none means no limit.
     pub quota: Option<Quota>,
 }
 
