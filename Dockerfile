@@ -41,7 +41,9 @@ COPY openapi/ /app/openapi/
 COPY config/ /app/config/
 # The embedded SQLite database needs a directory the non-root user can write; mount a
 # volume there to keep the quota ledger and decision log across restarts (or point
-# SRGW_STORAGE__URL at PostgreSQL).
+# SRGW_STORAGE__URL at PostgreSQL). The gateway refuses to start on an empty volume, so a lost
+# ledger never comes back at zero: create it once with
+#   docker run -v gw-data:/app/data IMAGE serve --config /app/config/gateway.example.toml --init-storage
 COPY --from=builder --chown=nonroot:nonroot /out/data /app/data
 ENV SRGW_STORAGE__URL=sqlite:///app/data/starrocks-gateway.db
 VOLUME /app/data

@@ -31,6 +31,11 @@ pub enum Command {
         /// TOML configuration; `SRGW_*` environment variables override its keys.
         #[arg(long, env = "SRGW_CONFIG")]
         config: PathBuf,
+        /// Create the quota ledger when the database has none. Needed once, on the first
+        /// start; without it a missing or empty database is refused, so a lost ledger never
+        /// comes back empty.
+        #[arg(long)]
+        init_storage: bool,
     },
     /// Run the Huawei Cloud simulator alone (IAM + TaurusDB StarRocks create).
     #[cfg(feature = "demo")]

@@ -44,6 +44,10 @@ pub struct StorageSettings {
     pub acquire_timeout_ms: u64,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_secs: u64,
+    /// Create an empty ledger when the database has none (a missing SQLite file, a database
+    /// without the schema). Off by default: a ledger that vanished must not come back empty
+    /// while the team's instances still exist. `serve --init-storage` turns it on once.
+    pub create_if_missing: bool,
 }
 
 impl Default for StorageSettings {
@@ -53,6 +57,7 @@ impl Default for StorageSettings {
             max_connections: 8,
             acquire_timeout_ms: 3_000,
             idempotency_ttl_secs: 24 * 3_600,
+            create_if_missing: false,
         }
     }
 }

@@ -26,8 +26,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         #[cfg(feature = "demo")]
         Command::Demo { listen } => starrocks_gateway::demo::run(listen).await,
-        Command::Serve { config } => {
-            let settings = Settings::load(&config)?;
+        Command::Serve {
+            config,
+            init_storage,
+        } => {
+            let mut settings = Settings::load(&config)?;
+            settings.storage.create_if_missing |= init_storage;
             let application = Application::build(&settings).await?;
             tracing::info!(port = application.port(), "starrocks-gateway listening");
             application.run_until_stopped().await.context("serving")

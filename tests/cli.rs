@@ -219,6 +219,61 @@ fn an_unreachable_database_at_start_exits_non_zero_with_a_clear_error() {
 }
 
 #[test]
+fn a_missing_ledger_file_is_refused_at_start_naming_the_way_to_create_it() {
+    let config = write_temp("missing-db.toml", &example_config());
+    let database = std::env::temp_dir().join(format!("srgw-cli-{}-absent.db", std::process::id()));
+    let url = format!("sqlite://{}", database.display());
+
+    let output = serve(&config, &[("SRGW_STORAGE__URL", url.as_str())]);
+
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(message.contains("--init-storage"), "{message}");
+    assert!(!database.exists(), "nothing is created without being asked");
+}
+
+#[test]
+fn init_storage_creates_the_ledger_on_the_first_start() {
+    let config = write_temp("init-db.toml", &example_config());
+    let database =
+        TempFile(std::env::temp_dir().join(format!("srgw-cli-{}-init.db", std::process::id())));
+    let mut server = Command::new(BINARY)
+        .args(["serve", "--init-storage", "--config"])
+        .arg(config.as_path())
+        .env(
+            "SRGW_STORAGE__URL",
+            format!("sqlite://{}", database.display()),
+        )
+        .env("SRGW_SERVER__LISTEN", "127.0.0.1:0")
+        .env_remove("SRGW_CONFIG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+
+    let mut created = false;
+    for _ in 0..100 {
+        if database.exists() {
+            created = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(server.kill());
+    drop(server.wait());
+    for suffix in ["-wal", "-shm"] {
+        drop(std::fs::remove_file(format!(
+            "{}{suffix}",
+            database.display()
+        )));
+    }
+
+    assert!(created, "the database file was created");
+}
+
+#[test]
 fn the_config_path_and_log_format_variables_are_not_mistaken_for_config_keys() {
     let config = write_temp("via-env.toml", &example_config());
     let output = Command::new(BINARY)

@@ -172,6 +172,7 @@ pub fn settings(
                     ))
                     .display()
             )),
+            create_if_missing: true,
             ..StorageSettings::default()
         },
         reconcile: ReconcileSettings::default(),

@@ -22,7 +22,7 @@ pub struct Readiness {
     pub identity_provider_keys: bool,
     /// An IAM token for the project is cached or could be fetched.
     pub cloud_token: bool,
-    /// The gateway's database answers.
+    /// The gateway's database is the one opened at start, answers and takes a write.
     pub database: bool,
     /// Revision of the policy in force.
     pub policy_revision: String,
@@ -36,7 +36,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The gateway can serve creates: signing keys and an IAM token are at hand (both cached,
-/// so probing is cheap once warm) and the database answers.
+/// so probing is cheap once warm) and the database takes a write.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),

@@ -151,6 +151,8 @@ impl Store {
         new: &NewReservation<'_>,
         limit: Option<&Quota>,
     ) -> Result<ReserveOutcome, StorageError> {
+        // Nothing goes upstream without a reservation that survives a restart.
+        self.check_file()?;
         let mut tx = match self.engine {
             Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Engine::Postgres => self.pool.begin().await?,

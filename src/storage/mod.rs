@@ -6,6 +6,7 @@
 //! reservation takes its lock (see [`ledger`]).
 
 pub mod decisions;
+mod guard;
 pub mod idempotency;
 pub mod ledger;
 
@@ -48,6 +49,18 @@ pub enum StorageError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("a stored record is unreadable: {0}")]
     Corrupt(String),
+    #[error(
+        "the database file {0} does not exist; refusing to start with an empty quota ledger \
+         (run `serve --init-storage` once to create it, or set storage.create_if_missing = true)"
+    )]
+    Missing(String),
+    #[error(
+        "the database has no quota ledger yet; refusing to start with an empty one \
+         (run `serve --init-storage` once to create it, or set storage.create_if_missing = true)"
+    )]
+    NoLedger,
+    #[error("the database file {0} was removed or replaced while the gateway ran")]
+    Replaced(String),
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -105,6 +118,8 @@ pub(crate) use stored_enum;
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// The SQLite file opened at start, which must stay the one at its path.
+    file: Option<guard::FileIdentity>,
 }
 
 /// Unix milliseconds now.
@@ -115,16 +130,28 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Connects, applies the migrations, and for SQLite turns on WAL.
+    /// Connects, applies the migrations, and for SQLite turns on WAL. Refuses a database
+    /// without a ledger unless `settings.create_if_missing`.
     pub async fn connect(settings: &StorageSettings) -> Result<Self, StorageError> {
         install_default_drivers();
         let configured = settings.url.expose_secret();
         let engine = Engine::of(configured).ok_or(StorageError::UnsupportedUrl)?;
+        let sqlite_file = guard::sqlite_path(configured);
+        if let Some(path) = &sqlite_file
+            && !settings.create_if_missing
+            && !path.exists()
+        {
+            return Err(StorageError::Missing(path.display().to_string()));
+        }
         let url = match engine {
-            // Create the file on first start.
             Engine::Sqlite if !configured.contains("mode=") => {
                 let separator = if configured.contains('?') { '&' } else { '?' };
-                format!("{configured}{separator}mode=rwc")
+                let mode = if settings.create_if_missing {
+                    "rwc"
+                } else {
+                    "rw"
+                };
+                format!("{configured}{separator}mode={mode}")
             }
             _ => configured.to_owned(),
         };
@@ -142,16 +169,34 @@ impl Store {
             })
             .connect(&url)
             .await?;
+        if !settings.create_if_missing && !guard::has_ledger(&pool, engine).await? {
+            return Err(StorageError::NoLedger);
+        }
         if engine == Engine::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
         MIGRATOR.run(&pool).await.map_err(StorageError::Migrate)?;
-        Ok(Self { pool, engine })
+        let file = sqlite_file
+            .as_deref()
+            .map(guard::FileIdentity::of)
+            .transpose()?;
+        Ok(Self { pool, engine, file })
     }
 
-    /// A cheap round trip, for readiness.
+    /// `Err` once the SQLite file opened at start was removed or replaced.
+    fn check_file(&self) -> Result<(), StorageError> {
+        self.file
+            .as_ref()
+            .map_or(Ok(()), guard::FileIdentity::check)
+    }
+
+    /// For readiness: the database is the one opened at start, and it takes a write.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        self.pool.execute("SELECT 1").await?;
+        self.check_file()?;
+        sqlx::query("UPDATE write_probe SET at = $1 WHERE id = 1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

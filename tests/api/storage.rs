@@ -5,8 +5,10 @@ use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
+use starrocks_gateway::config::StorageSettings;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::policy::{Policy, PolicyStore};
+use starrocks_gateway::storage::{StorageError, Store};
 
 use crate::helpers::{Db, TestApp, drop_database, problem, small_instance};
 
@@ -556,6 +558,102 @@ async fn a_lost_database_is_503_and_nothing_reaches_the_cloud() {
     assert_eq!(response.status(), 503);
     assert_eq!(problem(response).await["code"], "storage_unavailable");
     assert_eq!(app.sim_stats().await.creates_received, 0);
+}
+
+/// The SQLite file of a running gateway removed, or replaced by another one: readiness fails,
+/// creates are refused before anything is sent, so the ledger can never restart from zero.
+#[tokio::test]
+async fn a_removed_or_replaced_database_file_fails_closed() {
+    for replace in [false, true] {
+        let app = TestApp::spawn().await;
+        let file = sqlite_file(&app);
+        assert_eq!(app.get("/readyz").await.status(), 200);
+        std::fs::remove_file(&file).expect("remove the database file");
+        if replace {
+            std::fs::write(&file, b"").expect("an empty file in its place");
+        }
+
+        let ready = app.get("/readyz").await;
+        let response = app.create(&app.alice(), &small_instance()).await;
+
+        assert_eq!(ready.status(), 503, "replaced: {replace}");
+        let body: Value = ready.json().await.expect("JSON");
+        assert_eq!(body["database"], false);
+        assert_eq!(response.status(), 503);
+        assert_eq!(problem(response).await["code"], "storage_unavailable");
+        assert_eq!(app.sim_stats().await.creates_received, 0);
+    }
+}
+
+/// A database without the ledger is refused unless creating one was asked for.
+#[tokio::test]
+async fn an_empty_database_is_refused_unless_initialisation_is_asked_for() {
+    let sqlite = std::env::temp_dir().join(format!("srgw-empty-{}.db", uuid::Uuid::new_v4()));
+    for url in [
+        format!("sqlite://{}", sqlite.display()),
+        crate::helpers::fresh_postgres_database().await,
+    ] {
+        let mut settings = StorageSettings {
+            url: url.clone().into(),
+            ..StorageSettings::default()
+        };
+        let refused = Store::connect(&settings).await;
+        settings.create_if_missing = true;
+        let created = Store::connect(&settings).await;
+
+        assert!(
+            matches!(
+                refused,
+                Err(StorageError::Missing(_) | StorageError::NoLedger)
+            ),
+            "{url}: {refused:?}"
+        );
+        assert!(created.is_ok(), "{url}: {created:?}");
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        drop(std::fs::remove_file(format!(
+            "{}{suffix}",
+            sqlite.display()
+        )));
+    }
+}
+
+/// A database that answers but cannot be written is not ready.
+#[tokio::test]
+async fn a_read_only_database_is_not_ready() {
+    let path = std::env::temp_dir().join(format!("srgw-ro-{}.db", uuid::Uuid::new_v4()));
+    let writable = StorageSettings {
+        url: format!("sqlite://{}", path.display()).into(),
+        create_if_missing: true,
+        ..StorageSettings::default()
+    };
+    Store::connect(&writable)
+        .await
+        .expect("created")
+        .ping()
+        .await
+        .expect("a writable database is ready");
+    let read_only = StorageSettings {
+        url: format!("sqlite://{}?mode=ro", path.display()).into(),
+        ..StorageSettings::default()
+    };
+
+    let ping = Store::connect(&read_only)
+        .await
+        .expect("opens")
+        .ping()
+        .await;
+
+    assert!(ping.is_err());
+    for suffix in ["", "-wal", "-shm"] {
+        drop(std::fs::remove_file(format!("{}{suffix}", path.display())));
+    }
+}
+
+fn sqlite_file(app: &TestApp) -> std::path::PathBuf {
+    use secrecy::ExposeSecret;
+    let url = app.stack.settings.storage.url.expose_secret();
+    url.strip_prefix("sqlite://").expect("a SQLite URL").into()
 }
 
 #[tokio::test]
