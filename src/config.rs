@@ -48,6 +48,10 @@ pub struct StorageSettings {
     /// without the schema). Off by default: a ledger that vanished must not come back empty
     /// while the team's instances still exist. `serve --init-storage` turns it on once.
     pub create_if_missing: bool,
+    /// Decisions older than this many days are deleted; `0` keeps them forever.
+    pub decision_retention_days: u64,
+    /// How often expired decisions and idempotency records are pruned; `0` turns it off.
+    pub prune_interval_secs: u64,
 }
 
 impl Default for StorageSettings {
@@ -58,6 +62,8 @@ impl Default for StorageSettings {
             acquire_timeout_ms: 3_000,
             idempotency_ttl_secs: 24 * 3_600,
             create_if_missing: false,
+            decision_retention_days: 90,
+            prune_interval_secs: 600,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The gateway's metrics, registered once per process.
@@ -22,6 +22,10 @@ pub struct Metrics {
     pub jwks_fetches: IntCounterVec,
     /// IAM token fetches by result (`ok`, `error`).
     pub iam_token_fetches: IntCounterVec,
+    /// Rows per table of the gateway's database, as of the last retention pass.
+    pub storage_rows: IntGaugeVec,
+    /// Rows deleted by retention, per table.
+    pub storage_pruned: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -37,6 +41,15 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
         .register(Box::new(counter.clone()))
         .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
     counter
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let gauge = IntGaugeVec::new(Opts::new(name, help).namespace("starrocks_gateway"), labels)
+        .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
+    registry
+        .register(Box::new(gauge.clone()))
+        .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
+    gauge
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
@@ -95,6 +108,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "iam_token_fetches_total",
             "IAM token fetches",
             &["result"],
+        ),
+        storage_rows: gauge(
+            &registry,
+            "storage_rows",
+            "Rows per table of the gateway's database, as of the last retention pass",
+            &["table"],
+        ),
+        storage_pruned: counter(
+            &registry,
+            "storage_pruned_rows_total",
+            "Rows deleted by retention",
+            &["table"],
         ),
         registry,
     }

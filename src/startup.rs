@@ -24,7 +24,7 @@ use crate::pipeline::authenticate::Authenticator;
 use crate::pipeline::reconcile;
 use crate::policy::PolicyStore;
 use crate::service::Gateway;
-use crate::storage::Store;
+use crate::storage::{Store, retention};
 
 /// The application's shared parts, built once from settings.
 #[derive(Debug, Clone)]
@@ -54,6 +54,16 @@ impl AppParts {
                 .context("loading the identity provider's keys")?,
         );
         keys.spawn_refresher();
+        retention::spawn(
+            store.clone(),
+            Duration::from_secs(
+                settings
+                    .storage
+                    .decision_retention_days
+                    .saturating_mul(24 * 3_600),
+            ),
+            Duration::from_secs(settings.storage.prune_interval_secs),
+        );
         reconcile::spawn(
             store.clone(),
             cloud.clone(),

@@ -146,13 +146,4 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// Drops expired records; returns how many.
-    pub async fn purge_idempotency_keys(&self) -> Result<u64, StorageError> {
-        let result = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected())
-    }
 }

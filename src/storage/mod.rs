@@ -9,6 +9,7 @@ pub mod decisions;
 mod guard;
 pub mod idempotency;
 pub mod ledger;
+pub mod retention;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

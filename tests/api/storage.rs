@@ -39,6 +39,7 @@ on_both_engines!(
     the_decision_log_records_every_outcome_and_filters_and_pages,
     no_table_ever_holds_a_password_or_token,
     a_ledger_that_fails_is_503_and_the_refusal_is_still_recorded,
+    retention_prunes_old_decisions_and_expired_keys_and_keeps_the_rest,
 );
 
 fn named(i: usize) -> Value {
@@ -654,6 +655,66 @@ fn sqlite_file(app: &TestApp) -> std::path::PathBuf {
     use secrecy::ExposeSecret;
     let url = app.stack.settings.storage.url.expose_secret();
     url.strip_prefix("sqlite://").expect("a SQLite URL").into()
+}
+
+/// Decisions past their retention and expired idempotency records are pruned in the
+/// background; recent ones stay, and the row counts reach the metrics.
+async fn retention_prunes_old_decisions_and_expired_keys_and_keeps_the_rest(db: Db) {
+    let app = TestApp::builder()
+        .database(db)
+        .settings(|s| {
+            s.storage.decision_retention_days = 1;
+            s.storage.prune_interval_secs = 1;
+        })
+        .spawn()
+        .await;
+    let dry_run = app
+        .authed(Method::POST, "/v1/starrocks/dry-run", &app.alice())
+        .json(&small_instance())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(dry_run.status(), 200);
+    rows(
+        &app,
+        "INSERT INTO decisions (id, at, request_id, action, subject, outcome, rules, latency_ms) \
+         VALUES ('ancient', 1000, 'r-0', 'dry_run', 'alice', 'allowed', '[]', 1)",
+    )
+    .await;
+    rows(
+        &app,
+        "INSERT INTO idempotency_keys (subject, idem_key, request_hash, state, created_at, expires_at) \
+         VALUES ('alice', 'stale', 'h', 'done', 0, 1)",
+    )
+    .await;
+
+    let mut remaining = (usize::MAX, usize::MAX);
+    for _ in 0..50 {
+        remaining = (
+            rows(&app, "SELECT id FROM decisions WHERE id = 'ancient'")
+                .await
+                .len(),
+            rows(&app, "SELECT idem_key FROM idempotency_keys")
+                .await
+                .len(),
+        );
+        if remaining == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    assert_eq!(remaining, (0, 0), "old decision and expired key pruned");
+    assert_eq!(
+        rows(&app, "SELECT id FROM decisions").await.len(),
+        1,
+        "the recent decision stays"
+    );
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("starrocks_gateway_storage_rows{table=\"decisions\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
