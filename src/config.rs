@@ -230,6 +230,10 @@ pub struct CloudSettings {
     /// Whole-request timeout toward IAM and TaurusDB.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+    /// Reads of the same target, instance or job share one call and its answer for this
+    /// long, so polling portals cannot exhaust the account's API rate; `0` turns it off.
+    #[serde(default = "default_read_cache")]
+    pub read_cache_ms: u64,
 }
 
 fn default_refresh_margin() -> u64 {
@@ -240,6 +244,9 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_request_timeout() -> u64 {
     30_000
+}
+fn default_read_cache() -> u64 {
+    1_000
 }
 
 impl CloudSettings {

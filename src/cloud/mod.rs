@@ -108,6 +108,14 @@ impl CloudError {
     }
 }
 
+/// A cached answer of another kind than its key's: impossible, since each key kind is only
+/// ever filled by its own read, but answered as an error rather than a panic.
+fn unexpected(value: &ReadValue) -> Arc<CloudError> {
+    Arc::new(CloudError::InvalidResponse(format!(
+        "a coalesced read answered with {value:?}"
+    )))
+}
+
 /// One shared HTTP client toward the cloud: explicit timeouts, no redirects, pooled.
 pub fn http_client(settings: &CloudSettings) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -118,23 +126,74 @@ pub fn http_client(settings: &CloudSettings) -> reqwest::Result<reqwest::Client>
         .build()
 }
 
+/// What a coalesced read is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ReadKey {
+    List { target: String },
+    Get { target: String, id: String },
+    Job { id: String },
+}
+
+/// A coalesced read's answer.
+#[derive(Debug, Clone)]
+enum ReadValue {
+    List(Arc<HtapList>),
+    Get(Arc<Option<StarRocksDetail>>),
+    Job(Arc<Job>),
+}
+
 /// TaurusDB calls, authenticated with the gateway's cached IAM token.
 #[derive(Debug)]
 pub struct CloudClient {
     http: reqwest::Client,
     settings: CloudSettings,
     tokens: IamTokenCache,
+    /// Reads in flight or answered within `read_cache_ms`: one call serves every caller.
+    /// Failures are never kept.
+    reads: Option<moka::future::Cache<ReadKey, ReadValue>>,
 }
 
 impl CloudClient {
     pub fn new(settings: CloudSettings) -> reqwest::Result<Self> {
         let http = http_client(&settings)?;
         let tokens = IamTokenCache::new(http.clone(), settings.clone());
+        let reads = (settings.read_cache_ms > 0).then(|| {
+            moka::future::Cache::builder()
+                .name("cloud_reads")
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_millis(settings.read_cache_ms))
+                .build()
+        });
         Ok(Self {
             http,
             settings,
             tokens,
+            reads,
         })
+    }
+
+    /// `read` once for every caller asking `key` meanwhile, and for `read_cache_ms` after.
+    async fn coalesced(
+        &self,
+        key: ReadKey,
+        read: impl Future<Output = Result<ReadValue, Arc<CloudError>>>,
+    ) -> Result<ReadValue, Arc<CloudError>> {
+        match &self.reads {
+            Some(reads) => reads
+                .try_get_with(key, read)
+                .await
+                .map_err(|error| Arc::clone(&*error)),
+            None => read.await,
+        }
+    }
+
+    /// Forgets what the gateway just changed, so its own next read sees the change.
+    async fn invalidate(&self, keys: impl IntoIterator<Item = ReadKey>) {
+        if let Some(reads) = &self.reads {
+            for key in keys {
+                reads.invalidate(&key).await;
+            }
+        }
     }
 
     pub fn project_id(&self) -> &str {
@@ -239,8 +298,14 @@ impl CloudClient {
             "v3/{}/instances/{target_instance_id}/starrocks",
             self.settings.project_id
         );
-        self.send(reqwest::Method::POST, &path, Some(body), request_id)
-            .await
+        let answer = self
+            .send(reqwest::Method::POST, &path, Some(body), request_id)
+            .await;
+        self.invalidate([ReadKey::List {
+            target: target_instance_id.to_owned(),
+        }])
+        .await;
+        answer
     }
 
     /// A read or delete, retried on `409` (another operation in progress) and `429`
@@ -277,8 +342,19 @@ impl CloudClient {
             "v3/{}/instances/{target_instance_id}/htap",
             self.settings.project_id
         );
-        self.send_retrying(reqwest::Method::GET, &path, request_id)
-            .await
+        let key = ReadKey::List {
+            target: target_instance_id.to_owned(),
+        };
+        // Boxed: the retrying read is a large future, and it waits inside the cache's.
+        let read = Box::pin(async {
+            self.send_retrying(reqwest::Method::GET, &path, request_id)
+                .await
+                .map(|list| ReadValue::List(Arc::new(list)))
+        });
+        match self.coalesced(key, read).await? {
+            ReadValue::List(list) => Ok(HtapList::clone(&list)),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// `GET …/starrocks/{id}`; `None` when the cloud does not know the instance.
@@ -292,13 +368,25 @@ impl CloudClient {
             "v3/{}/instances/{target_instance_id}/starrocks/{starrocks_id}",
             self.settings.project_id
         );
-        match self
-            .send_retrying::<StarRocksDetails>(reqwest::Method::GET, &path, request_id)
-            .await
-        {
-            Ok(details) => Ok(details.instances.into_iter().find(|i| i.id == starrocks_id)),
-            Err(error) if error.is_not_found() => Ok(None),
-            Err(error) => Err(error),
+        let key = ReadKey::Get {
+            target: target_instance_id.to_owned(),
+            id: starrocks_id.to_owned(),
+        };
+        // Boxed: the retrying read is a large future, and it waits inside the cache's.
+        let read = Box::pin(async {
+            let detail = match self
+                .send_retrying::<StarRocksDetails>(reqwest::Method::GET, &path, request_id)
+                .await
+            {
+                Ok(details) => Ok(details.instances.into_iter().find(|i| i.id == starrocks_id)),
+                Err(error) if error.is_not_found() => Ok(None),
+                Err(error) => Err(error),
+            };
+            detail.map(|detail| ReadValue::Get(Arc::new(detail)))
+        });
+        match self.coalesced(key, read).await? {
+            ReadValue::Get(detail) => Ok(Option::clone(&detail)),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -313,18 +401,37 @@ impl CloudClient {
             "v3/{}/instances/{target_instance_id}/starrocks/{starrocks_id}",
             self.settings.project_id
         );
-        let answer: DeleteAnswer = self
-            .send_retrying(reqwest::Method::DELETE, &path, request_id)
-            .await?;
-        Ok(answer.workflow_id)
+        let answer = self
+            .send_retrying::<DeleteAnswer>(reqwest::Method::DELETE, &path, request_id)
+            .await;
+        self.invalidate([
+            ReadKey::List {
+                target: target_instance_id.to_owned(),
+            },
+            ReadKey::Get {
+                target: target_instance_id.to_owned(),
+                id: starrocks_id.to_owned(),
+            },
+        ])
+        .await;
+        Ok(answer?.workflow_id)
     }
 
     /// `GET /v3/{project_id}/jobs?id=`.
     pub async fn job(&self, job_id: &str, request_id: &str) -> Result<Job, Arc<CloudError>> {
         let path = format!("v3/{}/jobs?id={job_id}", self.settings.project_id);
-        let answer: JobAnswer = self
-            .send_retrying(reqwest::Method::GET, &path, request_id)
-            .await?;
-        Ok(answer.job)
+        let key = ReadKey::Job {
+            id: job_id.to_owned(),
+        };
+        // Boxed: the retrying read is a large future, and it waits inside the cache's.
+        let read = Box::pin(async {
+            self.send_retrying::<JobAnswer>(reqwest::Method::GET, &path, request_id)
+                .await
+                .map(|answer| ReadValue::Job(Arc::new(answer.job)))
+        });
+        match self.coalesced(key, read).await? {
+            ReadValue::Job(job) => Ok(Job::clone(&job)),
+            other => Err(unexpected(&other)),
+        }
     }
 }

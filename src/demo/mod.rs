@@ -156,6 +156,7 @@ pub fn settings(
             token_refresh_margin_secs: 3_600,
             connect_timeout_ms: 2_000,
             request_timeout_ms: 10_000,
+            read_cache_ms: 1_000,
         },
         policy: PolicySettings {
             path: "config/policy.example.toml".into(),

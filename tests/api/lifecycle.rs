@@ -440,3 +440,59 @@ async fn a_delete_the_cloud_stays_busy_for_is_409_and_the_instance_stays() {
     );
     assert_eq!(instances_used(&app, &alice).await, 1);
 }
+
+/// Pollers share the cloud's answers: many reads of one instance or one team's list within
+/// `read_cache_ms` make one upstream call each, and a change made through the gateway is seen
+/// at once.
+#[tokio::test]
+async fn concurrent_pollers_share_one_upstream_read_and_a_delete_is_seen_at_once() {
+    let app = TestApp::builder()
+        .simulator(|sim| {
+            sim.create_duration = Duration::from_millis(100);
+            sim.delete_duration = Duration::from_secs(30);
+        })
+        .settings(|s| s.cloud.read_cache_ms = 5_000)
+        .spawn()
+        .await;
+    let alice = app.alice();
+    let id = created_id(&app, &alice, &small_instance()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = app.sim_stats().await;
+
+    let polls = (0..20).map(|_| get(&app, &alice, &id));
+    let lists = (0..20).map(|_| app.authed(Method::GET, "/v1/starrocks", &alice).send());
+    let (polled, listed) = futures_util::future::join(
+        futures_util::future::join_all(polls),
+        futures_util::future::join_all(lists),
+    )
+    .await;
+    let after = app.sim_stats().await;
+
+    assert!(polled.iter().all(|r| r.status() == 200));
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.status() == 200))
+    );
+    assert_eq!(
+        after.gets_received - before.gets_received,
+        1,
+        "one get for 20 pollers"
+    );
+    assert_eq!(
+        after.lists_received - before.lists_received,
+        1,
+        "one list for 20 pollers"
+    );
+    let deleted = app
+        .authed(Method::DELETE, &format!("/v1/starrocks/{id}"), &alice)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(deleted.status(), 202);
+    let seen = json_of(get(&app, &alice, &id).await).await;
+    assert_eq!(
+        seen["state"], "deleting",
+        "the delete is not hidden by a cached read"
+    );
+}
