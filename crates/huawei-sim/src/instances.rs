@@ -86,16 +86,31 @@ pub(super) async fn list_htap(
     HttpResponse::Ok().json(json!({"total": instances.len(), "instances": instances}))
 }
 
+/// Which received-calls counter a call on one instance adds to.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    Gets,
+    Deletes,
+}
+
 /// A call on one instance: counted, admitted like every read and delete, and answered by
 /// `answer` with the instance found (a `400 DBS.05000044` when it is not).
 fn on_instance(
-    simulator: &Simulator,
-    request: &HttpRequest,
-    (project_id, target, starrocks_id): (String, String, String),
-    counter: fn(&mut SimState) -> &mut usize,
+    (simulator, request, (project_id, target, starrocks_id)): (
+        &Simulator,
+        &HttpRequest,
+        (String, String, String),
+    ),
+    counted: Counted,
     answer: impl FnOnce(&mut SimState, usize, &SimulatorConfig) -> HttpResponse,
 ) -> HttpResponse {
-    *counter(&mut simulator.state()) += 1;
+    {
+        let mut state = simulator.state();
+        match counted {
+            Counted::Gets => state.gets_received += 1,
+            Counted::Deletes => state.deletes_received += 1,
+        }
+    }
     if let Err(response) = admit(simulator, request, &project_id, &target) {
         return response;
     }
@@ -116,26 +131,19 @@ pub(super) async fn get_starrocks(
     request: HttpRequest,
     path: web::Path<(String, String, String)>,
 ) -> HttpResponse {
-    fn counter(state: &mut SimState) -> &mut usize {
-        &mut state.gets_received
-    }
-    on_instance(
-        &simulator,
-        &request,
-        path.into_inner(),
-        counter,
-        |state, index, config| {
-            let instance = &state.instances[index];
-            let status = instance.status(config).unwrap_or_default();
-            let node_group = |role: &str, count: i64| {
-                json!({
-                    "id": format!("{}-{role}", instance.id()),
-                    "group_type": role,
-                    "nodes": (0..count).map(|n| json!({"id": format!("{}-{role}-{n}", instance.id()), "status": status})).collect::<Vec<_>>(),
-                })
-            };
-            let half = instance.nodes / 2;
-            HttpResponse::Ok().json(json!({"instances": [{
+    let call = (&**simulator, &request, path.into_inner());
+    on_instance(call, Counted::Gets, |state, index, config| {
+        let instance = &state.instances[index];
+        let status = instance.status(config).unwrap_or_default();
+        let node_group = |role: &str, count: i64| {
+            json!({
+                "id": format!("{}-{role}", instance.id()),
+                "group_type": role,
+                "nodes": (0..count).map(|n| json!({"id": format!("{}-{role}-{n}", instance.id()), "status": status})).collect::<Vec<_>>(),
+            })
+        };
+        let half = instance.nodes / 2;
+        HttpResponse::Ok().json(json!({"instances": [{
             "id": instance.id(),
             "name": instance.detail["name"],
             "status": status,
@@ -147,8 +155,7 @@ pub(super) async fn get_starrocks(
             "port_info": {"mysql_port": 9030},
             "ha_mode": instance.detail["ha_mode"],
         }]}))
-        },
-    )
+    })
 }
 
 pub(super) async fn delete_starrocks(
@@ -156,42 +163,34 @@ pub(super) async fn delete_starrocks(
     request: HttpRequest,
     path: web::Path<(String, String, String)>,
 ) -> HttpResponse {
-    fn counter(state: &mut SimState) -> &mut usize {
-        &mut state.deletes_received
-    }
-    on_instance(
-        &simulator,
-        &request,
-        path.into_inner(),
-        counter,
-        |state, index, config| {
-            let instance = &mut state.instances[index];
-            if matches!(instance.status(config), Some("creating" | "deleting")) {
-                return dbs_error(
-                    StatusCode::CONFLICT,
-                    OPERATION_IN_PROGRESS,
-                    "Another operation is being performed on the instance. Try again later.",
-                );
-            }
-            let now = std::time::Instant::now();
-            instance.deleting_since = Some(now);
-            let job = SimJob {
-                id: uuid::Uuid::new_v4().to_string(),
-                name: "DeleteStarRocksInstance",
-                instance_id: instance.id().to_owned(),
-                instance_name: instance.detail["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                started: now,
-                duration: config.delete_duration,
-                fail_reason: None,
-            };
-            let workflow_id = job.id.clone();
-            state.jobs.push(job);
-            HttpResponse::Accepted().json(json!({"workflow_id": workflow_id}))
-        },
-    )
+    let call = (&**simulator, &request, path.into_inner());
+    on_instance(call, Counted::Deletes, |state, index, config| {
+        let instance = &mut state.instances[index];
+        if matches!(instance.status(config), Some("creating" | "deleting")) {
+            return dbs_error(
+                StatusCode::CONFLICT,
+                OPERATION_IN_PROGRESS,
+                "Another operation is being performed on the instance. Try again later.",
+            );
+        }
+        let now = std::time::Instant::now();
+        instance.deleting_since = Some(now);
+        let job = SimJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "DeleteStarRocksInstance",
+            instance_id: instance.id().to_owned(),
+            instance_name: instance.detail["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            started: now,
+            duration: config.delete_duration,
+            fail_reason: None,
+        };
+        let workflow_id = job.id.clone();
+        state.jobs.push(job);
+        HttpResponse::Accepted().json(json!({"workflow_id": workflow_id}))
+    })
 }
 
 #[derive(Debug, Deserialize)]
