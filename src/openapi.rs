@@ -82,12 +82,23 @@ impl Modify for CommonResponses {
     }
 }
 
-/// The document, as served at `/openapi.json` and committed under `openapi/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    let app = App::new().into_utoipa_app().openapi(ApiDoc::openapi());
-    let (_, mut document) = router::routes(app).split_for_parts();
+/// What no route declares: info, shared schemas, security schemes, tags. The router adds
+/// the operations.
+pub fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Completes the document the router collected on top of [`base`].
+pub fn finish(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     CommonResponses.modify(&mut document);
     document
+}
+
+/// The document, as served at `/openapi.json` and committed under `openapi/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let app = App::new().into_utoipa_app().openapi(base());
+    let (_, document) = router::routes(app).split_for_parts();
+    finish(document)
 }
 
 /// [`document`] as pretty JSON with a final newline.

@@ -20,6 +20,7 @@ use crate::http::fallback;
 use crate::http::request_id::{GatewayRootSpan, assign_request_id};
 use crate::http::router;
 use crate::identity::KeyStore;
+use crate::openapi;
 use crate::pipeline::authenticate::Authenticator;
 use crate::pipeline::reconcile;
 use crate::policy::PolicyStore;
@@ -111,10 +112,11 @@ pub fn create_app(
         .app_data(web::PayloadConfig::new(parts.body_limit))
         .wrap(TracingLogger::<GatewayRootSpan>::new())
         .wrap(from_fn(assign_request_id))
-        .into_utoipa_app();
-    let (app, _) = router::routes(app).split_for_parts();
+        .into_utoipa_app()
+        .openapi(openapi::base());
+    let (app, document) = router::routes(app).split_for_parts();
     app.service(
-        SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", crate::openapi::document()),
+        SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", openapi::finish(document)),
     )
     .service(fallback::portal())
     .default_service(web::to(fallback::not_found))

@@ -108,14 +108,6 @@ impl CloudError {
     }
 }
 
-/// A cached answer of another kind than its key's: impossible, since each key kind is only
-/// ever filled by its own read, but answered as an error rather than a panic.
-fn unexpected(value: &ReadValue) -> Arc<CloudError> {
-    Arc::new(CloudError::InvalidResponse(format!(
-        "a coalesced read answered with {value:?}"
-    )))
-}
-
 /// One shared HTTP client toward the cloud: explicit timeouts, no redirects, pooled.
 pub fn http_client(settings: &CloudSettings) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -126,60 +118,40 @@ pub fn http_client(settings: &CloudSettings) -> reqwest::Result<reqwest::Client>
         .build()
 }
 
-/// What a coalesced read is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum ReadKey {
-    List { target: String },
-    Get { target: String, id: String },
-    Job { id: String },
+/// Reads of one kind in flight, or answered within `read_cache_ms`: one call serves every
+/// caller asking for the same key. Failures are never kept. Off when the setting is `0`.
+struct ReadCache<K, V>(Option<moka::future::Cache<K, V>>);
+
+impl<K, V> std::fmt::Debug for ReadCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCache")
+            .field("enabled", &self.0.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
-/// A coalesced read's answer.
-#[derive(Debug, Clone)]
-enum ReadValue {
-    List(Arc<HtapList>),
-    Get(Arc<Option<StarRocksDetail>>),
-    Job(Arc<Job>),
-}
-
-/// TaurusDB calls, authenticated with the gateway's cached IAM token.
-#[derive(Debug)]
-pub struct CloudClient {
-    http: reqwest::Client,
-    settings: CloudSettings,
-    tokens: IamTokenCache,
-    /// Reads in flight or answered within `read_cache_ms`: one call serves every caller.
-    /// Failures are never kept.
-    reads: Option<moka::future::Cache<ReadKey, ReadValue>>,
-}
-
-impl CloudClient {
-    pub fn new(settings: CloudSettings) -> reqwest::Result<Self> {
-        let http = http_client(&settings)?;
-        let tokens = IamTokenCache::new(http.clone(), settings.clone());
-        let reads = (settings.read_cache_ms > 0).then(|| {
+impl<K, V> ReadCache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(name: &str, ttl_ms: u64) -> Self {
+        Self((ttl_ms > 0).then(|| {
             moka::future::Cache::builder()
-                .name("cloud_reads")
+                .name(name)
                 .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_millis(settings.read_cache_ms))
+                .time_to_live(std::time::Duration::from_millis(ttl_ms))
                 .build()
-        });
-        Ok(Self {
-            http,
-            settings,
-            tokens,
-            reads,
-        })
+        }))
     }
 
-    /// `read` once for every caller asking `key` meanwhile, and for `read_cache_ms` after.
-    async fn coalesced(
+    async fn get_or_read(
         &self,
-        key: ReadKey,
-        read: impl Future<Output = Result<ReadValue, Arc<CloudError>>>,
-    ) -> Result<ReadValue, Arc<CloudError>> {
-        match &self.reads {
-            Some(reads) => reads
+        key: K,
+        read: impl Future<Output = Result<V, Arc<CloudError>>>,
+    ) -> Result<V, Arc<CloudError>> {
+        match &self.0 {
+            Some(cache) => cache
                 .try_get_with(key, read)
                 .await
                 .map_err(|error| Arc::clone(&*error)),
@@ -188,12 +160,40 @@ impl CloudClient {
     }
 
     /// Forgets what the gateway just changed, so its own next read sees the change.
-    async fn invalidate(&self, keys: impl IntoIterator<Item = ReadKey>) {
-        if let Some(reads) = &self.reads {
-            for key in keys {
-                reads.invalidate(&key).await;
-            }
+    async fn forget(&self, key: &K) {
+        if let Some(cache) = &self.0 {
+            cache.invalidate(key).await;
         }
+    }
+}
+
+/// TaurusDB calls, authenticated with the gateway's cached IAM token.
+#[derive(Debug)]
+pub struct CloudClient {
+    http: reqwest::Client,
+    settings: CloudSettings,
+    tokens: IamTokenCache,
+    /// HTAP lists by target instance.
+    lists: ReadCache<String, HtapList>,
+    /// StarRocks instances by (target, id); `None` when the cloud does not know it.
+    details: ReadCache<(String, String), Option<StarRocksDetail>>,
+    /// Jobs by id.
+    jobs: ReadCache<String, Job>,
+}
+
+impl CloudClient {
+    pub fn new(settings: CloudSettings) -> reqwest::Result<Self> {
+        let http = http_client(&settings)?;
+        let tokens = IamTokenCache::new(http.clone(), settings.clone());
+        let ttl_ms = settings.read_cache_ms;
+        Ok(Self {
+            http,
+            settings,
+            tokens,
+            lists: ReadCache::new("cloud_lists", ttl_ms),
+            details: ReadCache::new("cloud_details", ttl_ms),
+            jobs: ReadCache::new("cloud_jobs", ttl_ms),
+        })
     }
 
     pub fn project_id(&self) -> &str {
@@ -301,10 +301,7 @@ impl CloudClient {
         let answer = self
             .send(reqwest::Method::POST, &path, Some(body), request_id)
             .await;
-        self.invalidate([ReadKey::List {
-            target: target_instance_id.to_owned(),
-        }])
-        .await;
+        self.lists.forget(&target_instance_id.to_owned()).await;
         answer
     }
 
@@ -342,19 +339,11 @@ impl CloudClient {
             "v3/{}/instances/{target_instance_id}/htap",
             self.settings.project_id
         );
-        let key = ReadKey::List {
-            target: target_instance_id.to_owned(),
-        };
         // Boxed: the retrying read is a large future, and it waits inside the cache's.
-        let read = Box::pin(async {
-            self.send_retrying(reqwest::Method::GET, &path, request_id)
-                .await
-                .map(|list| ReadValue::List(Arc::new(list)))
-        });
-        match self.coalesced(key, read).await? {
-            ReadValue::List(list) => Ok(HtapList::clone(&list)),
-            other => Err(unexpected(&other)),
-        }
+        let read = Box::pin(self.send_retrying(reqwest::Method::GET, &path, request_id));
+        self.lists
+            .get_or_read(target_instance_id.to_owned(), read)
+            .await
     }
 
     /// `GET …/starrocks/{id}`; `None` when the cloud does not know the instance.
@@ -368,26 +357,19 @@ impl CloudClient {
             "v3/{}/instances/{target_instance_id}/starrocks/{starrocks_id}",
             self.settings.project_id
         );
-        let key = ReadKey::Get {
-            target: target_instance_id.to_owned(),
-            id: starrocks_id.to_owned(),
-        };
         // Boxed: the retrying read is a large future, and it waits inside the cache's.
         let read = Box::pin(async {
-            let detail = match self
+            match self
                 .send_retrying::<StarRocksDetails>(reqwest::Method::GET, &path, request_id)
                 .await
             {
                 Ok(details) => Ok(details.instances.into_iter().find(|i| i.id == starrocks_id)),
                 Err(error) if error.is_not_found() => Ok(None),
                 Err(error) => Err(error),
-            };
-            detail.map(|detail| ReadValue::Get(Arc::new(detail)))
+            }
         });
-        match self.coalesced(key, read).await? {
-            ReadValue::Get(detail) => Ok(Option::clone(&detail)),
-            other => Err(unexpected(&other)),
-        }
+        let key = (target_instance_id.to_owned(), starrocks_id.to_owned());
+        self.details.get_or_read(key, read).await
     }
 
     /// `DELETE …/starrocks/{id}` (pay-per-use); the workflow id of the deletion.
@@ -404,34 +386,22 @@ impl CloudClient {
         let answer = self
             .send_retrying::<DeleteAnswer>(reqwest::Method::DELETE, &path, request_id)
             .await;
-        self.invalidate([
-            ReadKey::List {
-                target: target_instance_id.to_owned(),
-            },
-            ReadKey::Get {
-                target: target_instance_id.to_owned(),
-                id: starrocks_id.to_owned(),
-            },
-        ])
-        .await;
+        self.lists.forget(&target_instance_id.to_owned()).await;
+        self.details
+            .forget(&(target_instance_id.to_owned(), starrocks_id.to_owned()))
+            .await;
         Ok(answer?.workflow_id)
     }
 
     /// `GET /v3/{project_id}/jobs?id=`.
     pub async fn job(&self, job_id: &str, request_id: &str) -> Result<Job, Arc<CloudError>> {
         let path = format!("v3/{}/jobs?id={job_id}", self.settings.project_id);
-        let key = ReadKey::Job {
-            id: job_id.to_owned(),
-        };
         // Boxed: the retrying read is a large future, and it waits inside the cache's.
         let read = Box::pin(async {
             self.send_retrying::<JobAnswer>(reqwest::Method::GET, &path, request_id)
                 .await
-                .map(|answer| ReadValue::Job(Arc::new(answer.job)))
+                .map(|answer| answer.job)
         });
-        match self.coalesced(key, read).await? {
-            ReadValue::Job(job) => Ok(Job::clone(&job)),
-            other => Err(unexpected(&other)),
-        }
+        self.jobs.get_or_read(job_id.to_owned(), read).await
     }
 }

@@ -21,44 +21,24 @@ pub struct Pruned {
     pub idempotency_keys: u64,
 }
 
-impl Store {
-    /// Deletes up to `limit` rows of `table` whose `column` is below `before_ms`.
-    async fn prune_batch(
-        &self,
-        table: &str,
-        column: &str,
-        before_ms: i64,
-        limit: i64,
-    ) -> Result<u64, StorageError> {
-        // `table` and `column` are this module's constants, never input.
-        let sql = match table {
-            "idempotency_keys" => format!(
-                "DELETE FROM idempotency_keys WHERE (subject, idem_key) IN (SELECT subject, idem_key \
-                 FROM idempotency_keys WHERE {column} <= $1 LIMIT $2)"
-            ),
-            _ => format!(
-                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < $1 \
-                 ORDER BY {column} LIMIT $2)"
-            ),
-        };
-        let result = sqlx::query(&sql)
-            .bind(before_ms)
-            .bind(limit)
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected())
-    }
+/// Decisions decided before `$1`, at most `$2` of them, oldest first.
+const PRUNE_DECISIONS: &str = "DELETE FROM decisions WHERE id IN \
+    (SELECT id FROM decisions WHERE at < $1 ORDER BY at LIMIT $2)";
+/// Idempotency records expired at `$1`, at most `$2` of them.
+const PRUNE_KEYS: &str = "DELETE FROM idempotency_keys WHERE (subject, idem_key) IN \
+    (SELECT subject, idem_key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)";
 
-    /// Deletes every row of `table` below the cutoff, a batch at a time.
-    async fn prune_all(
-        &self,
-        table: &str,
-        column: &str,
-        before_ms: i64,
-    ) -> Result<u64, StorageError> {
+impl Store {
+    /// Runs `delete` (one of the statements above) until it finds fewer than a batch.
+    async fn prune_all(&self, delete: &str, cutoff_ms: i64) -> Result<u64, StorageError> {
         let mut total = 0;
         loop {
-            let deleted = self.prune_batch(table, column, before_ms, BATCH).await?;
+            let deleted = sqlx::query(delete)
+                .bind(cutoff_ms)
+                .bind(BATCH)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
             total += deleted;
             if deleted < u64::try_from(BATCH).unwrap_or(u64::MAX) {
                 return Ok(total);
@@ -76,12 +56,10 @@ impl Store {
             0
         } else {
             let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-            self.prune_all("decisions", "at", now.saturating_sub(retention_ms))
+            self.prune_all(PRUNE_DECISIONS, now.saturating_sub(retention_ms))
                 .await?
         };
-        let idempotency_keys = self
-            .prune_all("idempotency_keys", "expires_at", now)
-            .await?;
+        let idempotency_keys = self.prune_all(PRUNE_KEYS, now).await?;
         for (table, pruned) in [
             ("decisions", decisions),
             ("idempotency_keys", idempotency_keys),
