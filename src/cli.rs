@@ -25,6 +25,12 @@ pub enum Command {
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// A policy file instead of the embedded example; the simulated cloud gets its targets.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// A database instead of a fresh SQLite file, e.g. `postgres://…` (created if empty).
+        #[arg(long, env = "SRGW_DEMO_STORAGE_URL")]
+        storage_url: Option<String>,
     },
     /// Run the gateway against a real identity provider and Huawei Cloud.
     Serve {

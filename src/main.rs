@@ -25,7 +25,11 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         #[cfg(feature = "demo")]
-        Command::Demo { listen } => starrocks_gateway::demo::run(listen).await,
+        Command::Demo {
+            listen,
+            policy,
+            storage_url,
+        } => starrocks_gateway::demo::run(listen, policy.as_deref(), storage_url).await,
         Command::Serve {
             config,
             init_storage,

@@ -265,21 +265,34 @@ async fn stopped() -> anyhow::Result<()> {
     }
 }
 
-/// Runs the demo until Ctrl-C or SIGTERM.
-pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
-    let policy = Policy::parse(EXAMPLE_POLICY).context("the embedded example policy")?;
+/// Runs the demo until Ctrl-C or SIGTERM: the example policy and a fresh SQLite file unless
+/// `policy` or `storage_url` name others.
+pub async fn run(
+    listen: SocketAddr,
+    policy: Option<&std::path::Path>,
+    storage_url: Option<String>,
+) -> anyhow::Result<()> {
+    let policy = match policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::parse(EXAMPLE_POLICY).context("the embedded example policy")?,
+    };
+    let own_database = storage_url.is_none();
     let stack = DemoStack::start(
         listen,
         simulator_config_for(&policy),
         PolicyStore::fixed(policy),
-        |_| {},
+        |settings| {
+            if let Some(url) = storage_url {
+                settings.storage.url = SecretString::from(url);
+            }
+        },
     )
     .await?;
     print_banner(&stack)?;
     stopped().await?;
-    // The demo's database lives as long as its simulated cloud: remove it with its WAL files.
+    // The demo's own database lives as long as its simulated cloud: remove it with its WAL files.
     let url = stack.settings.storage.url.expose_secret();
-    if let Some(path) = url.strip_prefix("sqlite://") {
+    if let Some(path) = url.strip_prefix("sqlite://").filter(|_| own_database) {
         for suffix in ["", "-wal", "-shm"] {
             let file = format!("{path}{suffix}");
             if let Err(error) = std::fs::remove_file(&file)
