@@ -52,6 +52,10 @@ pub struct StorageSettings {
     pub decision_retention_days: u64,
     /// How often expired decisions and idempotency records are pruned; `0` turns it off.
     pub prune_interval_secs: u64,
+    /// How long a team's usage, as dry-runs and `/v1/me` show it, may be reused. This
+    /// gateway's own creates and deletes refresh it at once; another replica's show within
+    /// this time. Admission always reads the ledger itself. `0` turns the cache off.
+    pub usage_cache_ms: u64,
 }
 
 impl Default for StorageSettings {
@@ -64,6 +68,7 @@ impl Default for StorageSettings {
             create_if_missing: false,
             decision_retention_days: 90,
             prune_interval_secs: 600,
+            usage_cache_ms: 1_000,
         }
     }
 }

@@ -4,7 +4,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The gateway's metrics, registered once per process.
@@ -26,6 +27,10 @@ pub struct Metrics {
     pub storage_rows: IntGaugeVec,
     /// Rows deleted by retention, per table.
     pub storage_pruned: IntCounterVec,
+    /// Operations per group-committed transaction.
+    pub storage_batch_size: Histogram,
+    /// Decision-log entries given up on while the database was unavailable.
+    pub decisions_dropped: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -56,6 +61,19 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Hi
     let histogram = HistogramVec::new(
         HistogramOpts::new(name, help).namespace("starrocks_gateway"),
         labels,
+    )
+    .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
+    registry
+        .register(Box::new(histogram.clone()))
+        .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
+    histogram
+}
+
+fn batch_histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
+    let histogram = Histogram::with_opts(
+        HistogramOpts::new(name, help)
+            .namespace("starrocks_gateway")
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
     )
     .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
     registry
@@ -121,6 +139,25 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Rows deleted by retention",
             &["table"],
         ),
+        storage_batch_size: batch_histogram(
+            &registry,
+            "storage_write_batch_operations",
+            "Operations per group-committed transaction",
+        ),
+        decisions_dropped: {
+            let counter = IntCounter::with_opts(
+                Opts::new(
+                    "decisions_dropped_total",
+                    "Decision-log entries given up on while the database was unavailable",
+                )
+                .namespace("starrocks_gateway"),
+            )
+            .unwrap_or_else(|error| unreachable!("metric is well-formed: {error}"));
+            registry
+                .register(Box::new(counter.clone()))
+                .unwrap_or_else(|error| unreachable!("metric is registered once: {error}"));
+            counter
+        },
         registry,
     }
 });

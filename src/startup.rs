@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -126,6 +126,7 @@ pub fn create_app(
 pub struct Application {
     port: u16,
     server: Server,
+    store: Store,
 }
 
 impl std::fmt::Debug for Application {
@@ -156,6 +157,7 @@ impl Application {
             .context("reading the bound address")?
             .port();
         let parts = AppParts::new(settings, policy).await?;
+        let store = parts.gateway.store.clone();
         let mut server = HttpServer::new(move || create_app(parts.clone()));
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
@@ -164,15 +166,33 @@ impl Application {
             .listen(listener)
             .context("starting the HTTP server")?
             .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            store,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The gateway's database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops the server (gracefully: requests in flight finish) from another task.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM, Ctrl-C or [`Self::handle`]), then writes what the
+    /// decision log still buffers and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.store.close().await;
+        served
     }
 }
 

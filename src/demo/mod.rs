@@ -12,6 +12,7 @@ pub use huawei_sim as simulator;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use actix_web::dev::ServerHandle;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -21,6 +22,7 @@ use crate::config::{
 };
 use crate::policy::{Policy, PolicyStore};
 use crate::startup::Application;
+use crate::storage::Store;
 use idp::DemoIdp;
 use simulator::SimulatorConfig;
 
@@ -95,6 +97,9 @@ pub struct DemoStack {
     pub idp_url: String,
     pub idp: Arc<DemoIdp>,
     pub settings: Settings,
+    /// The gateway's database, as the gateway holds it (on SQLite, the one connection).
+    pub store: Store,
+    gateway: ServerHandle,
 }
 
 fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, String)> {
@@ -208,6 +213,7 @@ impl DemoStack {
         let identity_provider =
             idp::start(idp.clone(), idp_listener).context("starting the identity provider")?;
         let gateway = Application::with_listener(&settings, policy, gateway_listener).await?;
+        let (store, handle) = (gateway.store().clone(), gateway.handle());
         tokio::spawn(simulator);
         tokio::spawn(identity_provider);
         tokio::spawn(gateway.run_until_stopped());
@@ -217,13 +223,33 @@ impl DemoStack {
             idp_url,
             idp,
             settings,
+            store,
+            gateway: handle,
         })
+    }
+
+    /// Stops the gateway as a graceful shutdown would (the decision log flushed, the database
+    /// closed) and starts a new one on the same database, cloud and identity provider, as
+    /// after a restart; returns its URL.
+    pub async fn restart_gateway(&mut self, policy: PolicyStore) -> anyhow::Result<String> {
+        self.gateway.stop(true).await;
+        self.store.close().await;
+        let (listener, url) = bind(([127, 0, 0, 1], 0).into())?;
+        let mut settings = self.settings.clone();
+        settings.server.listen = listener.local_addr()?;
+        let gateway = Application::with_listener(&settings, policy, listener).await?;
+        self.store = gateway.store().clone();
+        self.gateway = gateway.handle();
+        self.gateway_url.clone_from(&url);
+        tokio::spawn(gateway.run_until_stopped());
+        Ok(url)
     }
 }
 
 impl DemoStack {
     /// Starts one more gateway beside the first, sharing its cloud, identity provider and
-    /// database (as a second replica, or the first one after a restart); returns its URL.
+    /// database, as a second replica (PostgreSQL only: a SQLite file has one owner); returns
+    /// its URL.
     pub async fn start_another_gateway(&self, policy: PolicyStore) -> anyhow::Result<String> {
         let (listener, url) = bind(([127, 0, 0, 1], 0).into())?;
         let mut settings = self.settings.clone();

@@ -209,6 +209,7 @@ coded_by_variant!(CreateError {
     Team,
     Denied,
     Quota,
+    Idempotency,
     Storage,
     Upstream
 });

@@ -1,6 +1,11 @@
 //! Phase 7, **record**: write the decision and its outcome to the decision log. Built from
 //! typed values that hold no secret, so a password or token cannot reach the log.
 //! [`crate::service::drive`] calls it once per request, on every exit.
+//!
+//! A request that changed something (a settled reservation, a deletion, a key to replay)
+//! commits its decision in the same transaction as that change: one durable commit, and never
+//! one without the other. A request that changed nothing (a dry-run, a refusal) has its
+//! decision written in the background ([`crate::storage::log`]) and waits for no commit.
 
 use std::time::Instant;
 
@@ -8,7 +13,7 @@ use super::evaluate::Decision;
 use crate::error::Coded;
 use crate::storage::Store;
 use crate::storage::decisions::{Action, DecisionRecord, Outcome};
-use crate::storage::ledger::Cost;
+use crate::storage::ledger::{Cost, Finish};
 
 /// One request's decision-log entry.
 #[derive(Debug, Clone)]
@@ -65,9 +70,35 @@ impl Entry {
     }
 }
 
-/// Appends to the decision log. A failure is logged, not returned: the caller's request has
-/// already had its effect and must still get its answer.
-pub async fn record(store: &Store, entry: Entry) {
+/// Writes the request's decision, with its last change when it made one. A failure is
+/// logged, not returned: the caller's request has already had its effect and must still get
+/// its answer; a reservation left unsettled is resolved by reconciliation.
+pub async fn record(store: &Store, entry: Option<Entry>, finish: Option<Finish>) {
+    let decision = entry.map(into_record);
+    let Some(mut finish) = finish else {
+        if let Some(decision) = decision {
+            store.log_decision(decision).await;
+        }
+        return;
+    };
+    finish.decision.clone_from(&decision);
+    match store.finish(finish).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(
+                "the reservation had moved on before this request settled it; reconciliation owns it"
+            );
+        }
+        Err(error) => {
+            tracing::error!(error = ?error, "writing the request's outcome failed; reconciliation will resolve its reservation");
+            if let Some(decision) = decision {
+                store.log_decision(decision).await;
+            }
+        }
+    }
+}
+
+fn into_record(entry: Entry) -> DecisionRecord {
     crate::metrics::METRICS
         .decisions
         .with_label_values(&[entry.action.as_str(), entry.outcome.as_str()])
@@ -81,7 +112,7 @@ pub async fn record(store: &Store, entry: Entry) {
         ),
         None => (None, serde_json::json!([]), entry.policy_revision),
     };
-    let record = DecisionRecord {
+    DecisionRecord {
         id: uuid::Uuid::new_v4().to_string(),
         at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         at_ms: now.timestamp_millis(),
@@ -102,8 +133,5 @@ pub async fn record(store: &Store, entry: Entry) {
         instance_id: entry.instance_id,
         job_id: entry.job_id,
         latency_ms: i64::try_from(entry.started.elapsed().as_millis()).unwrap_or(i64::MAX),
-    };
-    if let Err(error) = store.record_decision(&record).await {
-        tracing::error!(decision.id = ?record.decision_id, error = ?error, "writing the decision log failed");
     }
 }

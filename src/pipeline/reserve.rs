@@ -4,7 +4,8 @@
 use super::evaluate::Plan;
 use crate::error::QuotaDimension;
 use crate::policy::Quota;
-use crate::storage::ledger::{Cost, NewReservation, ReserveOutcome};
+use crate::storage::idempotency::KeyConflict;
+use crate::storage::ledger::{Cost, Reserve, ReserveOutcome};
 use crate::storage::{StorageError, Store};
 
 /// What a plan costs: one instance, its FE and BE nodes, and all their volumes.
@@ -79,6 +80,8 @@ impl QuotaExceeded {
 pub enum ReserveError {
     #[error(transparent)]
     Exceeded(QuotaExceeded),
+    #[error("the request's Idempotency-Key is taken")]
+    KeyTaken(KeyConflict),
     #[error("the quota ledger is unavailable")]
     Storage(#[from] StorageError),
 }
@@ -90,20 +93,19 @@ pub struct Reserved {
     pub after: Cost,
 }
 
-/// Reserves `new.cost` within `limit` (no limit: always admitted).
-pub async fn reserve(
-    store: &Store,
-    new: &NewReservation<'_>,
-    limit: Option<&Quota>,
-) -> Result<Reserved, ReserveError> {
-    match (store.reserve(new, limit).await?, limit) {
+/// Claims the key, if any, and reserves the cost within the limit (no limit: always
+/// admitted), in one durable commit.
+pub async fn reserve(store: &Store, reserve: Reserve) -> Result<Reserved, ReserveError> {
+    let (team, cost, limit) = (reserve.new.team.clone(), reserve.new.cost, reserve.limit);
+    match (store.reserve(reserve).await?, limit) {
         (ReserveOutcome::Reserved { before, after }, _) => Ok(Reserved { before, after }),
         (ReserveOutcome::Exceeded { used }, Some(limit)) => Err(ReserveError::Exceeded(
-            QuotaExceeded::new(new.team, new.cost, used, limit),
+            QuotaExceeded::new(&team, cost, used, &limit),
         )),
         (ReserveOutcome::Exceeded { .. }, None) => Err(ReserveError::Storage(
             StorageError::Corrupt("the ledger refused a team without a quota".into()),
         )),
+        (ReserveOutcome::KeyTaken(conflict), _) => Err(ReserveError::KeyTaken(conflict)),
     }
 }
 

@@ -1,13 +1,15 @@
 //! Phase 6, **settle**: commit the reservation when the cloud created the instance, release
 //! it when the call certainly had no effect, and keep it `pending` when nobody can tell yet
-//! (a timeout or `5xx` after sending); [`super::reconcile`] decides those later.
+//! (a timeout or `5xx` after sending); [`super::reconcile`] decides those later. The change
+//! is written with the request's decision, in its last transaction
+//! ([`crate::storage::ledger::Finish`]).
 
 use std::sync::Arc;
 
 use crate::cloud::CloudError;
 use crate::cloud::model::CreateStarRocksResponse;
-use crate::storage::Store;
 use crate::storage::decisions::Outcome;
+use crate::storage::ledger::{Change, ReservationState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
@@ -27,38 +29,31 @@ impl Settlement {
     }
 }
 
-/// Settles `reservation_id` by the cloud's answer. A database failure here leaves the
-/// reservation pending, which reconciliation resolves: nothing is lost.
-pub async fn settle(
-    store: &Store,
+/// How `reservation_id` settles by the cloud's answer, and the ledger change that says so
+/// (none while the outcome is unknown).
+pub fn settle(
     reservation_id: &str,
     answer: &Result<CreateStarRocksResponse, Arc<CloudError>>,
-) -> Settlement {
-    let (settlement, written) = match answer {
+) -> (Settlement, Option<Change>) {
+    use ReservationState::{Committed, Pending, Released};
+    match answer {
         Ok(created) => (
             Settlement::Committed,
-            store
-                .commit(
-                    reservation_id,
-                    &created.instance.id,
-                    Some(&created.job_id),
-                    "created",
-                )
-                .await,
+            Some(Change {
+                instance_id: Some(created.instance.id.clone()),
+                job_id: Some(created.job_id.clone()),
+                ..Change::new(reservation_id, Pending, Committed, "created")
+            }),
         ),
         Err(error) if error.is_definite() => (
             Settlement::Released,
-            store
-                .release(reservation_id, "the cloud refused the create")
-                .await,
+            Some(Change::new(
+                reservation_id,
+                Pending,
+                Released,
+                "the cloud refused the create",
+            )),
         ),
-        Err(_) => return Settlement::Pending,
-    };
-    match written {
-        Ok(_) => settlement,
-        Err(error) => {
-            tracing::error!(reservation.id = reservation_id, error = ?error, "settling the reservation failed; reconciliation will resolve it");
-            Settlement::Pending
-        }
+        Err(_) => (Settlement::Pending, None),
     }
 }

@@ -20,7 +20,10 @@ use crate::pipeline::settle::{self, Settlement};
 use crate::policy::Policy;
 use crate::storage::StorageError;
 use crate::storage::decisions::{Action, Outcome};
-use crate::storage::ledger::NewReservation;
+use crate::storage::idempotency::{
+    Claim, IdempotencyError, KeyConflict, KeyOutcome, KeyedRequest, NextAction, SavedResponse,
+};
+use crate::storage::ledger::{Change, Finish, NewReservation, Reserve};
 
 /// A create as the caller asked for it, already parsed.
 #[derive(Debug)]
@@ -59,6 +62,22 @@ pub struct UpstreamFailure {
     pub settlement: Settlement,
 }
 
+/// A create's `Idempotency-Key`, and how its answer is kept for replay.
+#[derive(Debug, Clone)]
+pub struct Idempotent {
+    pub request: KeyedRequest,
+    /// The answer to replay after `result`, in the caller's wire format; `None` forgets the
+    /// key (the create had no effect, so a retry runs again).
+    pub replay: fn(&Result<CreateAnswer, CreateError>) -> Option<SavedResponse>,
+}
+
+/// What a create answers: a new instance, or the first answer to the same keyed request.
+#[derive(Debug, Clone)]
+pub enum CreateAnswer {
+    Created(Created),
+    Replayed(SavedResponse),
+}
+
 /// Why a create did not happen, by the phase that stopped it.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -68,6 +87,8 @@ pub enum CreateError {
     Denied(Denial),
     #[error(transparent)]
     Quota(QuotaExceeded),
+    #[error(transparent)]
+    Idempotency(IdempotencyError),
     #[error("the quota ledger is unavailable; nothing was sent")]
     Storage(#[source] StorageError),
     #[error(transparent)]
@@ -180,41 +201,78 @@ impl<'g> Asked<'g> {
 #[derive(Debug)]
 struct CreateFlow<'g> {
     asked: Asked<'g>,
+    key: Option<Idempotent>,
     reserved: Option<Reserved>,
     settlement: Option<Settlement>,
+    /// The settlement's ledger change, written with the decision.
+    change: Option<Change>,
     answer: Option<Result<CreateStarRocksResponse, Arc<CloudError>>>,
 }
 
 impl CreateFlow<'_> {
-    /// Phase 4, **reserve**: the plan's cost in the team's quota.
-    async fn reserve(&mut self, plan: &Plan, reservation_id: &str) -> Result<(), CreateError> {
+    /// A keyed request already answered replays, one in flight or with another body is
+    /// refused; read only, the claim is made with the reservation.
+    async fn check_key(&self) -> Result<Option<SavedResponse>, CreateError> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        match self.asked.gateway.store.check_key(&key.request).await {
+            Ok(NextAction::StartProcessing) => Ok(None),
+            Ok(NextAction::ReturnSaved(saved)) => Ok(Some(saved)),
+            Err(error) => Err(CreateError::Idempotency(error)),
+        }
+    }
+
+    /// Phase 4, **reserve**: the key claimed and the plan's cost held in the team's quota,
+    /// in one durable commit. `Some` when the key turned out answered meanwhile.
+    async fn reserve(
+        &mut self,
+        plan: &Plan,
+        reservation_id: &str,
+    ) -> Result<Option<SavedResponse>, CreateError> {
         let asked = &self.asked;
-        let team = asked.team.as_deref().unwrap_or_default();
+        let team = asked.team.clone().unwrap_or_default();
         let decision_id = asked
             .decision
             .as_ref()
-            .map_or("", |d| d.decision_id.as_str());
-        let new = NewReservation {
-            id: reservation_id,
-            team,
-            subject: &asked.employee.subject,
-            cost: reserve::cost_of(plan),
-            project_id: asked.gateway.cloud.project_id(),
-            target: &asked.input.request.target,
-            target_instance_id: &plan.target_instance_id,
-            name: &plan.body.name,
-            size: &asked.input.request.size,
-            labels: &plan.labels,
-            decision_id,
-            request_id: &asked.request_id,
+            .map(|d| d.decision_id.clone())
+            .unwrap_or_default();
+        let limit = asked.policy.team(&team).and_then(|t| t.quota);
+        let request = Reserve {
+            new: NewReservation {
+                id: reservation_id.to_owned(),
+                team,
+                subject: asked.employee.subject.clone(),
+                cost: reserve::cost_of(plan),
+                project_id: asked.gateway.cloud.project_id().to_owned(),
+                target: asked.input.request.target.clone(),
+                target_instance_id: plan.target_instance_id.clone(),
+                name: plan.body.name.clone(),
+                size: asked.input.request.size.clone(),
+                labels: plan.labels.clone(),
+                decision_id,
+                request_id: asked.request_id.clone(),
+            },
+            limit,
+            key: self.key.as_ref().map(|key| Claim {
+                request: key.request.clone(),
+                ttl_ms: asked.gateway.idempotency_ttl_ms,
+                reservation_id: reservation_id.to_owned(),
+            }),
         };
-        let limit = asked.policy.team(team).and_then(|t| t.quota);
-        match reserve::reserve(&asked.gateway.store, &new, limit.as_ref()).await {
+        match reserve::reserve(&asked.gateway.store, request).await {
             Ok(reserved) => {
                 self.reserved = Some(reserved);
-                Ok(())
+                Ok(None)
             }
             Err(ReserveError::Exceeded(exceeded)) => Err(CreateError::Quota(exceeded)),
+            Err(ReserveError::KeyTaken(KeyConflict::Saved(saved))) => Ok(Some(saved)),
+            Err(ReserveError::KeyTaken(KeyConflict::InFlight)) => {
+                Err(CreateError::Idempotency(IdempotencyError::InFlight))
+            }
+            Err(ReserveError::KeyTaken(KeyConflict::Reused)) => {
+                Err(CreateError::Idempotency(IdempotencyError::Reused))
+            }
             Err(ReserveError::Storage(error)) => {
                 tracing::error!(error = ?error, "the quota ledger is unavailable; nothing is sent upstream");
                 Err(CreateError::Storage(error))
@@ -227,17 +285,19 @@ impl CreateFlow<'_> {
         forward::create(&self.asked.gateway.cloud, plan, &self.asked.request_id).await
     }
 
-    /// Phase 6, **settle**: the reservation by the cloud's answer.
-    async fn settle(
+    /// Phase 6, **settle**: the reservation by the cloud's answer; the change is committed
+    /// with the decision ([`Flow::finish`]).
+    fn settle(
         &mut self,
         plan: Plan,
         reservation_id: String,
         answer: Result<CreateStarRocksResponse, Arc<CloudError>>,
     ) -> Result<Created, CreateError> {
-        let asked = &mut self.asked;
-        let settlement = settle::settle(&asked.gateway.store, &reservation_id, &answer).await;
+        let (settlement, change) = settle::settle(&reservation_id, &answer);
         self.settlement = Some(settlement);
+        self.change = change;
         self.answer = Some(answer.clone());
+        let asked = &mut self.asked;
         let created = answer.map_err(|error| {
             tracing::warn!(reservation.state = %settlement.outcome(), error = ?error, "create failed upstream");
             CreateError::Upstream(UpstreamFailure {
@@ -265,19 +325,29 @@ impl CreateFlow<'_> {
 }
 
 impl Flow for CreateFlow<'_> {
-    type Output = Created;
+    type Output = CreateAnswer;
     type Error = CreateError;
 
-    async fn phases(&mut self) -> Result<Created, CreateError> {
+    async fn phases(&mut self) -> Result<CreateAnswer, CreateError> {
+        if let Some(saved) = self.check_key().await? {
+            return Ok(CreateAnswer::Replayed(saved));
+        }
         let team = self.asked.authorize()?;
         let plan = self.asked.evaluate(&team).map_err(CreateError::Denied)?;
         let reservation_id = uuid::Uuid::new_v4().to_string();
-        self.reserve(&plan, &reservation_id).await?;
+        if let Some(saved) = self.reserve(&plan, &reservation_id).await? {
+            return Ok(CreateAnswer::Replayed(saved));
+        }
         let answer = self.forward(&plan).await;
-        self.settle(plan, reservation_id, answer).await
+        self.settle(plan, reservation_id, answer)
+            .map(CreateAnswer::Created)
     }
 
-    fn entry(&self, result: &Result<Created, CreateError>) -> Option<Entry> {
+    fn entry(&self, result: &Result<CreateAnswer, CreateError>) -> Option<Entry> {
+        if matches!(result, Ok(CreateAnswer::Replayed(_))) {
+            // The first request's decision is in the log; a replay decides nothing.
+            return None;
+        }
         let mut entry = self.asked.entry(Action::Create)?;
         if let (Some(reserved), Some(settlement)) = (self.reserved, self.settlement) {
             entry.outcome = settlement.outcome();
@@ -314,20 +384,38 @@ impl Flow for CreateFlow<'_> {
         }
         Some(entry)
     }
+
+    fn finish(&self, result: &Result<CreateAnswer, CreateError>) -> Option<Finish> {
+        // Only a create that reached the cloud has anything left to write.
+        self.answer.as_ref()?;
+        let key = self.key.as_ref().map(|key| {
+            let outcome = (key.replay)(result).map_or(KeyOutcome::Forget, KeyOutcome::Save);
+            (key.request.clone(), outcome)
+        });
+        Some(Finish {
+            change: self.change.clone(),
+            decision: None,
+            key,
+        })
+    }
 }
 
 impl Gateway {
-    /// Creates an instance for `employee`, or says which phase refused and why.
+    /// Creates an instance for `employee`, or says which phase refused and why. With a key,
+    /// the same request is answered once: later ones get the first answer.
     pub async fn create(
         &self,
         employee: &Employee,
         input: CreateInput,
         request_id: &str,
-    ) -> Result<Created, CreateError> {
+        key: Option<Idempotent>,
+    ) -> Result<CreateAnswer, CreateError> {
         let flow = CreateFlow {
             asked: Asked::new(self, employee, input, request_id),
+            key,
             reserved: None,
             settlement: None,
+            change: None,
             answer: None,
         };
         drive(&self.store, flow).await

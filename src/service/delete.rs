@@ -15,7 +15,7 @@ use crate::lifecycle::LifecycleState;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::record::Entry;
 use crate::storage::decisions::{Action, Outcome};
-use crate::storage::ledger::{Reservation, ReservationState};
+use crate::storage::ledger::{Change, Finish, Reservation, ReservationState};
 
 /// A deletion under way.
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,6 +38,8 @@ struct DeleteFlow<'g> {
     reservation: Option<Reservation>,
     /// The cloud's answer: the deletion's job id, or why it failed.
     answer: Option<Result<Option<String>, Arc<CloudError>>>,
+    /// The settlement's ledger change, written with the decision.
+    change: Option<Change>,
 }
 
 impl DeleteFlow<'_> {
@@ -82,19 +84,19 @@ impl DeleteFlow<'_> {
     }
 
     /// Phase 6, **settle**: accepted → stays `deleting` with its job; already gone →
-    /// `deleted`; failed → back to `committed`, so the caller can try again.
-    async fn settle(
+    /// `deleted`; failed → back to `committed`, so the caller can try again. The change is
+    /// committed with the decision ([`Flow::finish`]).
+    fn settle(
         &mut self,
         reservation: &Reservation,
         answer: Result<Option<String>, Arc<CloudError>>,
     ) -> Result<DeleteAccepted, InstanceError> {
-        let store = &self.gateway.store;
         self.answer = Some(answer.clone());
         let (to, why, job_id) = match &answer {
             Ok(job_id) => (
                 ReservationState::Deleting,
                 "deletion accepted by the cloud",
-                job_id.as_deref(),
+                job_id.clone(),
             ),
             Err(error) if error.is_not_found() => (
                 ReservationState::Deleted,
@@ -103,12 +105,10 @@ impl DeleteFlow<'_> {
             ),
             Err(_) => (ReservationState::Committed, "delete failed", None),
         };
-        let stored = store
-            .transition(&reservation.id, ReservationState::Deleting, to, why, job_id)
-            .await;
-        if let Err(error) = stored {
-            tracing::error!(error = ?error, state = %to, "recording the deletion's outcome failed");
-        }
+        self.change = Some(Change {
+            job_id,
+            ..Change::new(&reservation.id, ReservationState::Deleting, to, why)
+        });
         let (state, job_id) = match answer {
             Ok(job_id) => (LifecycleState::Deleting, job_id),
             Err(error) if error.is_not_found() => (LifecycleState::Deleted, None),
@@ -132,7 +132,14 @@ impl Flow for DeleteFlow<'_> {
         let reservation = self.authorize().await?;
         self.mark_deleting(&reservation).await?;
         let answer = self.forward(&reservation).await;
-        self.settle(&reservation, answer).await
+        self.settle(&reservation, answer)
+    }
+
+    fn finish(&self, _: &Result<DeleteAccepted, InstanceError>) -> Option<Finish> {
+        Some(Finish {
+            change: Some(self.change.clone()?),
+            ..Finish::default()
+        })
     }
 
     fn entry(&self, result: &Result<DeleteAccepted, InstanceError>) -> Option<Entry> {
@@ -192,6 +199,7 @@ impl Gateway {
             started: Instant::now(),
             reservation: None,
             answer: None,
+            change: None,
         };
         drive(&self.store, flow).await
     }

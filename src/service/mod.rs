@@ -20,6 +20,7 @@ use crate::error::Coded;
 use crate::pipeline::record::{self, Entry};
 use crate::policy::PolicyStore;
 use crate::storage::Store;
+use crate::storage::ledger::Finish;
 
 /// What the use cases share: the policy in force, the cloud client and the database.
 #[derive(Debug)]
@@ -44,13 +45,18 @@ pub(crate) trait Flow {
     /// The decision-log entry of this run; `None` when it ended before anything was decided
     /// (no team could be chosen, or no instance was found to act on).
     fn entry(&self, result: &Result<Self::Output, Self::Error>) -> Option<Entry>;
+
+    /// What the run changed last (a settlement, an idempotency key's outcome), to commit
+    /// together with its decision; `None` when it changed nothing.
+    fn finish(&self, result: &Result<Self::Output, Self::Error>) -> Option<Finish> {
+        let _ = result;
+        None
+    }
 }
 
 /// Runs a flow and records its decision: the one place `record` is called.
 pub(crate) async fn drive<F: Flow>(store: &Store, mut flow: F) -> Result<F::Output, F::Error> {
     let result = flow.phases().await;
-    if let Some(entry) = flow.entry(&result) {
-        record::record(store, entry).await;
-    }
+    record::record(store, flow.entry(&result), flow.finish(&result)).await;
     result
 }

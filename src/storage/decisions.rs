@@ -2,11 +2,14 @@
 //! Rows are built from typed values that hold no secret, so no password, token or
 //! `Authorization` header can be written here.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ledger::Cost;
+use super::writer::WriteOp;
 use super::{StorageError, Store, stored_enum};
 
 stored_enum! {
@@ -133,43 +136,85 @@ fn parse<T: serde::de::DeserializeOwned>(
     .transpose()
 }
 
+const DECISION_COLUMNS: &str = "id, at, request_id, decision_id, action, subject, team, target, size, \
+    outcome, rules, policy_revision, quota_before, quota_after, upstream_status, error_code, \
+    instance_id, job_id, latency_ms";
+/// Columns per row: rows per statement stay well inside either engine's parameter limit.
+const DECISION_WIDTH: usize = 19;
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Inserts `records`, a few hundred rows per statement.
+pub(super) async fn insert_decisions(
+    connection: &mut sqlx::AnyConnection,
+    records: &[DecisionRecord],
+) -> Result<(), StorageError> {
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let slots: Vec<String> = (1..=DECISION_WIDTH)
+                    .map(|column| format!("${}", row * DECISION_WIDTH + column))
+                    .collect();
+                format!("({})", slots.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO decisions ({DECISION_COLUMNS}) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for record in chunk {
+            query = query
+                .bind(&record.id)
+                .bind(record.at_ms)
+                .bind(&record.request_id)
+                .bind(&record.decision_id)
+                .bind(record.action.as_str())
+                .bind(&record.subject)
+                .bind(&record.team)
+                .bind(&record.target)
+                .bind(&record.size)
+                .bind(record.outcome.as_str())
+                .bind(json(&record.rules)?)
+                .bind(&record.policy_revision)
+                .bind(record.quota_before.as_ref().map(json).transpose()?)
+                .bind(record.quota_after.as_ref().map(json).transpose()?)
+                .bind(record.upstream_status.map(i64::from))
+                .bind(&record.error_code)
+                .bind(&record.instance_id)
+                .bind(&record.job_id)
+                .bind(record.latency_ms);
+        }
+        query.execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+/// Buffered entries, written together by the decision log's background writer.
+#[derive(Debug)]
+pub(super) struct AppendDecisions(pub(super) Arc<Vec<DecisionRecord>>);
+
+impl WriteOp for AppendDecisions {
+    type Output = ();
+
+    async fn apply(&self, connection: &mut sqlx::AnyConnection) -> Result<(), StorageError> {
+        insert_decisions(connection, &self.0).await
+    }
+}
+
 impl Store {
-    pub async fn record_decision(&self, record: &DecisionRecord) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO decisions (id, at, request_id, decision_id, action, subject, team, target, size, \
-             outcome, rules, policy_revision, quota_before, quota_after, upstream_status, error_code, \
-             instance_id, job_id, latency_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        )
-        .bind(&record.id)
-        .bind(record.at_ms)
-        .bind(&record.request_id)
-        .bind(&record.decision_id)
-        .bind(record.action.as_str())
-        .bind(&record.subject)
-        .bind(&record.team)
-        .bind(&record.target)
-        .bind(&record.size)
-        .bind(record.outcome.as_str())
-        .bind(json(&record.rules)?)
-        .bind(&record.policy_revision)
-        .bind(record.quota_before.as_ref().map(json).transpose()?)
-        .bind(record.quota_after.as_ref().map(json).transpose()?)
-        .bind(record.upstream_status.map(i64::from))
-        .bind(&record.error_code)
-        .bind(&record.instance_id)
-        .bind(&record.job_id)
-        .bind(record.latency_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Logs the decision of a request that changed nothing, in the background: no commit on
+    /// the request's path (see [`super::log`] for the loss window).
+    pub async fn log_decision(&self, record: DecisionRecord) {
+        self.log.append(record).await;
     }
 
-    /// Decisions matching `filter`, newest first, one page plus whether more follow.
+    /// Decisions matching `filter`, newest first, one page plus whether more follow. Flushes
+    /// the background log first, so every decision made before the call is in the answer.
     pub async fn decisions(
         &self,
         filter: &DecisionFilter,
     ) -> Result<(Vec<DecisionRecord>, bool), StorageError> {
+        self.log.flush().await;
         enum Bind {
             Text(String),
             Number(i64),
@@ -209,9 +254,7 @@ impl Store {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT id, at, request_id, decision_id, action, subject, team, target, size, outcome, rules, \
-             policy_revision, quota_before, quota_after, upstream_status, error_code, instance_id, job_id, \
-             latency_ms FROM decisions {where_clause} ORDER BY at DESC, id DESC LIMIT {}",
+            "SELECT {DECISION_COLUMNS} FROM decisions {where_clause} ORDER BY at DESC, id DESC LIMIT {}",
             filter.limit + 1
         );
         let mut query = sqlx::query(&sql);

@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::{AnyPool, Row};
+use std::sync::Arc;
+
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
 use super::{Engine, StorageError};
 
@@ -57,6 +59,26 @@ impl FileIdentity {
             _ => Err(StorageError::Replaced(self.path.display().to_string())),
         }
     }
+}
+
+/// Every SQLite connection's first statements: exclusive locking before the first access,
+/// so WAL never maps a `-shm` file; a short wait for a lock held elsewhere; full sync.
+pub(super) const SQLITE_SETUP: &str = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA busy_timeout = 2000; PRAGMA synchronous = FULL; \
+     PRAGMA journal_mode = WAL";
+
+/// Opens the SQLite file once as the gateway will, to turn what can go wrong into a clear
+/// start-up error: another process holds it, or it cannot be written.
+pub(super) async fn open_exclusively(url: &str, path: &Path) -> Result<(), StorageError> {
+    let file = path.display().to_string();
+    let opened = async {
+        let mut connection = AnyConnection::connect(url).await?;
+        connection.execute(SQLITE_SETUP).await?;
+        connection.close().await
+    };
+    opened.await.map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.message().contains("locked") => StorageError::Locked(file),
+        _ => StorageError::Unwritable(file, Arc::new(error)),
+    })
 }
 
 /// Whether the database already holds the ledger's schema.

@@ -1,21 +1,33 @@
 //! `Idempotency-Key` records, scoped to the employee who sent the key, in the shape of
-//! zero-to-production's `idempotency/persistence.rs`: [`Store::try_processing`] says what to do
-//! ([`NextAction`]), [`Store::save_response`] stores the answer to replay.
+//! zero-to-production's `idempotency/persistence.rs`, with its writes folded into the
+//! create's own transactions so a keyed create pays no extra commit:
+//! - [`Store::check_key`] reads (no write) what a request should do ([`NextAction`]);
+//! - the key is claimed (`in_flight`) in the reservation's transaction
+//!   ([`super::ledger::Reserve`]), atomically, across replicas too;
+//! - its outcome (an answer to replay, or forgotten so a retry runs again) is written in the
+//!   request's last transaction ([`super::ledger::Finish`]).
 //!
-//! The first request with a key claims it (`in_flight`); its outcome is then either stored
-//! (`done`, replayed to later requests with the same key and body) or forgotten, so a retry
-//! runs again. A record expires after the configured time.
+//! A record expires after the configured time.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{StorageError, Store, now_ms};
 
 /// A request's key: who sent it, the key, and what identifies "the same request".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedRequest {
+    pub subject: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// A key to claim, with how long its record lives.
 #[derive(Debug, Clone)]
-pub struct KeyedRequest<'a> {
-    pub subject: &'a str,
-    pub key: &'a str,
-    pub fingerprint: &'a str,
+pub struct Claim {
+    pub request: KeyedRequest,
+    pub ttl_ms: i64,
+    /// The reservation the claim is made for.
+    pub reservation_id: String,
 }
 
 /// An answer stored for replay.
@@ -30,10 +42,28 @@ pub struct SavedResponse {
 /// What to do with a request that carries a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextAction {
-    /// The key is new (or its record expired): this request owns it now.
+    /// The key is free (new, or its record expired): run the request.
     StartProcessing,
     /// The same key and body already finished: answer this again.
     ReturnSaved(SavedResponse),
+}
+
+/// Why a key cannot be claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyConflict {
+    InFlight,
+    Reused,
+    /// The same request finished meanwhile.
+    Saved(SavedResponse),
+}
+
+/// What becomes of a claimed key when its request ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// Replay this to later requests with the key.
+    Save(SavedResponse),
+    /// The request had no effect: a retry runs again.
+    Forget,
 }
 
 /// Why a request with a key cannot run.
@@ -53,97 +83,124 @@ impl From<sqlx::Error> for IdempotencyError {
     }
 }
 
-impl Store {
-    /// Claims the key, or says why this request cannot run, or what to answer instead.
-    pub async fn try_processing(
-        &self,
-        request: &KeyedRequest<'_>,
-        ttl_ms: i64,
-    ) -> Result<NextAction, IdempotencyError> {
-        let KeyedRequest {
-            subject,
-            key,
-            fingerprint: request_hash,
-        } = *request;
-        let now = now_ms();
-        // An expired record is as good as none.
-        sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2 AND expires_at <= $3")
-            .bind(subject)
-            .bind(key)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        // The primary key makes the claim atomic, across replicas too.
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (subject, idem_key, request_hash, state, created_at, expires_at) \
-             VALUES ($1, $2, $3, 'in_flight', $4, $5) ON CONFLICT (subject, idem_key) DO NOTHING",
-        )
-        .bind(subject)
-        .bind(key)
-        .bind(request_hash)
-        .bind(now)
-        .bind(now + ttl_ms)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            return Ok(NextAction::StartProcessing);
-        }
-        let Some(row) = sqlx::query(
-            "SELECT request_hash, state, status, response, reservation_id FROM idempotency_keys \
-             WHERE subject = $1 AND idem_key = $2",
-        )
-        .bind(subject)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            // Deleted between our insert and read (it expired): the caller may simply retry.
-            return Err(IdempotencyError::InFlight);
-        };
-        let hash: String = row.try_get("request_hash")?;
-        let state: String = row.try_get("state")?;
-        if hash != request_hash {
-            return Err(IdempotencyError::Reused);
-        }
-        if state != "done" {
-            return Err(IdempotencyError::InFlight);
-        }
-        let status: i64 = row.try_get("status")?;
-        Ok(NextAction::ReturnSaved(SavedResponse {
-            status: u16::try_from(status)
-                .map_err(|e| StorageError::Corrupt(format!("status: {e}")))?,
-            body: row.try_get("response")?,
-            reservation_id: row.try_get("reservation_id")?,
-        }))
+/// The live record of a key, judged against `request`; `None` when there is none.
+async fn existing(
+    connection: &mut AnyConnection,
+    request: &KeyedRequest,
+    now: i64,
+) -> Result<Option<KeyConflict>, StorageError> {
+    let Some(row) = sqlx::query(
+        "SELECT request_hash, state, status, response, reservation_id FROM idempotency_keys \
+         WHERE subject = $1 AND idem_key = $2 AND expires_at > $3",
+    )
+    .bind(&request.subject)
+    .bind(&request.key)
+    .bind(now)
+    .fetch_optional(connection)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let hash: String = row.try_get("request_hash")?;
+    let state: String = row.try_get("state")?;
+    if hash != request.fingerprint {
+        return Ok(Some(KeyConflict::Reused));
     }
+    if state != "done" {
+        return Ok(Some(KeyConflict::InFlight));
+    }
+    let status: i64 = row.try_get("status")?;
+    Ok(Some(KeyConflict::Saved(SavedResponse {
+        status: u16::try_from(status).map_err(|e| StorageError::Corrupt(format!("status: {e}")))?,
+        body: row.try_get("response")?,
+        reservation_id: row.try_get("reservation_id")?,
+    })))
+}
 
-    /// Stores the answer to replay for the key.
-    pub async fn save_response(
-        &self,
-        request: &KeyedRequest<'_>,
-        response: &SavedResponse,
-    ) -> Result<(), StorageError> {
-        sqlx::query(
+/// Claims the key inside the caller's transaction, or says why it cannot be.
+pub(super) async fn claim(
+    tx: &mut AnyConnection,
+    claim: &Claim,
+) -> Result<Result<(), KeyConflict>, StorageError> {
+    let request = &claim.request;
+    let now = now_ms();
+    // An expired record is as good as none.
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2 AND expires_at <= $3",
+    )
+    .bind(&request.subject)
+    .bind(&request.key)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    // The primary key makes the claim atomic, across replicas too.
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (subject, idem_key, request_hash, state, created_at, expires_at, reservation_id) \
+         VALUES ($1, $2, $3, 'in_flight', $4, $5, $6) ON CONFLICT (subject, idem_key) DO NOTHING",
+    )
+    .bind(&request.subject)
+    .bind(&request.key)
+    .bind(&request.fingerprint)
+    .bind(now)
+    .bind(now + claim.ttl_ms)
+    .bind(&claim.reservation_id)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(Ok(()));
+    }
+    Ok(Err(existing(tx, request, now)
+        .await?
+        .unwrap_or(KeyConflict::InFlight)))
+}
+
+/// Writes a claimed key's outcome inside the caller's transaction.
+pub(super) async fn settle(
+    tx: &mut AnyConnection,
+    request: &KeyedRequest,
+    outcome: &KeyOutcome,
+) -> Result<(), StorageError> {
+    match outcome {
+        KeyOutcome::Save(response) => sqlx::query(
             "UPDATE idempotency_keys SET state = 'done', status = $3, response = $4, reservation_id = $5 \
              WHERE subject = $1 AND idem_key = $2",
         )
-        .bind(request.subject)
-        .bind(request.key)
+        .bind(&request.subject)
+        .bind(&request.key)
         .bind(i64::from(response.status))
         .bind(&response.body)
         .bind(&response.reservation_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&mut *tx)
+        .await
+        .map(drop)?,
+        KeyOutcome::Forget => forget(tx, request).await?,
     }
+    Ok(())
+}
 
-    /// Forgets the key, so a retry with it runs again.
-    pub async fn forget_key(&self, request: &KeyedRequest<'_>) -> Result<(), StorageError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2")
-            .bind(request.subject)
-            .bind(request.key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+/// Forgets the key inside the caller's transaction, so a retry with it runs again.
+pub(super) async fn forget(
+    tx: &mut AnyConnection,
+    request: &KeyedRequest,
+) -> Result<(), StorageError> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2")
+        .bind(&request.subject)
+        .bind(&request.key)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// What a request with this key should do, by reading alone; the claim is made with the
+    /// reservation, which settles races between two requests with the same key.
+    pub async fn check_key(&self, request: &KeyedRequest) -> Result<NextAction, IdempotencyError> {
+        let mut connection = self.pool.acquire().await?;
+        match existing(&mut connection, request, now_ms()).await? {
+            None => Ok(NextAction::StartProcessing),
+            Some(KeyConflict::Saved(saved)) => Ok(NextAction::ReturnSaved(saved)),
+            Some(KeyConflict::InFlight) => Err(IdempotencyError::InFlight),
+            Some(KeyConflict::Reused) => Err(IdempotencyError::Reused),
+        }
     }
 }

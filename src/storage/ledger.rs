@@ -3,17 +3,21 @@
 //! `pending` on an ambiguous one until reconciliation asks the cloud. A committed instance
 //! being deleted is `deleting` (still counted) until the cloud confirms it gone: `deleted`.
 //!
-//! Admission is serialized per team: PostgreSQL takes a transaction-scoped advisory lock on
-//! the team (so replicas sharing the database never over-admit), SQLite a `BEGIN IMMEDIATE`
-//! write lock. Usage is read and the new row written inside that lock.
+//! Every write goes through the group writer ([`super::writer`]). Admission is serialized per
+//! team: on PostgreSQL the writer's transaction holds the team's advisory lock (so replicas
+//! sharing the database never over-admit), on SQLite the one writer holds the write lock.
+//! Usage is read and the new row written inside that lock.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
-use super::{Engine, StorageError, Store, now_ms, stored_enum};
+use super::decisions::{DecisionRecord, insert_decisions};
+use super::idempotency::{self, Claim, KeyConflict, KeyOutcome, KeyedRequest};
+use super::writer::WriteOp;
+use super::{StorageError, Store, now_ms, stored_enum};
 use crate::policy::Quota;
 
 stored_enum! {
@@ -71,22 +75,22 @@ impl Cost {
 
 /// A reservation about to be written.
 #[derive(Debug, Clone)]
-pub struct NewReservation<'a> {
-    pub id: &'a str,
-    pub team: &'a str,
-    pub subject: &'a str,
+pub struct NewReservation {
+    pub id: String,
+    pub team: String,
+    pub subject: String,
     pub cost: Cost,
-    pub project_id: &'a str,
-    pub target: &'a str,
-    pub target_instance_id: &'a str,
-    pub name: &'a str,
-    pub size: &'a str,
-    pub labels: &'a BTreeMap<String, String>,
-    pub decision_id: &'a str,
-    pub request_id: &'a str,
+    pub project_id: String,
+    pub target: String,
+    pub target_instance_id: String,
+    pub name: String,
+    pub size: String,
+    pub labels: BTreeMap<String, String>,
+    pub decision_id: String,
+    pub request_id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
     Reserved {
         before: Cost,
@@ -96,6 +100,157 @@ pub enum ReserveOutcome {
     Exceeded {
         used: Cost,
     },
+    /// The request's `Idempotency-Key` is taken; nothing was written.
+    KeyTaken(KeyConflict),
+}
+
+/// Phase 4's write: the key claimed (when there is one) and the cost reserved, in one
+/// transaction, under the team's lock.
+#[derive(Debug, Clone)]
+pub struct Reserve {
+    pub new: NewReservation,
+    /// The team's limits; `None` admits anything.
+    pub limit: Option<Quota>,
+    pub key: Option<Claim>,
+}
+
+impl WriteOp for Reserve {
+    type Output = ReserveOutcome;
+
+    fn teams(&self) -> Vec<String> {
+        vec![self.new.team.clone()]
+    }
+
+    async fn apply(&self, tx: &mut AnyConnection) -> Result<ReserveOutcome, StorageError> {
+        let new = &self.new;
+        if let Some(claim) = &self.key
+            && let Err(conflict) = idempotency::claim(tx, claim).await?
+        {
+            return Ok(ReserveOutcome::KeyTaken(conflict));
+        }
+        let used = usage_of(tx, &new.team).await?;
+        let after = used.plus(new.cost);
+        if self
+            .limit
+            .as_ref()
+            .is_some_and(|limit| !after.within(limit))
+        {
+            if let Some(claim) = &self.key {
+                // A refusal had no effect: a retry with the key runs again.
+                idempotency::forget(tx, &claim.request).await?;
+            }
+            return Ok(ReserveOutcome::Exceeded { used });
+        }
+        let now = now_ms();
+        let labels =
+            serde_json::to_string(&new.labels).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO reservations (id, team, subject, state, instances, nodes, storage_gb, project_id, \
+             target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+        )
+        .bind(&new.id)
+        .bind(&new.team)
+        .bind(&new.subject)
+        .bind(new.cost.instances)
+        .bind(new.cost.nodes)
+        .bind(new.cost.storage_gb)
+        .bind(&new.project_id)
+        .bind(&new.target)
+        .bind(&new.target_instance_id)
+        .bind(&new.name)
+        .bind(&new.size)
+        .bind(labels)
+        .bind(&new.decision_id)
+        .bind(&new.request_id)
+        .bind(now)
+        .bind(ReservationState::Pending.as_str())
+        .execute(&mut *tx)
+        .await?;
+        Ok(ReserveOutcome::Reserved {
+            before: used,
+            after,
+        })
+    }
+}
+
+/// A reservation moving from one state to another, guarded by the state it is expected in,
+/// so concurrent requests cannot both make the same transition.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub reservation_id: String,
+    pub from: ReservationState,
+    pub to: ReservationState,
+    pub reason: String,
+    /// Recorded when given (a create's instance); kept otherwise.
+    pub instance_id: Option<String>,
+    /// Replaces the recorded job when given (a deletion's workflow follows the create's).
+    pub job_id: Option<String>,
+}
+
+impl Change {
+    pub fn new(
+        reservation_id: &str,
+        from: ReservationState,
+        to: ReservationState,
+        reason: &str,
+    ) -> Self {
+        Self {
+            reservation_id: reservation_id.to_owned(),
+            from,
+            to,
+            reason: reason.to_owned(),
+            instance_id: None,
+            job_id: None,
+        }
+    }
+
+    /// False when the reservation was not in `from`.
+    async fn apply(&self, tx: &mut AnyConnection) -> Result<bool, StorageError> {
+        let result = sqlx::query(
+            "UPDATE reservations SET state = $3, settle_reason = $4, updated_at = $5, \
+             instance_id = COALESCE($6, instance_id), job_id = COALESCE($7, job_id) \
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(&self.reservation_id)
+        .bind(self.from.as_str())
+        .bind(self.to.as_str())
+        .bind(&self.reason)
+        .bind(now_ms())
+        .bind(&self.instance_id)
+        .bind(&self.job_id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
+
+/// A request's last write: its ledger change, its decision and its key's outcome, committed
+/// together, so an answered request never has one without the others.
+#[derive(Debug, Clone, Default)]
+pub struct Finish {
+    pub change: Option<Change>,
+    pub decision: Option<DecisionRecord>,
+    pub key: Option<(KeyedRequest, KeyOutcome)>,
+}
+
+impl WriteOp for Finish {
+    /// Whether the change was made (true when there was none).
+    type Output = bool;
+
+    async fn apply(&self, tx: &mut AnyConnection) -> Result<bool, StorageError> {
+        let changed = match &self.change {
+            Some(change) => change.apply(tx).await?,
+            None => true,
+        };
+        if let Some(decision) = &self.decision {
+            insert_decisions(tx, std::slice::from_ref(decision)).await?;
+        }
+        if let Some((request, outcome)) = &self.key {
+            idempotency::settle(tx, request, outcome).await?;
+        }
+        Ok(changed)
+    }
 }
 
 /// A ledger row, as reconciliation and idempotent replays need it.
@@ -145,67 +300,44 @@ fn reservation(row: &sqlx::any::AnyRow) -> Result<Reservation, StorageError> {
 }
 
 impl Store {
-    /// Reserves `new.cost` for `new.team` unless that would exceed `limit` (no limit: always).
-    pub async fn reserve(
-        &self,
-        new: &NewReservation<'_>,
-        limit: Option<&Quota>,
-    ) -> Result<ReserveOutcome, StorageError> {
-        // Nothing goes upstream without a reservation that survives a restart.
+    /// Claims the key (if any) and reserves the cost, in the next group commit. Nothing goes
+    /// upstream without a reservation that survives a restart: a replaced SQLite file refuses.
+    pub async fn reserve(&self, reserve: Reserve) -> Result<ReserveOutcome, StorageError> {
         self.check_file()?;
-        let mut tx = match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
-        };
-        if self.engine == Engine::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(new.team)
-                .execute(&mut *tx)
-                .await?;
+        let team = reserve.new.team.clone();
+        let outcome = self.writer.write(reserve).await;
+        if let Some(usage) = &self.usage {
+            usage.invalidate(&team).await;
         }
-        let used = usage_of(&mut tx, new.team).await?;
-        let after = used.plus(new.cost);
-        if limit.is_some_and(|limit| !after.within(limit)) {
-            tx.rollback().await?;
-            return Ok(ReserveOutcome::Exceeded { used });
-        }
-        let now = now_ms();
-        let labels =
-            serde_json::to_string(new.labels).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO reservations (id, team, subject, state, instances, nodes, storage_gb, project_id, \
-             target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
-        )
-        .bind(new.id)
-        .bind(new.team)
-        .bind(new.subject)
-        .bind(new.cost.instances)
-        .bind(new.cost.nodes)
-        .bind(new.cost.storage_gb)
-        .bind(new.project_id)
-        .bind(new.target)
-        .bind(new.target_instance_id)
-        .bind(new.name)
-        .bind(new.size)
-        .bind(labels)
-        .bind(new.decision_id)
-        .bind(new.request_id)
-        .bind(now)
-        .bind(ReservationState::Pending.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(ReserveOutcome::Reserved {
-            before: used,
-            after,
-        })
+        outcome
     }
 
-    /// What `team` uses now: pending and committed reservations.
+    /// Commits a request's last write; see [`Finish`].
+    pub async fn finish(&self, finish: Finish) -> Result<bool, StorageError> {
+        let changes_usage = finish.change.is_some();
+        let finished = self.writer.write(finish).await;
+        if changes_usage && let Some(usage) = &self.usage {
+            // A change names its reservation, not its team; changes are rare next to reads.
+            usage.invalidate_all();
+        }
+        finished
+    }
+
+    /// What `team` uses: pending, committed and deleting reservations. Reused for up to
+    /// `storage.usage_cache_ms`, except after this gateway's own changes; admission never
+    /// relies on it.
     pub async fn usage(&self, team: &str) -> Result<Cost, StorageError> {
-        let mut connection = self.pool.acquire().await?;
-        usage_of(&mut connection, team).await
+        let read = async {
+            let mut connection = self.pool.acquire().await?;
+            usage_of(&mut connection, team).await
+        };
+        match &self.usage {
+            Some(cache) => cache
+                .try_get_with_by_ref(team, read)
+                .await
+                .map_err(|error| (*error).clone()),
+            None => read.await,
+        }
     }
 
     /// `pending` → `committed`, recording the instance. False when it was not pending.
@@ -216,44 +348,31 @@ impl Store {
         job_id: Option<&str>,
         reason: &str,
     ) -> Result<bool, StorageError> {
-        let result = sqlx::query(
-            "UPDATE reservations SET state = $6, instance_id = $2, job_id = $3, settle_reason = $4, \
-             updated_at = $5 WHERE id = $1 AND state = $7",
-        )
-        .bind(id)
-        .bind(instance_id)
-        .bind(job_id)
-        .bind(reason)
-        .bind(now_ms())
-        .bind(ReservationState::Committed.as_str())
-        .bind(ReservationState::Pending.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let change = Change {
+            instance_id: Some(instance_id.to_owned()),
+            job_id: job_id.map(ToOwned::to_owned),
+            ..Change::new(
+                id,
+                ReservationState::Pending,
+                ReservationState::Committed,
+                reason,
+            )
+        };
+        self.change(change).await
     }
 
     /// `pending` → `released`: its cost no longer counts. False when it was not pending.
     pub async fn release(&self, id: &str, reason: &str) -> Result<bool, StorageError> {
-        self.transition(
+        self.change(Change::new(
             id,
             ReservationState::Pending,
             ReservationState::Released,
             reason,
-            None,
-        )
+        ))
         .await
     }
 
-    pub async fn reservation(&self, id: &str) -> Result<Option<Reservation>, StorageError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(reservation).transpose()
-    }
-
-    /// Moves a reservation from state `from` to `to`; false when it was not in `from`, so
-    /// concurrent requests cannot both make the same transition.
+    /// Moves a reservation from state `from` to `to`; false when it was not in `from`.
     /// A `job_id` replaces the recorded one (a deletion's workflow follows the create's job).
     pub async fn transition(
         &self,
@@ -263,19 +382,27 @@ impl Store {
         reason: &str,
         job_id: Option<&str>,
     ) -> Result<bool, StorageError> {
-        let result = sqlx::query(
-            "UPDATE reservations SET state = $3, settle_reason = $4, updated_at = $5, \
-             job_id = COALESCE($6, job_id) WHERE id = $1 AND state = $2",
-        )
-        .bind(id)
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(reason)
-        .bind(now_ms())
-        .bind(job_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let change = Change {
+            job_id: job_id.map(ToOwned::to_owned),
+            ..Change::new(id, from, to, reason)
+        };
+        self.change(change).await
+    }
+
+    async fn change(&self, change: Change) -> Result<bool, StorageError> {
+        self.finish(Finish {
+            change: Some(change),
+            ..Finish::default()
+        })
+        .await
+    }
+
+    pub async fn reservation(&self, id: &str) -> Result<Option<Reservation>, StorageError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(reservation).transpose()
     }
 
     /// The ledger row of a StarRocks instance.
@@ -364,7 +491,7 @@ impl Store {
     }
 }
 
-async fn usage_of(connection: &mut sqlx::AnyConnection, team: &str) -> Result<Cost, StorageError> {
+async fn usage_of(connection: &mut AnyConnection, team: &str) -> Result<Cost, StorageError> {
     let row = sqlx::query(&format!(
         "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS instances, \
          CAST(COALESCE(SUM(nodes), 0) AS BIGINT) AS nodes, \

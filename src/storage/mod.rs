@@ -9,8 +9,11 @@ pub mod decisions;
 mod guard;
 pub mod idempotency;
 pub mod ledger;
+pub mod log;
 pub mod retention;
+pub mod writer;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::ExposeSecret;
@@ -40,14 +43,14 @@ impl Engine {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     #[error("storage URL must start with sqlite: or postgres://")]
     UnsupportedUrl,
     #[error("the database is unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Arc<sqlx::Error>),
     #[error("applying database migrations failed")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
+    Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
     #[error("a stored record is unreadable: {0}")]
     Corrupt(String),
     #[error(
@@ -62,11 +65,19 @@ pub enum StorageError {
     NoLedger,
     #[error("the database file {0} was removed or replaced while the gateway ran")]
     Replaced(String),
+    #[error("the database file {0} is in use by another process (one gateway owns a SQLite file)")]
+    Locked(String),
+    #[error("the database file {0} cannot be opened for writing")]
+    Unwritable(String, #[source] Arc<sqlx::Error>),
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    #[error("another operation of the same transaction failed")]
+    BatchFailed,
 }
 
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Unavailable(error)
+        Self::Unavailable(Arc::new(error))
     }
 }
 
@@ -118,9 +129,14 @@ pub(crate) use stored_enum;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
-    engine: Engine,
     /// The SQLite file opened at start, which must stay the one at its path.
     file: Option<guard::FileIdentity>,
+    /// Durable writes, group-committed.
+    writer: writer::Writer,
+    /// Decisions of requests that changed nothing, written in the background.
+    log: log::DecisionLog,
+    /// Teams' usage as last read, for previews; `None` when turned off.
+    usage: Option<moka::future::Cache<String, ledger::Cost>>,
 }
 
 /// Unix milliseconds now.
@@ -131,8 +147,9 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Connects, applies the migrations, and for SQLite turns on WAL. Refuses a database
-    /// without a ledger unless `settings.create_if_missing`.
+    /// Connects, applies the migrations, and for SQLite turns on WAL in exclusive locking
+    /// mode. Refuses a database without a ledger unless `settings.create_if_missing`. Starts
+    /// the writer and the decision log on the current runtime.
     pub async fn connect(settings: &StorageSettings) -> Result<Self, StorageError> {
         install_default_drivers();
         let configured = settings.url.expose_secret();
@@ -156,14 +173,24 @@ impl Store {
             }
             _ => configured.to_owned(),
         };
+        // One gateway owns a SQLite file, through one connection: exclusive locking keeps
+        // WAL's index in process memory instead of a memory-mapped `-shm` file, so a file
+        // that turns unwritable is an I/O error (503), never a SIGBUS, and a second process
+        // cannot write behind this one's back.
+        let connections = match engine {
+            Engine::Sqlite => 1,
+            Engine::Postgres => settings.max_connections,
+        };
+        if let Some(path) = &sqlite_file {
+            guard::open_exclusively(&url, path).await?;
+        }
         let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
+            .max_connections(connections)
             .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
-                        // Writers queue instead of failing while another one holds the lock.
-                        connection.execute("PRAGMA busy_timeout = 10000").await?;
+                        connection.execute(guard::SQLITE_SETUP).await?;
                     }
                     Ok(())
                 })
@@ -173,15 +200,57 @@ impl Store {
         if !settings.create_if_missing && !guard::has_ledger(&pool, engine).await? {
             return Err(StorageError::NoLedger);
         }
-        if engine == Engine::Sqlite {
-            pool.execute("PRAGMA journal_mode = WAL").await?;
-        }
-        MIGRATOR.run(&pool).await.map_err(StorageError::Migrate)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|error| StorageError::Migrate(Arc::new(error)))?;
         let file = sqlite_file
             .as_deref()
             .map(guard::FileIdentity::of)
             .transpose()?;
-        Ok(Self { pool, engine, file })
+        let writer = writer::Writer::spawn(pool.clone(), engine);
+        let log = log::DecisionLog::spawn(writer.clone());
+        let usage = (settings.usage_cache_ms > 0).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_millis(settings.usage_cache_ms))
+                .build()
+        });
+        Ok(Self {
+            pool,
+            file,
+            writer,
+            log,
+            usage,
+        })
+    }
+
+    /// The connection pool, for maintenance tools and tests that inspect the database. On
+    /// SQLite it holds the one connection the gateway owns.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Transactions committed by the group writer since start.
+    pub fn transactions(&self) -> u64 {
+        self.writer.transactions()
+    }
+
+    /// Returns once every decision logged before the call is written.
+    pub async fn flush(&self) {
+        self.log.flush().await;
+    }
+
+    /// Writes what the decision log still buffers and closes the connections (releasing a
+    /// SQLite file's lock). For a graceful shutdown.
+    pub async fn close(&self) {
+        self.log.flush().await;
+        self.pool.close().await;
+        // sqlx closes idle connections first and then waits for the checked-out ones, so one
+        // returned meanwhile stays open; a second pass closes it and releases the file.
+        if self.pool.size() > 0 {
+            self.pool.close().await;
+        }
     }
 
     /// `Err` once the SQLite file opened at start was removed or replaced.

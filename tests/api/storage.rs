@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 use starrocks_gateway::config::StorageSettings;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::policy::{Policy, PolicyStore};
@@ -40,7 +40,71 @@ on_both_engines!(
     no_table_ever_holds_a_password_or_token,
     a_ledger_that_fails_is_503_and_the_refusal_is_still_recorded,
     retention_prunes_old_decisions_and_expired_keys_and_keeps_the_rest,
+    a_graceful_shutdown_writes_the_buffered_decisions,
+    a_keyed_create_commits_twice_and_a_dry_run_never_waits_for_a_commit,
 );
+
+/// Dry-run decisions wait in the background log's buffer; stopping the gateway gracefully
+/// writes them before the database closes.
+async fn a_graceful_shutdown_writes_the_buffered_decisions(db: Db) {
+    let mut app = TestApp::builder().database(db).spawn().await;
+    let token = app.alice();
+    let answers = join_all((0..20).map(|_| {
+        app.authed(Method::POST, "/v1/starrocks/dry-run", &token)
+            .json(&small_instance())
+            .send()
+    }))
+    .await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|a| a.status() == 200))
+    );
+
+    let policy = PolicyStore::fixed(Policy::parse(EXAMPLE_POLICY).expect("valid"));
+    app.stack.restart_gateway(policy).await.expect("restarted");
+
+    let logged = sqlx::query("SELECT id FROM decisions WHERE action = 'dry_run'")
+        .fetch_all(app.stack.store.pool())
+        .await
+        .expect("query");
+    assert_eq!(logged.len(), 20);
+}
+
+/// A keyed create's durable writes are the reservation (with the key's claim) and the
+/// settlement (with the decision and the key's answer): two group commits, however many
+/// statements. A dry-run waits for none.
+async fn a_keyed_create_commits_twice_and_a_dry_run_never_waits_for_a_commit(db: Db) {
+    let app = TestApp::builder().database(db).spawn().await;
+    let token = app.alice();
+    let url = app.stack.gateway_url.clone();
+    app.stack.store.flush().await;
+    let before = app.stack.store.transactions();
+
+    let created = create_with_key(&app, &url, &token, "two-commits", &small_instance()).await;
+    let after_create = app.stack.store.transactions();
+    let dry_run = app
+        .authed(Method::POST, "/v1/starrocks/dry-run", &token)
+        .json(&small_instance())
+        .send()
+        .await
+        .expect("answer");
+    let after_dry_run = app.stack.store.transactions();
+
+    assert_eq!(created.status(), 201);
+    assert_eq!(after_create - before, 2);
+    assert_eq!(dry_run.status(), 200);
+    assert_eq!(
+        after_dry_run, after_create,
+        "the dry-run's decision is buffered"
+    );
+    app.stack.store.flush().await;
+    assert_eq!(
+        app.stack.store.transactions(),
+        after_dry_run + 1,
+        "and written by the background log"
+    );
+}
 
 fn named(i: usize) -> Value {
     json!({"name": format!("cube-{i:03}"), "target": "analytics-prod", "size": "small"})
@@ -339,8 +403,9 @@ async fn a_restarted_gateway_reconciles_what_was_pending(db: Db) {
     assert_eq!(ledger_states(&app).await, vec!["pending".to_owned()]);
 
     let policy = PolicyStore::fixed(Policy::parse(EXAMPLE_POLICY).expect("valid"));
+    let mut app = app;
     app.stack
-        .start_another_gateway(policy)
+        .restart_gateway(policy)
         .await
         .expect("the restarted gateway");
     let mut states = Vec::new();
@@ -363,15 +428,12 @@ async fn ledger_states(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// Rows of `sql`, through the gateway's own connection (a SQLite file has one owner), after
+/// the decision log's buffer is written.
 async fn rows(app: &TestApp, sql: &str) -> Vec<sqlx::any::AnyRow> {
-    use secrecy::ExposeSecret;
-    sqlx::any::install_default_drivers();
-    let mut connection =
-        sqlx::AnyConnection::connect(app.stack.settings.storage.url.expose_secret())
-            .await
-            .expect("the test database answers");
+    app.stack.store.flush().await;
     sqlx::query(sql)
-        .fetch_all(&mut connection)
+        .fetch_all(app.stack.store.pool())
         .await
         .expect("query")
 }
@@ -619,33 +681,56 @@ async fn an_empty_database_is_refused_unless_initialisation_is_asked_for() {
     }
 }
 
-/// A database that answers but cannot be written is not ready.
+/// WAL runs in exclusive locking mode: no memory-mapped `-shm` index exists whose loss could
+/// kill the process (SIGBUS), so a failing file is an I/O error like any other.
 #[tokio::test]
-async fn a_read_only_database_is_not_ready() {
+async fn the_sqlite_file_has_no_shared_memory_index() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        201
+    );
+    let file = sqlite_file(&app);
+    let wal = std::path::PathBuf::from(format!("{}-wal", file.display()));
+    let shm = std::path::PathBuf::from(format!("{}-shm", file.display()));
+
+    assert!(wal.exists(), "the database is in WAL mode");
+    assert!(
+        !shm.exists(),
+        "no shared-memory index beside {}",
+        file.display()
+    );
+}
+
+/// A database that cannot be written is refused at start, naming the file; so is one that
+/// another gateway owns.
+#[tokio::test]
+async fn a_read_only_or_owned_database_is_refused_at_start() {
     let path = std::env::temp_dir().join(format!("srgw-ro-{}.db", uuid::Uuid::new_v4()));
     let writable = StorageSettings {
         url: format!("sqlite://{}", path.display()).into(),
         create_if_missing: true,
         ..StorageSettings::default()
     };
-    Store::connect(&writable)
-        .await
-        .expect("created")
-        .ping()
-        .await
-        .expect("a writable database is ready");
+    let owner = Store::connect(&writable).await.expect("created");
+    owner.ping().await.expect("a writable database is ready");
+    let second = Store::connect(&writable).await;
+    owner.close().await;
     let read_only = StorageSettings {
         url: format!("sqlite://{}?mode=ro", path.display()).into(),
         ..StorageSettings::default()
     };
 
-    let ping = Store::connect(&read_only)
-        .await
-        .expect("opens")
-        .ping()
-        .await;
+    let refused = Store::connect(&read_only).await;
 
-    assert!(ping.is_err());
+    assert!(
+        matches!(&second, Err(StorageError::Locked(file)) if *file == path.display().to_string()),
+        "{second:?}"
+    );
+    assert!(
+        matches!(&refused, Err(StorageError::Unwritable(file, _)) if *file == path.display().to_string()),
+        "{refused:?}"
+    );
     for suffix in ["", "-wal", "-shm"] {
         drop(std::fs::remove_file(format!("{}{suffix}", path.display())));
     }

@@ -9,6 +9,7 @@ use crate::http::extract::{ActingTeam, IdempotencyKeyHeader, JsonBody};
 use crate::http::request_id::RequestId;
 use crate::pipeline::authenticate::Employee;
 use crate::service::Gateway;
+use crate::service::create::{CreateAnswer, Idempotent};
 use crate::storage::idempotency::KeyedRequest;
 
 /// Create a StarRocks instance.
@@ -49,13 +50,20 @@ pub async fn create_instance(
     body: JsonBody<CreateInstanceRequest>,
     key: IdempotencyKeyHeader,
 ) -> Result<HttpResponse, ApiError> {
-    let fingerprint = body.0.fingerprint(team.0.as_deref());
-    let keyed = key.0.as_ref().map(|key| KeyedRequest {
-        subject: &employee.subject,
-        key: key.as_ref(),
-        fingerprint: &fingerprint,
+    let key = key.0.map(|key| Idempotent {
+        request: KeyedRequest {
+            subject: employee.subject.clone(),
+            key: key.as_ref().to_owned(),
+            fingerprint: body.0.fingerprint(team.0.as_deref()),
+        },
+        replay: idempotency::saved_response,
     });
     let input = body.0.into_input(team.0.as_deref())?;
-    let create = gateway.create(&employee, input, request_id.as_str());
-    Box::pin(idempotency::once(&gateway, keyed, create)).await
+    let answer = Box::pin(gateway.create(&employee, input, request_id.as_str(), key)).await?;
+    Ok(match answer {
+        CreateAnswer::Created(created) => {
+            HttpResponse::Created().json(CreatedInstanceResponse::from(created))
+        }
+        CreateAnswer::Replayed(saved) => idempotency::replay(&gateway, saved).await,
+    })
 }

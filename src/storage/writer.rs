@@ -1,0 +1,319 @@
+//! Group commit: one task writes, many wait. Every write that must be durable before its
+//! caller goes on (a reservation, a settlement with its decision, an idempotency claim) is an
+//! operation ([`WriteOp`]) sent to the writer. The writer takes whatever has queued up while
+//! the previous transaction committed (up to [`MAX_BATCH`] operations), applies them in order
+//! inside one transaction, commits once, and only then answers each waiter. So a burst of
+//! creates shares one fsync instead of queueing on the database lock one fsync each, and a
+//! lone request waits for nothing but its own commit: no window is added.
+//!
+//! Operations see each other's effects in order (a second reservation of a team counts the
+//! first). On PostgreSQL the batch first takes the advisory lock of every team it admits
+//! against, in one order (by lock key), so replicas sharing the database never over-admit and
+//! two batches cannot deadlock. An operation that fails, or a commit that fails, fails the
+//! batch as a whole; its operations are then retried one transaction each, so one bad
+//! operation costs the others only time.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{AnyConnection, AnyPool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Engine, StorageError};
+
+/// Operations applied in one transaction at most.
+pub const MAX_BATCH: usize = 256;
+/// Operations queued before callers wait to enqueue.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// A write to apply inside the writer's transaction. `apply` may run more than once (when its
+/// batch is retried), always in a fresh transaction, so it must depend only on its inputs and
+/// the database. A refusal that writes nothing (over quota, a key in use) is an `Ok` output.
+pub trait WriteOp: Send + Sync + 'static {
+    type Output: Send + 'static;
+
+    /// Teams whose quota this operation admits against; PostgreSQL locks them for the batch.
+    fn teams(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> impl Future<Output = Result<Self::Output, StorageError>> + Send;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A queued operation with its waiter, its type erased.
+trait Job: Send {
+    fn teams(&self) -> Vec<String>;
+    /// Applies the operation, keeping its result for [`Job::answer`]; false when it failed.
+    fn apply<'a>(&'a mut self, connection: &'a mut AnyConnection) -> BoxFuture<'a, bool>;
+    /// Answers the waiter once the transaction's fate is known.
+    fn answer(self: Box<Self>, committed: Result<(), StorageError>);
+}
+
+struct Queued<O: WriteOp> {
+    op: O,
+    result: Option<Result<O::Output, StorageError>>,
+    reply: oneshot::Sender<Result<O::Output, StorageError>>,
+}
+
+impl<O: WriteOp> Job for Queued<O> {
+    fn teams(&self) -> Vec<String> {
+        self.op.teams()
+    }
+
+    fn apply<'a>(&'a mut self, connection: &'a mut AnyConnection) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let result = self.op.apply(connection).await;
+            let applied = result.is_ok();
+            self.result = Some(result);
+            applied
+        })
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StorageError>) {
+        let answer = match (self.result, committed) {
+            (Some(Err(error)), _) | (_, Err(error)) => Err(error),
+            (Some(Ok(output)), Ok(())) => Ok(output),
+            (None, Ok(())) => Err(StorageError::WriterStopped),
+        };
+        // A waiter that gave up (its request was cancelled) needs no answer.
+        drop(self.reply.send(answer));
+    }
+}
+
+/// The handle requests write through; cloned freely.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Box<dyn Job>>,
+    transactions: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for dyn Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl Writer {
+    /// Starts the writer task on the current runtime; it ends when every handle is dropped.
+    pub fn spawn(pool: AnyPool, engine: Engine) -> Self {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        let transactions = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(pool, engine, jobs, transactions.clone()));
+        Self {
+            queue,
+            transactions,
+        }
+    }
+
+    /// Transactions committed so far: with group commit, fewer than the operations.
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
+    }
+
+    /// Applies `op` in the next batch and answers once that batch has committed.
+    pub async fn write<O: WriteOp>(&self, op: O) -> Result<O::Output, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Queued {
+            op,
+            result: None,
+            reply,
+        });
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| StorageError::WriterStopped)?;
+        answer.await.map_err(|_| StorageError::WriterStopped)?
+    }
+}
+
+async fn run(
+    pool: AnyPool,
+    engine: Engine,
+    mut jobs: mpsc::Receiver<Box<dyn Job>>,
+    transactions: Arc<AtomicU64>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        crate::metrics::METRICS
+            .storage_batch_size
+            .observe(batch.len() as f64);
+        match commit(&pool, engine, &mut batch).await {
+            Ok(()) => {
+                transactions.fetch_add(1, Ordering::Relaxed);
+                batch.drain(..).for_each(|job| job.answer(Ok(())));
+            }
+            Err(error) if batch.len() == 1 => batch
+                .drain(..)
+                .for_each(|job| job.answer(Err(error.clone()))),
+            Err(error) => {
+                tracing::warn!(error = ?error, operations = batch.len(), "a write batch failed; retrying its operations one by one");
+                for mut job in batch.drain(..) {
+                    let committed = commit(&pool, engine, std::slice::from_mut(&mut job)).await;
+                    if committed.is_ok() {
+                        transactions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    job.answer(committed);
+                }
+            }
+        }
+    }
+}
+
+/// Applies `jobs` in one transaction and commits it. `Err` when any of them failed (its own
+/// error is kept for its answer) or the transaction did.
+async fn commit(
+    pool: &AnyPool,
+    engine: Engine,
+    jobs: &mut [Box<dyn Job>],
+) -> Result<(), StorageError> {
+    let mut tx = match engine {
+        // Take the write lock up front: the batch reads usage and then writes.
+        Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Engine::Postgres => pool.begin().await?,
+    };
+    if engine == Engine::Postgres {
+        let teams = jobs.iter().flat_map(|job| job.teams()).collect();
+        lock_teams(&mut tx, teams).await?;
+    }
+    for job in jobs.iter_mut() {
+        if !job.apply(&mut tx).await {
+            tx.rollback().await?;
+            return Err(StorageError::BatchFailed);
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Takes every team's advisory lock for the transaction, ordered by lock key: PostgreSQL
+/// evaluates a volatile select list after `ORDER BY`, so every batch locks in the same order.
+async fn lock_teams(
+    connection: &mut AnyConnection,
+    mut teams: Vec<String>,
+) -> Result<(), StorageError> {
+    teams.sort_unstable();
+    teams.dedup();
+    if teams.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (1..=teams.len()).map(|i| format!("(${i}::text)")).collect();
+    let sql = format!(
+        "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtext(t) AS k FROM (VALUES {}) AS v(t)) AS keys ORDER BY k",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for team in teams {
+        query = query.bind(team);
+    }
+    query.execute(connection).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::Row;
+    use sqlx::any::{AnyPoolOptions, install_default_drivers};
+
+    use super::*;
+
+    /// Appends its number; 0 holds the transaction a while (so the rest queue), a negative
+    /// number fails.
+    struct Append(i64);
+
+    impl WriteOp for Append {
+        type Output = i64;
+
+        async fn apply(&self, connection: &mut AnyConnection) -> Result<i64, StorageError> {
+            if self.0 == 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if self.0 < 0 {
+                sqlx::query("INSERT INTO no_such_table VALUES (1)")
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            sqlx::query("INSERT INTO appended (n) VALUES ($1)")
+                .bind(self.0)
+                .execute(&mut *connection)
+                .await?;
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM appended")
+                .fetch_one(&mut *connection)
+                .await?;
+            Ok(row.try_get("n")?)
+        }
+    }
+
+    async fn pool() -> AnyPool {
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        sqlx::query("CREATE TABLE appended (n BIGINT NOT NULL)")
+            .execute(&pool)
+            .await
+            .expect("table");
+        pool
+    }
+
+    /// Runs `Append(0)` (slow) and then `Append(n)` for each of `numbers` while it holds the
+    /// transaction.
+    async fn burst(writer: &Writer, numbers: Vec<i64>) -> Vec<Result<i64, StorageError>> {
+        let first = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.write(Append(0)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut results =
+            futures_util::future::join_all(numbers.into_iter().map(|n| writer.write(Append(n))))
+                .await;
+        results.insert(0, first.await.unwrap_or(Err(StorageError::WriterStopped)));
+        results
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_one_transaction() {
+        let writer = Writer::spawn(pool().await, Engine::Sqlite);
+
+        let results = burst(&writer, (1..50).collect()).await;
+
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(
+            writer.transactions(),
+            2,
+            "the slow first write, then the 49 queued behind it together"
+        );
+        assert!(
+            matches!(results.last(), Some(Ok(50))),
+            "each write sees the ones before it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_fails_alone() {
+        let pool = pool().await;
+        let writer = Writer::spawn(pool.clone(), Engine::Sqlite);
+
+        let results = burst(&writer, vec![1, 2, -1, 3, 4]).await;
+
+        let failed: Vec<usize> = (0..results.len())
+            .filter(|i| results[*i].is_err())
+            .collect();
+        assert_eq!(failed, vec![3], "only Append(-1) fails: {results:?}");
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM appended")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(row.try_get::<i64, _>("n").expect("n"), 5);
+    }
+}
