@@ -18,6 +18,16 @@ pub struct ReceivedCreate {
     pub status: u16,
 }
 
+/// An instance as the simulated cloud holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExistingInstance {
+    pub id: String,
+    pub name: String,
+    /// The TaurusDB instance it is attached to.
+    pub target: String,
+    pub status: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stats {
     pub tokens_issued: u64,
@@ -71,6 +81,27 @@ pub(super) struct FaultsUpdate {
 
 pub(super) async fn creates(simulator: web::Data<Simulator>) -> HttpResponse {
     HttpResponse::Ok().json(&simulator.state().creates)
+}
+
+/// Every instance that exists now (finished deletions excluded).
+pub(super) async fn instances(simulator: web::Data<Simulator>) -> HttpResponse {
+    let state = simulator.state();
+    let existing: Vec<ExistingInstance> = state
+        .instances
+        .iter()
+        .filter_map(|instance| {
+            Some(ExistingInstance {
+                id: instance.id().to_owned(),
+                name: instance.detail["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                target: instance.target.clone(),
+                status: instance.status(&simulator.config)?.to_owned(),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(existing)
 }
 
 pub(super) async fn stats(simulator: web::Data<Simulator>) -> HttpResponse {

@@ -8,7 +8,8 @@
 //! gets wrong is caught here.
 //!
 //! Besides the cloud API it serves a small control API under `/_sim` for tests:
-//! `GET /_sim/creates` (every create received), `GET /_sim/stats`, `PUT /_sim/faults`,
+//! `GET /_sim/creates` (every create received), `GET /_sim/instances` (what exists now),
+//! `GET /_sim/stats`, `PUT /_sim/faults`,
 //! `POST /_sim/tokens/expire`. Instances move from `creating` to `normal` after
 //! `create_duration`; `GET …/htap` lists them and `GET …/starrocks/{id}` shows one.
 
@@ -28,7 +29,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde::{Deserialize, Serialize};
 
-pub use control::{Faults, ReceivedCreate, Stats};
+pub use control::{ExistingInstance, Faults, ReceivedCreate, Stats};
 
 /// What the simulated account looks like.
 #[derive(Debug, Clone)]
@@ -208,6 +209,7 @@ pub fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<
             )
             .route("/v3/{project_id}/jobs", web::get().to(instances::job))
             .route("/_sim/creates", web::get().to(control::creates))
+            .route("/_sim/instances", web::get().to(control::instances))
             .route("/_sim/stats", web::get().to(control::stats))
             .route("/_sim/faults", web::put().to(control::set_faults))
             .route(
