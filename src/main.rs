@@ -9,6 +9,11 @@ use starrocks_gateway::policy::Policy;
 use starrocks_gateway::startup::Application;
 use starrocks_gateway::{openapi, policy_cases, telemetry};
 
+/// mimalloc: the request path allocates many small, short-lived values across worker
+/// threads, where glibc's allocator spends a sixth of the CPU and keeps freed memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

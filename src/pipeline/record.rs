@@ -77,7 +77,7 @@ pub async fn record(store: &Store, entry: Option<Entry>, finish: Option<Finish>)
     let decision = entry.map(into_record);
     let Some(mut finish) = finish else {
         if let Some(decision) = decision {
-            store.log_decision(decision).await;
+            store.log_decision(decision);
         }
         return;
     };
@@ -92,7 +92,7 @@ pub async fn record(store: &Store, entry: Option<Entry>, finish: Option<Finish>)
         Err(error) => {
             tracing::error!(error = ?error, "writing the request's outcome failed; reconciliation will resolve its reservation");
             if let Some(decision) = decision {
-                store.log_decision(decision).await;
+                store.log_decision(decision);
             }
         }
     }
@@ -104,16 +104,16 @@ fn into_record(entry: Entry) -> DecisionRecord {
         .with_label_values(&[entry.action.as_str(), entry.outcome.as_str()])
         .inc();
     let now = chrono::Utc::now();
-    let (decision_id, rules, policy_revision) = match entry.decision {
-        Some(decision) => (
-            Some(decision.decision_id),
-            serde_json::to_value(&decision.rules).unwrap_or_default(),
-            decision.policy_revision,
-        ),
-        None => (None, serde_json::json!([]), entry.policy_revision),
+    let rules = entry.decision.as_ref().map_or(&[][..], |d| &d.rules[..]);
+    let rules = serde_json::value::to_raw_value(rules)
+        .unwrap_or_else(|_| unreachable!("rule outcomes serialize: strings, booleans, enums"));
+    let (decision_id, policy_revision) = match entry.decision {
+        Some(decision) => (Some(decision.decision_id), decision.policy_revision),
+        None => (None, entry.policy_revision),
     };
     DecisionRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered, so the log's primary key grows at its right edge.
+        id: uuid::Uuid::now_v7().to_string(),
         at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         at_ms: now.timestamp_millis(),
         request_id: entry.request_id,

@@ -157,7 +157,7 @@ impl<'g> Asked<'g> {
             self.generated_password = Some(generated.clone());
             generated
         });
-        let decision_id = uuid::Uuid::new_v4().to_string();
+        let decision_id = uuid::Uuid::now_v7().to_string();
         let evaluation = evaluate::evaluate(
             self.employee,
             team,
@@ -334,7 +334,8 @@ impl Flow for CreateFlow<'_> {
         }
         let team = self.asked.authorize()?;
         let plan = self.asked.evaluate(&team).map_err(CreateError::Denied)?;
-        let reservation_id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered: the ledger's key grows at its right edge.
+        let reservation_id = uuid::Uuid::now_v7().to_string();
         if let Some(saved) = self.reserve(&plan, &reservation_id).await? {
             return Ok(CreateAnswer::Replayed(saved));
         }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,7 +43,7 @@ stored_enum! {
 }
 
 /// One logged decision.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DecisionRecord {
     pub id: String,
     /// When it was decided (RFC 3339, UTC).
@@ -57,9 +58,9 @@ pub struct DecisionRecord {
     pub target: Option<String>,
     pub size: Option<String>,
     pub outcome: Outcome,
-    /// Every rule's outcome, as in the decision.
+    /// Every rule's outcome, as in the decision (kept as the JSON written, serialized once).
     #[schema(value_type = Vec<Object>)]
-    pub rules: serde_json::Value,
+    pub rules: Box<RawValue>,
     pub policy_revision: Option<String>,
     pub quota_before: Option<Cost>,
     pub quota_after: Option<Cost>,
@@ -141,7 +142,7 @@ const DECISION_COLUMNS: &str = "id, at, request_id, decision_id, action, subject
     instance_id, job_id, latency_ms";
 /// Columns per row: rows per statement stay well inside either engine's parameter limit.
 const DECISION_WIDTH: usize = 19;
-const ROWS_PER_STATEMENT: usize = 200;
+const ROWS_PER_STATEMENT: usize = 4;
 
 /// Inserts `records`, a few hundred rows per statement.
 pub(super) async fn insert_decisions(
@@ -174,7 +175,7 @@ pub(super) async fn insert_decisions(
                 .bind(&record.target)
                 .bind(&record.size)
                 .bind(record.outcome.as_str())
-                .bind(json(&record.rules)?)
+                .bind(record.rules.get())
                 .bind(&record.policy_revision)
                 .bind(record.quota_before.as_ref().map(json).transpose()?)
                 .bind(record.quota_after.as_ref().map(json).transpose()?)
@@ -204,8 +205,8 @@ impl WriteOp for AppendDecisions {
 impl Store {
     /// Logs the decision of a request that changed nothing, in the background: no commit on
     /// the request's path (see [`super::log`] for the loss window).
-    pub async fn log_decision(&self, record: DecisionRecord) {
-        self.log.append(record).await;
+    pub fn log_decision(&self, record: DecisionRecord) {
+        self.log.append(record);
     }
 
     /// Decisions matching `filter`, newest first, one page plus whether more follow. Flushes
@@ -292,7 +293,8 @@ fn decision(row: &sqlx::any::AnyRow) -> Result<DecisionRecord, StorageError> {
         target: row.try_get("target")?,
         size: row.try_get("size")?,
         outcome: Outcome::parse(&row.try_get::<String, _>("outcome")?)?,
-        rules: parse(row.try_get("rules")?, "rules")?.unwrap_or_default(),
+        rules: RawValue::from_string(row.try_get("rules")?)
+            .map_err(|e| StorageError::Corrupt(format!("rules: {e}")))?,
         policy_revision: row.try_get("policy_revision")?,
         quota_before: parse(row.try_get("quota_before")?, "quota_before")?,
         quota_after: parse(row.try_get("quota_after")?, "quota_after")?,

@@ -7,11 +7,11 @@
 //! an answer. Entries of requests that changed the ledger are not written here: they commit
 //! with that change ([`super::ledger::Finish`]).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::decisions::{AppendDecisions, DecisionRecord};
 use super::writer::Writer;
@@ -23,86 +23,105 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// A buffer this full is written at once.
 const FLUSH_ROWS: usize = 1_000;
-/// Entries kept while the database is unavailable; beyond it the oldest are dropped (and
-/// counted), so an outage cannot exhaust memory.
+/// Entries kept while the database is unavailable or behind; beyond it the oldest are
+/// dropped (and counted), so an outage cannot exhaust memory.
 const MAX_PENDING: usize = 50_000;
 
-enum Message {
-    Record(Box<DecisionRecord>),
-    Flush(oneshot::Sender<()>),
+/// What requests and the background writer share. Appending takes a lock for a push and wakes
+/// nobody (the writer wakes on its own every [`FLUSH_INTERVAL`]), so logging costs a request
+/// no context switch.
+#[derive(Debug, Default)]
+struct Buffer {
+    entries: Mutex<VecDeque<DecisionRecord>>,
+    full: Notify,
 }
 
 /// The handle requests log through; cloned freely.
 #[derive(Debug, Clone)]
 pub struct DecisionLog {
-    queue: mpsc::Sender<Message>,
-}
-
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Record(_) => "Record",
-            Self::Flush(_) => "Flush",
-        })
-    }
+    buffer: Arc<Buffer>,
+    flushes: mpsc::Sender<oneshot::Sender<()>>,
 }
 
 impl DecisionLog {
-    /// Starts the background writer on the current runtime.
+    /// Starts the background writer on the current runtime; it ends when every handle is
+    /// dropped, after a last write.
     pub fn spawn(writer: Writer) -> Self {
-        let (queue, messages) = mpsc::channel(FLUSH_ROWS * 4);
-        tokio::spawn(run(writer, messages));
-        Self { queue }
+        let buffer = Arc::new(Buffer::default());
+        let (flushes, requests) = mpsc::channel(64);
+        tokio::spawn(run(writer, buffer.clone(), requests));
+        Self { buffer, flushes }
     }
 
-    /// Buffers `record`; waits only when the buffer is full (the database is behind).
-    pub async fn append(&self, record: DecisionRecord) {
-        if self
-            .queue
-            .send(Message::Record(Box::new(record)))
-            .await
-            .is_err()
-        {
-            tracing::error!("the decision log has stopped; an entry is lost");
+    /// Buffers `record`.
+    pub fn append(&self, record: DecisionRecord) {
+        let mut entries = self
+            .buffer
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        entries.push_back(record);
+        if entries.len() == FLUSH_ROWS {
+            self.buffer.full.notify_one();
+        }
+        if entries.len() > MAX_PENDING {
+            entries.pop_front();
+            METRICS.decisions_dropped.inc();
         }
     }
 
     /// Returns once everything appended before the call has been written (or given up on).
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
-        if self.queue.send(Message::Flush(done)).await.is_ok() {
+        if self.flushes.send(done).await.is_ok() {
             drop(written.await);
         }
     }
 }
 
-async fn run(writer: Writer, mut messages: mpsc::Receiver<Message>) {
-    let mut buffer: Vec<DecisionRecord> = Vec::new();
-    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut deadline: Option<Instant> = None;
+async fn run(
+    writer: Writer,
+    buffer: Arc<Buffer>,
+    mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+) {
+    let mut wait = FLUSH_INTERVAL;
     loop {
-        let message = match deadline {
-            Some(at) => tokio::time::timeout_at(at, messages.recv()).await.ok(),
-            None => Some(messages.recv().await),
-        };
-        let closed = matches!(message, Some(None));
-        match message.flatten() {
-            Some(Message::Record(record)) => {
-                buffer.push(*record);
-                deadline.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
-                if buffer.len() < FLUSH_ROWS {
-                    continue;
+        let mut waiting = Vec::new();
+        let closed = tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = buffer.full.notified() => false,
+            request = flushes.recv() => match request {
+                Some(done) => {
+                    waiting.push(done);
+                    false
                 }
-            }
-            Some(Message::Flush(done)) => waiting.push(done),
-            None => {}
-        }
-        let retry = if write(&writer, &mut buffer).await {
-            FLUSH_INTERVAL
-        } else {
-            RETRY_INTERVAL
+                None => true,
+            },
         };
-        deadline = (!buffer.is_empty()).then(|| Instant::now() + retry);
+        let rows = std::mem::take(
+            &mut *buffer
+                .entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        wait = match write(&writer, rows.into()).await {
+            Ok(()) => FLUSH_INTERVAL,
+            Err(rows) => {
+                // Back in front of what arrived meanwhile, oldest first.
+                let mut entries = buffer
+                    .entries
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let newer = std::mem::replace(&mut *entries, rows.into());
+                entries.extend(newer);
+                let excess = entries.len().saturating_sub(MAX_PENDING);
+                entries.drain(..excess);
+                METRICS
+                    .decisions_dropped
+                    .inc_by(u64::try_from(excess).unwrap_or(u64::MAX));
+                RETRY_INTERVAL
+            }
+        };
         // A flusher that gave up needs no answer.
         waiting.drain(..).for_each(|done| _ = done.send(()));
         if closed {
@@ -111,25 +130,17 @@ async fn run(writer: Writer, mut messages: mpsc::Receiver<Message>) {
     }
 }
 
-/// Writes the buffer; on failure keeps it for the next attempt, up to [`MAX_PENDING`].
-/// False when the write failed.
-async fn write(writer: &Writer, buffer: &mut Vec<DecisionRecord>) -> bool {
-    if buffer.is_empty() {
-        return true;
+/// Writes `rows`; gives them back when the write failed.
+async fn write(writer: &Writer, rows: Vec<DecisionRecord>) -> Result<(), Vec<DecisionRecord>> {
+    if rows.is_empty() {
+        return Ok(());
     }
-    let rows = Arc::new(std::mem::take(buffer));
-    let count = rows.len();
+    let rows = Arc::new(rows);
     match writer.write(AppendDecisions(rows.clone())).await {
-        Ok(()) => true,
+        Ok(()) => Ok(()),
         Err(error) => {
-            *buffer = Arc::try_unwrap(rows).unwrap_or_else(|rows| rows.as_ref().clone());
-            let excess = buffer.len().saturating_sub(MAX_PENDING);
-            buffer.drain(..excess);
-            METRICS
-                .decisions_dropped
-                .inc_by(u64::try_from(excess).unwrap_or(u64::MAX));
-            tracing::error!(error = ?error, entries = count, dropped = excess, "writing the decision log failed; retrying");
-            false
+            tracing::error!(error = ?error, entries = rows.len(), "writing the decision log failed; retrying");
+            Err(Arc::try_unwrap(rows).unwrap_or_else(|rows| rows.as_ref().clone()))
         }
     }
 }
