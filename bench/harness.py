@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -68,6 +69,9 @@ BENCH_TARGET = "bench-prod"
 CREATE_BODY = {"name": "bench-cube", "target": BENCH_TARGET, "size": "small"}
 # The pollers' instances: alice's team (analytics) on its two targets.
 POLL_INSTANCES = [("poll-a1", "analytics-prod"), ("poll-a2", "analytics-prod"), ("poll-b1", "analytics-dev")]
+
+# CPU (in cores) other processes may use during a run before the run is flagged.
+FOREIGN_CPU_LIMIT = 0.2
 
 BEGIN_MARK = "<!-- bench:begin -->"
 END_MARK = "<!-- bench:end -->"
@@ -144,6 +148,19 @@ def tree_cpu(pid: int) -> float:
         if child_stat:
             total += child_stat[1]
     return total
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def children_cpu() -> float:
+    """CPU seconds of this harness's reaped children (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def proc_cpu(pid: int) -> float:
@@ -500,11 +517,16 @@ def measure(arm: Arm, seconds: int, workdir: Path, tag: str) -> dict:
     sim_before = arm.server.sim_stats()
     cpu_before = proc_cpu(arm.server.pid)
     trees_before = {name: tree_cpu(pid) for name, pid in arm.trees.items()}
+    busy_before, wrk_before, own_before = machine_busy(), children_cpu(), time.process_time()
     started = time.monotonic()
     out = run_wrk(arm.url, arm.script, arm.connections, arm.threads, seconds, workdir / f"wrk-{arm.key}-{tag}.txt")
     wall = time.monotonic() - started
+    busy, wrk_cpu, own = machine_busy() - busy_before, children_cpu() - wrk_before, time.process_time() - own_before
     cpu = proc_cpu(arm.server.pid) - cpu_before
     trees = {name: tree_cpu(pid) - trees_before[name] for name, pid in arm.trees.items()}
+    # What neither the server under test, its helpers, wrk nor this script used: other
+    # processes competing for the cores (a build, another benchmark).
+    foreign = max(0.0, busy - cpu - sum(trees.values()) - wrk_cpu - own) / wall
     metrics_after = gateway.metrics() if gateway else empty
     sim_after = arm.server.sim_stats()
 
@@ -525,6 +547,9 @@ def measure(arm: Arm, seconds: int, workdir: Path, tag: str) -> dict:
         "server_cpu_us_per_req": cpu / requests * 1e6 if requests else None,
         "server_cpu_cores": cpu / wall,
         "server": "demo" if gateway else "simulator",
+        "wrk_cpu_cores": wrk_cpu / wall,
+        "machine_busy_cores": busy / wall,
+        "foreign_cpu_cores": foreign,
     }
     for name, value in trees.items():
         figures[f"{name}_cpu_us_per_req"] = value / requests * 1e6 if requests else None
@@ -548,6 +573,8 @@ def measure(arm: Arm, seconds: int, workdir: Path, tag: str) -> dict:
         problems.append(f"{non_2xx} non-2xx answers")
     if not arm.expect_2xx and non_2xx != requests:
         problems.append(f"{requests - non_2xx} answers were 2xx where refusals were expected")
+    if foreign > FOREIGN_CPU_LIMIT:
+        problems.append(f"other processes used {foreign:.2f} cores during the run")
     figures["problems"] = problems
     return figures
 
@@ -776,7 +803,8 @@ def compute_targets(results: dict, fsync: dict) -> list[dict]:
 
     def ratio(name: str, num, den, limit: float, at_least: bool, unit: str = "ratio"):
         if num is None or den is None or den == 0:
-            targets.append({"target": name, "measured": None, "limit": limit, "pass": None, "unit": unit})
+            targets.append({"target": name, "measured": None, "limit": limit, "pass": None, "unit": unit,
+                            "comparison": "≥" if at_least else "≤"})
             return
         value = num / den
         passed = value >= limit if at_least else value <= limit
@@ -797,7 +825,8 @@ def compute_targets(results: dict, fsync: dict) -> list[dict]:
         create_p50, direct_p50 = med(f"create-{store}-c1", "p50_ms"), med("direct-c1", "p50_ms")
         name = f"create p50 − direct p50 at 1 conn ({title}) ≤ 2 fsyncs"
         if create_p50 is None or direct_p50 is None:
-            targets.append({"target": name, "measured": None, "limit": allowance, "pass": None, "unit": "ms"})
+            targets.append({"target": name, "measured": None, "limit": allowance, "pass": None, "unit": "ms",
+                            "comparison": "≤"})
         else:
             gap = create_p50 - direct_p50
             targets.append({"target": name, "measured": gap, "limit": allowance, "pass": gap <= allowance,
@@ -814,7 +843,7 @@ def compute_targets(results: dict, fsync: dict) -> list[dict]:
                         "limit": allowed, "pass": within, "unit": "calls/s", "comparison": "≤"})
     else:
         targets.append({"target": "pollers: upstream calls per target or instance per second", "measured": None,
-                        "limit": 1.0, "pass": None, "unit": "calls/s"})
+                        "limit": 1.0, "pass": None, "unit": "calls/s", "comparison": "≤"})
     return targets
 
 
@@ -830,8 +859,8 @@ def markdown(results: dict) -> str:
         f"medians; wrk {s['connections']} connections (2 threads) or 1; pollers {s['pollers']}"
     )
     lines.append("")
-    lines.append("| arm | conns | req/s | p50 | p99 | CPU µs/req | non-2xx |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("| arm | conns | req/s | req/s by round | p50 | p99 | CPU µs/req | non-2xx |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     for key, arm in results["arms"].items():
         med = arm["median"]
         cpu = number(med.get("server_cpu_us_per_req"), 0)
@@ -840,7 +869,8 @@ def markdown(results: dict) -> str:
             cpu += " (+ " + ", ".join(extra) + ")"
         non2xx = number(med.get("non_2xx"), 0) + (" (expected)" if not arm["expect_2xx"] else "")
         lines.append(
-            f"| {arm['label']} | {arm['connections']} | {number(med.get('rps'))} | {ms(med.get('p50_ms'))} | "
+            f"| {arm['label']} | {arm['connections']} | {number(med.get('rps'))} | "
+            f"{' · '.join(number(r['rps']) for r in arm['rounds'])} | {ms(med.get('p50_ms'))} | "
             f"{ms(med.get('p99_ms'))} | {cpu} | {non2xx} |"
         )
     lines.append("")
@@ -917,8 +947,8 @@ def main() -> int:
     parser.add_argument("--ready-samples", type=int, default=3, help="extra demo starts timed to /readyz")
     parser.add_argument("--only", help="comma-separated arm names (" + ", ".join(ARM_ORDER + ["poll"]) + ")")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
-    parser.add_argument("--update-benchmarks", action="store_true",
-                        help="write the table between the bench markers of BENCHMARKS.md")
+    parser.add_argument("--update-benchmarks", nargs="?", type=Path, const=ROOT / "BENCHMARKS.md", metavar="FILE",
+                        help="write the table between the bench markers of FILE (BENCHMARKS.md)")
     parser.add_argument("--command", default=os.environ.get("BENCH_COMMAND"),
                         help="the command line to record (bench/run passes its own)")
     parser.add_argument("--keep-workdir", action="store_true")
@@ -1124,6 +1154,16 @@ def main() -> int:
             "notes": notes,
         }
         results["targets"] = compute_targets(results, fsync)
+        results["definitions"] = {
+            "rps": "requests completed / wrk's run time",
+            "p50_ms, p99_ms": "wrk's latency histogram, read in its done() hook (microsecond resolution)",
+            "server_cpu_us_per_req": "utime+stime of the process under test (/proc/PID/stat) over the run / requests",
+            "nginx_cpu_us_per_req, postgres_cpu_us_per_req": "the same for the server's process tree "
+                                                              "(own, reaped children's and living children's time)",
+            "upstream_calls": "delta of starrocks_gateway_cloud_calls_total by operation over the run",
+            "sim": "delta of the simulator's /_sim/stats counters over the run",
+            "medians": "per figure, over the rounds (the warm-up run is kept apart)",
+        }
         results["wall_seconds"] = time.monotonic() - wall_started
         table = markdown(results)
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -1131,8 +1171,8 @@ def main() -> int:
         sys.stdout.write(table)
         log(f"wrote {args.output} ({results['wall_seconds']:.0f} s)")
         if args.update_benchmarks:
-            update_benchmarks(ROOT / "BENCHMARKS.md", table)
-            log("updated the bench section of BENCHMARKS.md")
+            update_benchmarks(args.update_benchmarks, table)
+            log(f"updated the bench section of {args.update_benchmarks}")
         return 0
     finally:
         for thing in reversed(cleanup):
