@@ -70,8 +70,10 @@ CREATE_BODY = {"name": "bench-cube", "target": BENCH_TARGET, "size": "small"}
 # The pollers' instances: alice's team (analytics) on its two targets.
 POLL_INSTANCES = [("poll-a1", "analytics-prod"), ("poll-a2", "analytics-prod"), ("poll-b1", "analytics-dev")]
 
-# CPU (in cores) other processes may use during a run before the run is flagged.
-FOREIGN_CPU_LIMIT = 0.2
+# CPU (in cores) other processes may use during a run before the run is repeated, and flagged
+# when the retry budget is spent. An idle machine shows up to ~0.2 on the SQLite arms: the
+# kernel's journal and writeback threads doing the fsyncs' work.
+FOREIGN_CPU_LIMIT = 0.3
 
 BEGIN_MARK = "<!-- bench:begin -->"
 END_MARK = "<!-- bench:end -->"
@@ -507,6 +509,8 @@ class Arm:
     trees: dict[str, int] = field(default_factory=dict)
     poll: dict | None = None
     rounds: list[dict] = field(default_factory=list)
+    # Runs repeated because other processes competed for the cores.
+    discarded: list[dict] = field(default_factory=list)
     warmup: dict | None = None
 
 
@@ -616,6 +620,23 @@ def median_figures(rounds: list[dict]) -> dict:
 
 
 # --- other figures -------------------------------------------------------------------------
+
+
+def wait_idle(limit: int) -> bool:
+    """Waits up to `limit` seconds for a quiet 2 s window (under FOREIGN_CPU_LIMIT busy cores)."""
+    deadline = time.monotonic() + limit
+    logged = False
+    while True:
+        before = machine_busy()
+        time.sleep(2)
+        busy = (machine_busy() - before) / 2
+        if busy < FOREIGN_CPU_LIMIT:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        if not logged:
+            log(f"the machine is busy ({busy:.2f} cores); waiting up to {limit} s for it to be idle")
+            logged = True
 
 
 def fsync_cost(directory: Path, iterations: int = 200) -> dict:
@@ -944,6 +965,10 @@ def main() -> int:
                         help="length of each arm's warm-up run; 0 for none")
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNS", 32)))
     parser.add_argument("--pollers", type=int, default=int(os.environ.get("BENCH_POLLERS", 40)))
+    parser.add_argument("--retry-budget", type=int, default=int(os.environ.get("BENCH_RETRY_BUDGET", 90)),
+                        help="seconds of runs that may be repeated because other processes were busy")
+    parser.add_argument("--wait-idle", type=int, default=int(os.environ.get("BENCH_WAIT_IDLE", 60)),
+                        help="seconds to wait at start for the machine to be idle")
     parser.add_argument("--ready-samples", type=int, default=3, help="extra demo starts timed to /readyz")
     parser.add_argument("--only", help="comma-separated arm names (" + ", ".join(ARM_ORDER + ["poll"]) + ")")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
@@ -967,6 +992,10 @@ def main() -> int:
     notes: list[str] = []
     cleanup: list = []
     try:
+        quiet = wait_idle(args.wait_idle)
+        if not quiet:
+            notes.append(f"the machine was still busy after waiting {args.wait_idle} s at start")
+            log(notes[-1])
         fsync = fsync_cost(workdir)
         log(f"fsync median {fsync['median_ms']:.2f} ms on {fsync['filesystem']} ({workdir})")
 
@@ -1087,10 +1116,24 @@ def main() -> int:
         for arm in arms:
             if args.warmup > 0:
                 arm.warmup = measure(arm, args.warmup, workdir, "warmup")
+        retry_budget = args.retry_budget
         for round_number in range(args.rounds):
             order = arms if round_number % 2 == 0 else list(reversed(arms))
             for arm in order:
-                figures = measure(arm, args.seconds, workdir, f"r{round_number}")
+                attempt = 0
+                while True:
+                    figures = measure(arm, args.seconds, workdir, f"r{round_number}-{attempt}")
+                    busy = figures["foreign_cpu_cores"] > FOREIGN_CPU_LIMIT
+                    if not busy or retry_budget < args.seconds:
+                        break
+                    # Another process took the cores: this run measures it too. Do it again.
+                    log(f"round {round_number + 1}/{args.rounds} {arm.key}: other processes used "
+                        f"{figures['foreign_cpu_cores']:.2f} cores; repeating the run")
+                    figures["round"] = round_number
+                    arm.discarded.append(figures)
+                    retry_budget -= args.seconds + 1
+                    attempt += 1
+                    time.sleep(1)
                 figures["round"] = round_number
                 arm.rounds.append(figures)
                 log(f"round {round_number + 1}/{args.rounds} {arm.key:<16} {figures['rps']:>10,.0f} req/s  "
@@ -1106,6 +1149,10 @@ def main() -> int:
                 "end_rss_kb": proc_status_kb(demo.pid, "VmRSS"),
             }
             iam[name] = demo.metrics()["iam_token_fetches"]
+        repeated = sum(len(arm.discarded) for arm in arms)
+        if repeated:
+            notes.append(f"{repeated} runs were repeated because other processes used more than "
+                         f"{FOREIGN_CPU_LIMIT} cores during them (kept in the JSON as discarded_busy_runs)")
         for arm in arms:
             problems = sorted({p for r in arm.rounds for p in r["problems"]})
             if problems:
@@ -1128,6 +1175,7 @@ def main() -> int:
                 "python": platform.python_version(),
             },
             "settings": {
+                "foreign_cpu_limit_cores": FOREIGN_CPU_LIMIT, "retry_budget_seconds": args.retry_budget,
                 "seconds": args.seconds, "rounds": args.rounds, "warmup_seconds": args.warmup,
                 "connections": args.connections, "pollers": args.pollers,
                 "order": "arms interleaved, direction reversed every other round",
@@ -1139,6 +1187,7 @@ def main() -> int:
                     "expect_2xx": arm.expect_2xx, "cpu_trees": list(arm.trees),
                     "poll": {k: v for k, v in arm.poll.items() if k != "paths"} if arm.poll else None,
                     "warmup": arm.warmup, "rounds": arm.rounds, "median": median_figures(arm.rounds),
+                    "discarded_busy_runs": arm.discarded,
                 }
                 for arm in arms
             },
