@@ -11,7 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
 
 use super::error::ApiError;
 use crate::metrics::METRICS;
@@ -149,10 +149,23 @@ impl RootSpanBuilder for GatewayRootSpan {
         )
     }
 
+    /// Records the status. A server error is logged with its message; a refusal (`4xx`) is
+    /// not: it is an answer, already in the request's log line and in the decision log, and
+    /// logging each one with its whole error would let any caller flood the log.
     fn on_request_end<B: MessageBody>(
         span: Span,
         outcome: &Result<ServiceResponse<B>, actix_web::Error>,
     ) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
+        let (status, error) = match outcome {
+            Ok(response) => (response.status(), response.response().error()),
+            Err(error) => (error.as_response_error().status_code(), Some(error)),
+        };
+        span.record("http.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            if let Some(error) = error {
+                tracing::error!(parent: &span, error = %error, "request failed");
+            }
+        }
     }
 }

@@ -58,7 +58,8 @@ pub struct DecisionRecord {
     pub target: Option<String>,
     pub size: Option<String>,
     pub outcome: Outcome,
-    /// Every rule's outcome, as in the decision (kept as the JSON written, serialized once).
+    /// Every rule's outcome, as in the decision.
+    // Raw JSON: serialized once, when the decision is made.
     #[schema(value_type = Vec<Object>)]
     pub rules: Box<RawValue>,
     pub policy_revision: Option<String>,
