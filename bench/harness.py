@@ -236,6 +236,17 @@ def proc_status_kb(pid: int, key: str) -> int | None:
 # --- processes -----------------------------------------------------------------------------
 
 
+def terminate(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Stops a child gracefully with `sig`, killing it after 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Demo:
     """One `starrocks-gateway demo` process: gateway, simulator and identity provider."""
 
@@ -284,13 +295,7 @@ class Demo:
         raise RuntimeError(f"{self.name} printed no banner:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.log_file.close()
 
     def metrics(self) -> dict:
@@ -341,13 +346,7 @@ class StandaloneSimulator:
         return http_json("GET", self.simulator_url + "/_sim/stats")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.log_file.close()
 
 
@@ -475,13 +474,8 @@ http {{
         self.version = (version.stderr or version.stdout).strip()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        # nginx stops gracefully on SIGQUIT (SIGTERM is its fast shutdown).
+        terminate(self.proc, signal.SIGQUIT)
         self.log_file.close()
 
 
