@@ -965,7 +965,7 @@ def markdown(results: dict) -> str:
     lines.append("")
     lines.append("| arm | conns | req/s | req/s by round | p50 | p99 | CPU µs/req | non-2xx |")
     lines.append("|---|---|---|---|---|---|---|---|")
-    for key, arm in results["arms"].items():
+    for arm in results["arms"].values():
         med = arm["median"]
         cpu = number(med.get("server_cpu_us_per_req"), 0)
         extra = [f"{name} {number(med.get(f'{name}_cpu_us_per_req'), 0)}" for name in arm["cpu_trees"]]
