@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -39,47 +40,42 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let counter = IntCounterVec::new(Opts::new(name, help).namespace("starrocks_gateway"), labels)
-        .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
+/// Registers a metric just built; the names and labels are constants, so neither step fails.
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    name: &str,
+    built: prometheus::Result<M>,
+) -> M {
+    let metric =
+        built.unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
     registry
-        .register(Box::new(counter.clone()))
+        .register(Box::new(metric.clone()))
         .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
-    counter
+    metric
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("starrocks_gateway")
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(registry, name, IntCounterVec::new(opts(name, help), labels))
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let gauge = IntGaugeVec::new(Opts::new(name, help).namespace("starrocks_gateway"), labels)
-        .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
-    registry
-        .register(Box::new(gauge.clone()))
-        .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
-    gauge
+    registered(registry, name, IntGaugeVec::new(opts(name, help), labels))
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let histogram = HistogramVec::new(
-        HistogramOpts::new(name, help).namespace("starrocks_gateway"),
-        labels,
-    )
-    .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
-    registry
-        .register(Box::new(histogram.clone()))
-        .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
-    histogram
+    let opts = HistogramOpts::from(opts(name, help));
+    registered(registry, name, HistogramVec::new(opts, labels))
 }
 
+/// Operations per batch: powers of two up to the writer's largest batch.
 fn batch_histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
-    let histogram = Histogram::with_opts(
-        HistogramOpts::new(name, help)
-            .namespace("starrocks_gateway")
-            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
-    )
-    .unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
-    registry
-        .register(Box::new(histogram.clone()))
-        .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
-    histogram
+    let opts = HistogramOpts::from(opts(name, help))
+        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
+    registered(registry, name, Histogram::with_opts(opts))
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -144,20 +140,14 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "storage_write_batch_operations",
             "Operations per group-committed transaction",
         ),
-        decisions_dropped: {
-            let counter = IntCounter::with_opts(
-                Opts::new(
-                    "decisions_dropped_total",
-                    "Decision-log entries given up on while the database was unavailable",
-                )
-                .namespace("starrocks_gateway"),
-            )
-            .unwrap_or_else(|error| unreachable!("metric is well-formed: {error}"));
-            registry
-                .register(Box::new(counter.clone()))
-                .unwrap_or_else(|error| unreachable!("metric is registered once: {error}"));
-            counter
-        },
+        decisions_dropped: registered(
+            &registry,
+            "decisions_dropped_total",
+            IntCounter::with_opts(opts(
+                "decisions_dropped_total",
+                "Decision-log entries given up on while the database was unavailable",
+            )),
+        ),
         registry,
     }
 });
