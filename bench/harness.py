@@ -72,6 +72,8 @@ DIRECT_TARGET_ID = "40dc4c5729f14aad893e2dcd5baf6a15in07"
 
 BENCH_TEAM = "bench"
 BENCH_TARGET = "bench-prod"
+# --profile: record each run with perf (set in main).
+PROFILE = False
 CREATE_BODY = {"name": "bench-cube", "target": BENCH_TARGET, "size": "small"}
 # The pollers' instances: alice's team (analytics) on its two targets.
 POLL_INSTANCES = [("poll-a1", "analytics-prod"), ("poll-a2", "analytics-prod"), ("poll-b1", "analytics-dev")]
@@ -569,6 +571,14 @@ class Arm:
     warmup: dict | None = None
 
 
+def start_profiler(pid: int, output: Path) -> subprocess.Popen:
+    """`perf record` with DWARF call graphs on the process under test, for --profile."""
+    return subprocess.Popen(
+        ["perf", "record", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(pid), "-o", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+
+
 def measure(arm: Arm, seconds: int, workdir: Path, tag: str) -> dict:
     gateway = arm.server if isinstance(arm.server, Demo) else None
     empty = {"cloud_calls": {}, "iam_token_fetches": 0.0}
@@ -578,9 +588,13 @@ def measure(arm: Arm, seconds: int, workdir: Path, tag: str) -> dict:
     trees_before = {name: tree_cpu(pid) for name, pid in arm.trees.items()}
     busy_before, wrk_before, own_before = machine_busy(), children_cpu(), time.process_time()
     table_before = process_table()
+    profiler = start_profiler(arm.server.pid, workdir / f"perf-{arm.key}-{tag}.data") if PROFILE else None
     started = time.monotonic()
     out = run_wrk(arm.url, arm.script, arm.connections, arm.threads, seconds, workdir / f"wrk-{arm.key}-{tag}.txt")
     wall = time.monotonic() - started
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=120)
     busy, wrk_cpu, own = machine_busy() - busy_before, children_cpu() - wrk_before, time.process_time() - own_before
     table_after = process_table()
     cpu = proc_cpu(arm.server.pid) - cpu_before
@@ -1064,7 +1078,13 @@ def main() -> int:
     parser.add_argument("--command", default=os.environ.get("BENCH_COMMAND"),
                         help="the command line to record (bench/run passes its own)")
     parser.add_argument("--keep-workdir", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="record every run with `perf record` into the kept workdir (perturbs the figures)")
     args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
+    if PROFILE:
+        args.keep_workdir = True
 
     if shutil.which("wrk") is None:
         log("wrk is missing: apt-get install wrk")

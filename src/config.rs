@@ -52,9 +52,10 @@ pub struct StorageSettings {
     pub decision_retention_days: u64,
     /// How often expired decisions and idempotency records are pruned; `0` turns it off.
     pub prune_interval_secs: u64,
-    /// How long a team's usage, as dry-runs and `/v1/me` show it, may be reused. This
-    /// gateway's own creates and deletes refresh it at once; another replica's show within
-    /// this time. Admission always reads the ledger itself. `0` turns the cache off.
+    /// PostgreSQL: how long a team's usage, as dry-runs and `/v1/me` show it, may be reused.
+    /// This gateway's own creates and deletes refresh it at once; another replica's show
+    /// within this time. `0` turns the cache off. (On SQLite the one gateway keeps usage
+    /// exact in memory.) Admission always reads the ledger itself.
     pub usage_cache_ms: u64,
 }
 

@@ -133,4 +133,14 @@ async fn no_password_or_token_is_ever_logged() {
     for (what, secret) in secrets {
         assert!(!text.contains(secret), "{what} was logged");
     }
+    // A refusal is an answer, not an alarm: logging each with its whole error would let any
+    // caller flood the log (and spend the gateway's CPU formatting it).
+    let alarms: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    assert!(
+        alarms.is_empty(),
+        "the 400 and 401 were logged as alarms: {alarms:#?}"
+    );
 }

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::decisions::{DecisionRecord, insert_decisions};
 use super::idempotency::{self, Claim, KeyConflict, KeyOutcome, KeyedRequest};
+use super::usage::{UsageChange, usage_of};
 use super::writer::WriteOp;
 use super::{StorageError, Store, now_ms, stored_enum};
 use crate::policy::Quota;
@@ -44,7 +45,7 @@ impl ReservationState {
 }
 
 /// `state IN ('…', …)` for a fixed set of states (their names are static, never input).
-fn state_in(states: &[ReservationState]) -> String {
+pub(super) fn state_in(states: &[ReservationState]) -> String {
     let names: Vec<String> = states.iter().map(|s| format!("'{s}'")).collect();
     format!("state IN ({})", names.join(", "))
 }
@@ -63,6 +64,15 @@ impl Cost {
             instances: self.instances + other.instances,
             nodes: self.nodes + other.nodes,
             storage_gb: self.storage_gb + other.storage_gb,
+        }
+    }
+
+    /// `self` taken `factor` times: -1 for a cost that stops counting.
+    pub fn times(self, factor: i64) -> Self {
+        Self {
+            instances: self.instances * factor,
+            nodes: self.nodes * factor,
+            storage_gb: self.storage_gb * factor,
         }
     }
 
@@ -119,6 +129,13 @@ impl WriteOp for Reserve {
 
     fn teams(&self) -> Vec<String> {
         vec![self.new.team.clone()]
+    }
+
+    fn usage_change(&self, outcome: &ReserveOutcome) -> Option<UsageChange> {
+        matches!(outcome, ReserveOutcome::Reserved { .. }).then(|| UsageChange {
+            team: self.new.team.clone(),
+            delta: self.new.cost,
+        })
     }
 
     async fn apply(&self, tx: &mut AnyConnection) -> Result<ReserveOutcome, StorageError> {
@@ -205,12 +222,14 @@ impl Change {
         }
     }
 
-    /// False when the reservation was not in `from`.
-    async fn apply(&self, tx: &mut AnyConnection) -> Result<bool, StorageError> {
-        let result = sqlx::query(
+    /// `None` when the reservation was not in `from`; otherwise what the move did to its
+    /// team's usage.
+    async fn apply(&self, tx: &mut AnyConnection) -> Result<Option<UsageChange>, StorageError> {
+        let moved = sqlx::query(
             "UPDATE reservations SET state = $3, settle_reason = $4, updated_at = $5, \
              instance_id = COALESCE($6, instance_id), job_id = COALESCE($7, job_id) \
-             WHERE id = $1 AND state = $2",
+             WHERE id = $1 AND state = $2 \
+             RETURNING team, instances, nodes, storage_gb",
         )
         .bind(&self.reservation_id)
         .bind(self.from.as_str())
@@ -219,9 +238,22 @@ impl Change {
         .bind(now_ms())
         .bind(&self.instance_id)
         .bind(&self.job_id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(result.rows_affected() == 1)
+        let Some(row) = moved else {
+            return Ok(None);
+        };
+        let counts =
+            |state: ReservationState| i64::from(ReservationState::COUNTED.contains(&state));
+        let cost = Cost {
+            instances: row.try_get("instances")?,
+            nodes: row.try_get("nodes")?,
+            storage_gb: row.try_get("storage_gb")?,
+        };
+        Ok(Some(UsageChange {
+            team: row.try_get("team")?,
+            delta: cost.times(counts(self.to) - counts(self.from)),
+        }))
     }
 }
 
@@ -234,14 +266,32 @@ pub struct Finish {
     pub key: Option<(KeyedRequest, KeyOutcome)>,
 }
 
-impl WriteOp for Finish {
-    /// Whether the change was made (true when there was none).
-    type Output = bool;
+/// What a [`Finish`] did to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// There was no change, or it was made; with what it did to usage.
+    Done(Option<UsageChange>),
+    /// The reservation was not in the state the change expected; nothing moved.
+    NotInState,
+}
 
-    async fn apply(&self, tx: &mut AnyConnection) -> Result<bool, StorageError> {
-        let changed = match &self.change {
-            Some(change) => change.apply(tx).await?,
-            None => true,
+impl WriteOp for Finish {
+    type Output = Finished;
+
+    fn usage_change(&self, finished: &Finished) -> Option<UsageChange> {
+        match finished {
+            Finished::Done(change) => change.clone(),
+            Finished::NotInState => None,
+        }
+    }
+
+    async fn apply(&self, tx: &mut AnyConnection) -> Result<Finished, StorageError> {
+        let finished = match &self.change {
+            Some(change) => match change.apply(tx).await? {
+                Some(moved) => Finished::Done(Some(moved)),
+                None => Finished::NotInState,
+            },
+            None => Finished::Done(None),
         };
         if let Some(decision) = &self.decision {
             insert_decisions(tx, std::slice::from_ref(decision)).await?;
@@ -249,7 +299,7 @@ impl WriteOp for Finish {
         if let Some((request, outcome)) = &self.key {
             idempotency::settle(tx, request, outcome).await?;
         }
-        Ok(changed)
+        Ok(finished)
     }
 }
 
@@ -306,38 +356,28 @@ impl Store {
         self.check_file()?;
         let team = reserve.new.team.clone();
         let outcome = self.writer.write(reserve).await;
-        if let Some(usage) = &self.usage {
-            usage.invalidate(&team).await;
-        }
+        self.usage.changed(&team).await;
         outcome
     }
 
-    /// Commits a request's last write; see [`Finish`].
+    /// Commits a request's last write; see [`Finish`]. False when its change found the
+    /// reservation in another state.
     pub async fn finish(&self, finish: Finish) -> Result<bool, StorageError> {
-        let changes_usage = finish.change.is_some();
-        let finished = self.writer.write(finish).await;
-        if changes_usage && let Some(usage) = &self.usage {
-            // A change names its reservation, not its team; changes are rare next to reads.
-            usage.invalidate_all();
+        match self.writer.write(finish).await? {
+            Finished::Done(moved) => {
+                if let Some(moved) = moved {
+                    self.usage.changed(&moved.team).await;
+                }
+                Ok(true)
+            }
+            Finished::NotInState => Ok(false),
         }
-        finished
     }
 
-    /// What `team` uses: pending, committed and deleting reservations. Reused for up to
-    /// `storage.usage_cache_ms`, except after this gateway's own changes; admission never
-    /// relies on it.
+    /// What `team` uses: pending, committed and deleting reservations, for previews; see
+    /// [`super::usage`]. Admission never relies on it.
     pub async fn usage(&self, team: &str) -> Result<Cost, StorageError> {
-        let read = async {
-            let mut connection = self.pool.acquire().await?;
-            usage_of(&mut connection, team).await
-        };
-        match &self.usage {
-            Some(cache) => cache
-                .try_get_with_by_ref(team, read)
-                .await
-                .map_err(|error| (*error).clone()),
-            None => read.await,
-        }
+        self.usage.usage(&self.pool, team).await
     }
 
     /// `pending` → `committed`, recording the instance. False when it was not pending.
@@ -489,22 +529,4 @@ impl Store {
             })
             .collect()
     }
-}
-
-async fn usage_of(connection: &mut AnyConnection, team: &str) -> Result<Cost, StorageError> {
-    let row = sqlx::query(&format!(
-        "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS instances, \
-         CAST(COALESCE(SUM(nodes), 0) AS BIGINT) AS nodes, \
-         CAST(COALESCE(SUM(storage_gb), 0) AS BIGINT) AS storage_gb \
-         FROM reservations WHERE team = $1 AND {}",
-        state_in(&ReservationState::COUNTED)
-    ))
-    .bind(team)
-    .fetch_one(connection)
-    .await?;
-    Ok(Cost {
-        instances: row.try_get("instances")?,
-        nodes: row.try_get("nodes")?,
-        storage_gb: row.try_get("storage_gb")?,
-    })
 }

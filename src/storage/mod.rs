@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod log;
 pub mod retention;
+pub mod usage;
 pub mod writer;
 
 use std::sync::Arc;
@@ -135,8 +136,8 @@ pub struct Store {
     writer: writer::Writer,
     /// Decisions of requests that changed nothing, written in the background.
     log: log::DecisionLog,
-    /// Teams' usage as last read, for previews; `None` when turned off.
-    usage: Option<moka::future::Cache<String, ledger::Cost>>,
+    /// Teams' usage for previews.
+    usage: usage::UsageView,
 }
 
 /// Unix milliseconds now.
@@ -208,14 +209,16 @@ impl Store {
             .as_deref()
             .map(guard::FileIdentity::of)
             .transpose()?;
-        let writer = writer::Writer::spawn(pool.clone(), engine);
+        let book = match engine {
+            Engine::Sqlite => Some(Arc::new(usage::UsageBook::load(&pool).await?)),
+            Engine::Postgres => None,
+        };
+        let usage = match &book {
+            Some(book) => usage::UsageView::Book(book.clone()),
+            None => usage::UsageView::cached(Duration::from_millis(settings.usage_cache_ms)),
+        };
+        let writer = writer::Writer::spawn(pool.clone(), engine, book);
         let log = log::DecisionLog::spawn(writer.clone());
-        let usage = (settings.usage_cache_ms > 0).then(|| {
-            moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_millis(settings.usage_cache_ms))
-                .build()
-        });
         Ok(Self {
             pool,
             file,

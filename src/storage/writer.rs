@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::usage::{UsageBook, UsageChange};
 use super::{Engine, StorageError};
 
 /// Operations applied in one transaction at most.
@@ -39,6 +40,11 @@ pub trait WriteOp: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// What `output`, once committed, changed in a team's usage (for the [`UsageBook`]).
+    fn usage_change(&self, _output: &Self::Output) -> Option<UsageChange> {
+        None
+    }
+
     fn apply(
         &self,
         connection: &mut AnyConnection,
@@ -52,8 +58,9 @@ trait Job: Send {
     fn teams(&self) -> Vec<String>;
     /// Applies the operation, keeping its result for [`Job::answer`]; false when it failed.
     fn apply<'a>(&'a mut self, connection: &'a mut AnyConnection) -> BoxFuture<'a, bool>;
-    /// Answers the waiter once the transaction's fate is known.
-    fn answer(self: Box<Self>, committed: Result<(), StorageError>);
+    /// Answers the waiter once the transaction's fate is known, after entering a committed
+    /// usage change in `book`.
+    fn answer(self: Box<Self>, committed: Result<(), StorageError>, book: Option<&UsageBook>);
 }
 
 struct Queued<O: WriteOp> {
@@ -76,7 +83,13 @@ impl<O: WriteOp> Job for Queued<O> {
         })
     }
 
-    fn answer(self: Box<Self>, committed: Result<(), StorageError>) {
+    fn answer(self: Box<Self>, committed: Result<(), StorageError>, book: Option<&UsageBook>) {
+        if committed.is_ok()
+            && let (Some(book), Some(Ok(output))) = (book, &self.result)
+            && let Some(change) = self.op.usage_change(output)
+        {
+            book.apply(&change);
+        }
         let answer = match (self.result, committed) {
             (Some(Err(error)), _) | (_, Err(error)) => Err(error),
             (Some(Ok(output)), Ok(())) => Ok(output),
@@ -102,10 +115,12 @@ impl std::fmt::Debug for dyn Job {
 
 impl Writer {
     /// Starts the writer task on the current runtime; it ends when every handle is dropped.
-    pub fn spawn(pool: AnyPool, engine: Engine) -> Self {
+    /// With a `book`, every committed change to usage is entered in it before its caller
+    /// hears back.
+    pub fn spawn(pool: AnyPool, engine: Engine, book: Option<Arc<UsageBook>>) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let transactions = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(pool, engine, jobs, transactions.clone()));
+        tokio::spawn(run(pool, engine, book, jobs, transactions.clone()));
         Self {
             queue,
             transactions,
@@ -136,6 +151,7 @@ impl Writer {
 async fn run(
     pool: AnyPool,
     engine: Engine,
+    book: Option<Arc<UsageBook>>,
     mut jobs: mpsc::Receiver<Box<dyn Job>>,
     transactions: Arc<AtomicU64>,
 ) {
@@ -147,11 +163,13 @@ async fn run(
         match commit(&pool, engine, &mut batch).await {
             Ok(()) => {
                 transactions.fetch_add(1, Ordering::Relaxed);
-                batch.drain(..).for_each(|job| job.answer(Ok(())));
+                batch
+                    .drain(..)
+                    .for_each(|job| job.answer(Ok(()), book.as_deref()));
             }
             Err(error) if batch.len() == 1 => batch
                 .drain(..)
-                .for_each(|job| job.answer(Err(error.clone()))),
+                .for_each(|job| job.answer(Err(error.clone()), None)),
             Err(error) => {
                 tracing::warn!(error = ?error, operations = batch.len(), "a write batch failed; retrying its operations one by one");
                 for mut job in batch.drain(..) {
@@ -159,7 +177,7 @@ async fn run(
                     if committed.is_ok() {
                         transactions.fetch_add(1, Ordering::Relaxed);
                     }
-                    job.answer(committed);
+                    job.answer(committed, book.as_deref());
                 }
             }
         }
@@ -283,7 +301,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_writes_share_one_transaction() {
-        let writer = Writer::spawn(pool().await, Engine::Sqlite);
+        let writer = Writer::spawn(pool().await, Engine::Sqlite, None);
 
         let results = burst(&writer, (1..50).collect()).await;
 
@@ -302,7 +320,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_fails_alone() {
         let pool = pool().await;
-        let writer = Writer::spawn(pool.clone(), Engine::Sqlite);
+        let writer = Writer::spawn(pool.clone(), Engine::Sqlite, None);
 
         let results = burst(&writer, vec![1, 2, -1, 3, 4]).await;
 

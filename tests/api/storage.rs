@@ -42,7 +42,114 @@ on_both_engines!(
     retention_prunes_old_decisions_and_expired_keys_and_keeps_the_rest,
     a_graceful_shutdown_writes_the_buffered_decisions,
     a_keyed_create_commits_twice_and_a_dry_run_never_waits_for_a_commit,
+    usage_previews_equal_the_ledger_after_creates_releases_and_a_restart,
 );
+
+/// What the ledger counts for `team`, summed by the database.
+async fn ledger_usage(app: &TestApp, team: &str) -> i64 {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n FROM reservations \
+         WHERE team = $1 AND state IN ('pending', 'committed', 'deleting')",
+    )
+    .bind(team)
+    .fetch_one(app.stack.store.pool())
+    .await
+    .expect("query");
+    row.try_get("n").expect("n")
+}
+
+async fn dry_run_usage(app: &TestApp, token: &str) -> i64 {
+    let answer: Value = app
+        .authed(Method::POST, "/v1/starrocks/dry-run", token)
+        .json(&small_instance())
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    answer["quota"]["used"]["instances"]
+        .as_i64()
+        .expect("quota.used")
+}
+
+/// The previews (`/v1/me`, the dry-run's quota) show what the ledger holds, at once: after
+/// creates, after an ambiguous failure (still counted) and its release by reconciliation,
+/// and after a restart reloads them.
+async fn usage_previews_equal_the_ledger_after_creates_releases_and_a_restart(db: Db) {
+    let mut app = TestApp::builder()
+        .settings(|s| s.reconcile.grace_secs = 0)
+        .database(db)
+        .spawn()
+        .await;
+    let token = app.alice();
+    let mut seen = Vec::new();
+    for i in 0..2 {
+        assert_eq!(app.create(&token, &named(i)).await.status(), 201);
+        seen.push((
+            instances_used(&app, &token).await,
+            dry_run_usage(&app, &token).await,
+        ));
+    }
+    app.set_faults(json!({"fail_next_creates": 1, "fail_status": 500}))
+        .await;
+    assert_eq!(app.create(&token, &named(2)).await.status(), 502);
+    seen.push((
+        instances_used(&app, &token).await,
+        dry_run_usage(&app, &token).await,
+    ));
+    assert_eq!(reconcile(&app).await["released"], 1);
+    seen.push((
+        instances_used(&app, &token).await,
+        dry_run_usage(&app, &token).await,
+    ));
+    let ledger = ledger_usage(&app, "analytics").await;
+
+    let policy = PolicyStore::fixed(Policy::parse(EXAMPLE_POLICY).expect("valid"));
+    app.stack.restart_gateway(policy).await.expect("restarted");
+    let token = app.alice();
+    seen.push((
+        instances_used(&app, &token).await,
+        dry_run_usage(&app, &token).await,
+    ));
+
+    assert_eq!(seen, vec![(1, 1), (2, 2), (3, 3), (2, 2), (2, 2)]);
+    assert_eq!(ledger, 2);
+}
+
+/// On SQLite the one gateway keeps usage in memory: a preview answers at once even while the
+/// one connection is busy (here: held by the test), instead of queueing behind the writes.
+#[tokio::test]
+async fn on_sqlite_a_usage_preview_never_waits_for_the_database() {
+    let app = TestApp::builder()
+        .settings(|s| s.storage.acquire_timeout_ms = 300)
+        .spawn()
+        .await;
+    let token = app.alice();
+    assert_eq!(app.create(&token, &small_instance()).await.status(), 201);
+    app.stack.store.flush().await;
+    let held = app
+        .stack
+        .store
+        .pool()
+        .acquire()
+        .await
+        .expect("the one connection");
+
+    let me = app
+        .authed(Method::GET, "/v1/me", &token)
+        .send()
+        .await
+        .expect("answer");
+    let me_status = me.status();
+    let me: Value = me.json().await.expect("JSON");
+    let preview = dry_run_usage(&app, &token).await;
+    drop(held);
+
+    assert_eq!(me_status, 200);
+    assert_eq!(me["teams"][0]["usage"]["instances"], 1);
+    assert_eq!(preview, 1);
+}
 
 /// Dry-run decisions wait in the background log's buffer; stopping the gateway gracefully
 /// writes them before the database closes.
