@@ -9,6 +9,7 @@
 //! refresh fails the last good set keeps serving for `jwks_max_stale_secs`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,9 @@ impl VerificationKey {
 #[derive(Debug)]
 pub struct KeySnapshot {
     pub keys: Vec<VerificationKey>,
+    /// Grows with every set loaded: what a verified token was checked against, so a cached
+    /// verification is trusted only while that very set is.
+    pub generation: u64,
     fetched_at: Instant,
 }
 
@@ -125,6 +129,8 @@ pub struct KeyStore {
     last_forced_refetch: std::sync::Mutex<Option<Instant>>,
     /// When the last fetch ended and whether it succeeded.
     last_attempt: std::sync::Mutex<Option<(Instant, bool)>>,
+    /// Key sets loaded so far.
+    generations: AtomicU64,
 }
 
 impl KeyStore {
@@ -165,14 +171,20 @@ impl KeyStore {
             refreshing: Mutex::new(()),
             last_forced_refetch: std::sync::Mutex::new(None),
             last_attempt: std::sync::Mutex::new(None),
+            generations: AtomicU64::new(0),
         };
         if let Some(keys) = initial {
-            store.current.store(Some(Arc::new(KeySnapshot {
-                keys,
-                fetched_at: Instant::now(),
-            })));
+            store.install(keys);
         }
         Ok(store)
+    }
+
+    fn install(&self, keys: Vec<VerificationKey>) {
+        self.current.store(Some(Arc::new(KeySnapshot {
+            keys,
+            generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,
+            fetched_at: Instant::now(),
+        })));
     }
 
     /// Refreshes in the background until the store is dropped.
@@ -279,10 +291,7 @@ impl KeyStore {
                     jwks.keys = keys.len(),
                     "loaded the identity provider's keys"
                 );
-                self.current.store(Some(Arc::new(KeySnapshot {
-                    keys,
-                    fetched_at: Instant::now(),
-                })));
+                self.install(keys);
                 Ok(())
             }
             Err(error) => {

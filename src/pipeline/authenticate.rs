@@ -76,11 +76,12 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A verified token's employee and when the token expires.
+/// A verified token's employee, when the token expires, and the key set that verified it.
 #[derive(Debug, Clone)]
 struct Verified {
     employee: Arc<Employee>,
     exp: u64,
+    key_generation: u64,
 }
 
 /// Forgets each verified token when it expires.
@@ -139,7 +140,12 @@ impl Authenticator {
         if let Some(verified) = self.verified.get(&digest).await
             && verified.exp > now_secs()
         {
-            return Ok(verified.employee);
+            // Remembered only while the key set that verified it is the one trusted now: a
+            // key that left the set, or a set gone stale, takes the token's trust with it.
+            let keys = self.keys.keys().await.map_err(AuthError::KeysUnavailable)?;
+            if keys.generation == verified.key_generation {
+                return Ok(verified.employee);
+            }
         }
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         if !self.settings.algorithms.contains(&header.alg) {
@@ -158,7 +164,7 @@ impl Authenticator {
         {
             return Err(AuthError::WrongType);
         }
-        let claims = self
+        let (claims, key_generation) = self
             .verify_signature_and_claims(token, header.kid.as_deref(), header.alg)
             .await?;
         let exp = claims
@@ -173,18 +179,20 @@ impl Authenticator {
                 Verified {
                     employee: employee.clone(),
                     exp,
+                    key_generation,
                 },
             )
             .await;
         Ok(employee)
     }
 
+    /// The token's claims, and the generation of the key set that verified them.
     async fn verify_signature_and_claims(
         &self,
         token: &str,
         kid: Option<&str>,
         algorithm: Algorithm,
-    ) -> Result<Map<String, Value>, AuthError> {
+    ) -> Result<(Map<String, Value>, u64), AuthError> {
         let mut validation = Validation::new(algorithm);
         validation.leeway = self.settings.leeway_secs;
         validation.validate_nbf = true;
@@ -212,7 +220,7 @@ impl Authenticator {
                 break;
             }
         }
-        outcome
+        outcome.map(|claims| (claims, snapshot.generation))
     }
 
     fn check_lifetime(&self, claims: &Map<String, Value>, exp: u64) -> Result<(), AuthError> {

@@ -187,7 +187,7 @@ async fn keys_can_come_from_a_pem_file() {
 }
 
 #[tokio::test]
-async fn a_verified_token_is_not_verified_again_until_it_expires() {
+async fn a_remembered_token_is_trusted_only_while_its_keys_are() {
     let app = TestApp::builder()
         .settings(|s| {
             s.auth.jwks_refresh_secs = 1;
@@ -205,10 +205,41 @@ async fn a_verified_token_is_not_verified_again_until_it_expires() {
         .create(&app.token_for("bob", "payments"), &small_instance())
         .await;
 
-    assert_eq!(remembered.status(), 201, "the verified token needs no key");
     assert_eq!(
-        unseen.status(),
+        remembered.status(),
         503,
-        "a new token needs keys, and they are too old"
+        "a token verified earlier is no better than a new one once the keys are too old"
     );
+    assert_eq!(
+        problem(remembered).await["code"],
+        "identity_provider_unavailable"
+    );
+    assert_eq!(unseen.status(), 503);
+    assert_eq!(app.sim_stats().await.creates_received, 1);
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_its_key_leaves_the_jwks() {
+    let app = TestApp::spawn().await;
+    let old = app.alice();
+    assert_eq!(app.create(&old, &small_instance()).await.status(), 201);
+
+    app.stack.idp.rotate().expect("rotation");
+    app.stack.idp.retire_old_keys();
+    let signed_with_the_new_key = app.token_for("alice2", "analytics");
+    let fetches_before = app.stack.idp.jwks_fetches();
+    let new = app
+        .create(&signed_with_the_new_key, &small_instance())
+        .await;
+    let remembered = app.create(&old, &small_instance()).await;
+
+    assert_eq!(new.status(), 201);
+    assert_eq!(
+        app.stack.idp.jwks_fetches(),
+        fetches_before + 1,
+        "the new kid made the gateway fetch the set without the old key"
+    );
+    assert_eq!(remembered.status(), 401);
+    assert_eq!(problem(remembered).await["code"], "unauthenticated");
+    assert_eq!(app.sim_stats().await.creates_received, 2);
 }

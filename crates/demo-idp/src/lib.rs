@@ -147,6 +147,14 @@ impl DemoIdp {
         Ok(())
     }
 
+    /// Ends a rotation: only the key tokens are signed with now stays published.
+    pub fn retire_old_keys(&self) {
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .truncate(1);
+    }
+
     pub fn set_jwks_mode(&self, mode: JwksMode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
     }
