@@ -41,6 +41,8 @@ pub enum CloudError {
         status: u16,
         code: Option<String>,
         message: Option<String>,
+        /// The answer's `Retry-After`, in seconds, when it gave one.
+        retry_after: Option<u64>,
     },
     /// IAM refused the gateway's own credentials.
     #[error("IAM refused the gateway's credentials ({status} {code:?})")]
@@ -91,6 +93,34 @@ impl CloudError {
         )
     }
 
+    /// The API gateway's rate limit (`429`, `APIGW.0308`): nothing was done, and the account
+    /// needs a pause.
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, Self::Rejected { status: 429, .. })
+            || matches!(self, Self::Rejected { code: Some(code), .. } if code == "APIGW.0308")
+    }
+
+    /// Why a create that certainly had no effect failed, for its reservation's record.
+    pub fn release_reason(&self) -> String {
+        match self {
+            Self::Rejected { status, code, .. } if self.is_throttled() => format!(
+                "the cloud throttled the create ({status} {})",
+                code.as_deref().unwrap_or("no code")
+            ),
+            Self::Rejected { status, code, .. } => format!(
+                "the cloud refused the create ({status} {})",
+                code.as_deref().unwrap_or("no code")
+            ),
+            Self::IamRejected { .. } => {
+                "IAM refused the gateway's credentials; nothing was sent".into()
+            }
+            Self::Unreachable(_) => "the cloud could not be reached; nothing was sent".into(),
+            Self::Timeout(_) | Self::Transport(_) | Self::InvalidResponse(_) => {
+                "the create failed without a usable answer".into()
+            }
+        }
+    }
+
     /// The cloud does not know the StarRocks instance (`DBS.05000044`, or a `404`).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Rejected { status: 404, .. })
@@ -106,6 +136,19 @@ impl CloudError {
                 if code == "APIGW.0301" || code == "APIG.0301"
         )
     }
+}
+
+/// A `Retry-After` in delta-seconds (what API gateways send), capped at a minute so a wild
+/// value cannot park callers; HTTP dates are ignored.
+fn retry_after_secs(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|secs| secs.min(60))
 }
 
 /// One shared HTTP client toward the cloud: explicit timeouts, no redirects, pooled.
@@ -260,11 +303,12 @@ impl CloudClient {
         let sent = async {
             let response = request.send().await?;
             let status = response.status();
-            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+            let retry_after = retry_after_secs(response.headers());
+            Ok::<_, reqwest::Error>((status, retry_after, response.bytes().await?))
         }
         .await;
         let result = match &sent {
-            Ok((status, _)) => status.as_str().to_owned(),
+            Ok((status, _, _)) => status.as_str().to_owned(),
             Err(_) => "transport".to_owned(),
         };
         METRICS
@@ -275,13 +319,14 @@ impl CloudClient {
             .cloud_duration
             .with_label_values(&[operation])
             .observe(started.elapsed().as_secs_f64());
-        let (status, bytes) = sent.map_err(CloudError::from_transport)?;
+        let (status, retry_after, bytes) = sent.map_err(CloudError::from_transport)?;
         if !status.is_success() {
             let (code, message) = model::parse_error(&bytes).unzip();
             return Err(CloudError::Rejected {
                 status: status.as_u16(),
                 code,
                 message: message.flatten(),
+                retry_after,
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| CloudError::InvalidResponse(format!("{e}")))

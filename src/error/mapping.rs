@@ -106,12 +106,19 @@ impl Coded for StorageError {
     }
 }
 
+/// What a throttled caller is told to wait when the cloud named no delay: APIG's limits are
+/// counted per second or per minute, so a few seconds let the window move on.
+const THROTTLED_RETRY_AFTER_SECS: u64 = 5;
+/// The same for a busy or unreachable cloud.
+const BUSY_RETRY_AFTER_SECS: u64 = 2;
+
 impl Coded for CloudError {
     fn code(&self) -> ErrorCode {
         match self {
             // The cloud saying "another operation is in progress": the caller can retry
             // later, which a 502 would not tell them.
             Self::Rejected { status: 409, .. } => ErrorCode::UpstreamBusy,
+            _ if self.is_throttled() => ErrorCode::UpstreamThrottled,
             Self::Rejected { .. } | Self::Transport(_) | Self::InvalidResponse(_) => {
                 ErrorCode::UpstreamError
             }
@@ -123,10 +130,12 @@ impl Coded for CloudError {
 
     fn detail(&self) -> String {
         match self {
+            _ if self.is_throttled() => "Huawei Cloud is throttling the gateway's account; nothing was done, try again after the Retry-After delay".into(),
             Self::Rejected {
                 status,
                 code,
                 message,
+                ..
             } => format!(
                 "Huawei Cloud refused the call ({status}{}): {}",
                 code.as_deref()
@@ -145,9 +154,23 @@ impl Coded for CloudError {
 
     fn details(&self) -> Details {
         match self {
-            Self::Rejected { status, code, .. } => Details {
+            Self::Rejected {
+                status,
+                code,
+                retry_after,
+                ..
+            } => Details {
                 upstream_code: code.clone(),
                 upstream_status: Some(*status),
+                retry_after_secs: match *status {
+                    429 => Some(retry_after.unwrap_or(THROTTLED_RETRY_AFTER_SECS)),
+                    409 | 503 => Some(retry_after.unwrap_or(BUSY_RETRY_AFTER_SECS)),
+                    _ => None,
+                },
+                ..Details::default()
+            },
+            Self::Unreachable(_) => Details {
+                retry_after_secs: Some(BUSY_RETRY_AFTER_SECS),
                 ..Details::default()
             },
             _ => Details::default(),

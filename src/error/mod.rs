@@ -74,6 +74,9 @@ make_error_codes! {
     UpstreamError = 502, "upstream_error";
     /// The cloud reports another operation in progress on the instance; try again later.
     UpstreamBusy = 409, "upstream_busy";
+    /// The cloud's API gateway throttled the account (`APIGW.0308`); nothing was done. Try
+    /// again after `Retry-After`.
+    UpstreamThrottled = 429, "upstream_throttled";
     /// The instance is already being deleted.
     InstanceDeleting = 409, "instance_deleting";
     /// The gateway's own cloud credentials were refused by IAM.
@@ -133,6 +136,8 @@ pub struct Details {
     pub quota: Vec<QuotaDimension>,
     pub upstream_code: Option<String>,
     pub upstream_status: Option<u16>,
+    /// Seconds the caller should wait before trying again: the `Retry-After` header.
+    pub retry_after_secs: Option<u64>,
 }
 
 /// An error the API answers with: its code, a message for the caller, and details.

@@ -87,6 +87,8 @@ pub struct ApiError {
     problem: Box<Problem>,
     /// With `405`: the methods the resource answers, for the `Allow` header.
     allow: Option<String>,
+    /// Seconds for the `Retry-After` header (`429`, `503`, some `409`s).
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -96,9 +98,11 @@ impl ApiError {
     }
 
     pub fn with_details(code: ErrorCode, detail: impl Into<String>, details: Details) -> Self {
+        let retry_after_secs = details.retry_after_secs;
         Self {
             problem: Box::new(Problem::new(code, detail, details)),
             allow: None,
+            retry_after_secs,
         }
     }
 
@@ -150,6 +154,9 @@ impl ApiError {
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
             builder.insert_header((header::ALLOW, allow));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            builder.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
         }
         builder.json(problem)
     }

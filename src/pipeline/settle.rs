@@ -51,7 +51,7 @@ pub fn settle(
                 reservation_id,
                 Pending,
                 Released,
-                "the cloud refused the create",
+                &error.release_reason(),
             )),
         ),
         Err(_) => (Settlement::Pending, None),

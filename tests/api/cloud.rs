@@ -2,7 +2,50 @@ use futures_util::future::join_all;
 use serde_json::json;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 
-use crate::helpers::{TestApp, problem, small_instance};
+use crate::helpers::{TestApp, instances_used, problem, small_instance};
+
+/// Why each reservation settled, oldest first.
+async fn settle_reasons(app: &TestApp) -> Vec<Option<String>> {
+    sqlx::query("SELECT settle_reason FROM reservations ORDER BY created_at")
+        .fetch_all(app.stack.store.pool())
+        .await
+        .expect("query")
+        .iter()
+        .map(|row| sqlx::Row::try_get(row, "settle_reason").expect("settle_reason"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_throttled_create_is_429_with_retry_after_and_gives_the_quota_back() {
+    let app = TestApp::spawn().await;
+    app.set_faults(json!({"throttle_next_calls": 1})).await;
+
+    let response = app.create(&app.alice(), &small_instance()).await;
+
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let problem = problem(response).await;
+    assert_eq!(problem["code"], "upstream_throttled");
+    assert_eq!(problem["upstream_code"], "APIGW.0308");
+    assert_eq!(instances_used(&app, &app.alice()).await, 0);
+    assert_eq!(
+        settle_reasons(&app).await,
+        vec![Some(
+            "the cloud throttled the create (429 APIGW.0308)".to_owned()
+        )]
+    );
+    let decisions: serde_json::Value = app
+        .authed(reqwest::Method::GET, "/v1/admin/decisions", &app.admin())
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(decisions["decisions"][0]["outcome"], "failed");
+    assert_eq!(decisions["decisions"][0]["error_code"], "APIGW.0308");
+    assert_eq!(decisions["decisions"][0]["upstream_status"], 429);
+}
 
 #[tokio::test]
 async fn fifty_concurrent_creates_fetch_exactly_one_iam_token() {
@@ -109,7 +152,15 @@ async fn an_unreachable_cloud_is_503() {
     let response = app.create(&app.alice(), &small_instance()).await;
 
     assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
     assert_eq!(problem(response).await["code"], "upstream_unavailable");
+    assert_eq!(instances_used(&app, &app.alice()).await, 0);
+    assert_eq!(
+        settle_reasons(&app).await,
+        vec![Some(
+            "the cloud could not be reached; nothing was sent".to_owned()
+        )]
+    );
 }
 
 #[tokio::test]

@@ -365,3 +365,21 @@ pub async fn drop_database(app: &TestApp) {
         .await
         .expect("dropped");
 }
+
+pub async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.expect("JSON")
+}
+
+/// The instances the employee's first team uses, as `/v1/me` shows them.
+pub async fn instances_used(app: &TestApp, token: &str) -> i64 {
+    let me = json_of(
+        app.authed(reqwest::Method::GET, "/v1/me", token)
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    me["teams"][0]["usage"]["instances"]
+        .as_i64()
+        .expect("usage")
+}

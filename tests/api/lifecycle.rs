@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem, small_instance};
+use crate::helpers::{TestApp, instances_used, json_of, problem, small_instance};
 
 /// A stack whose simulated instances build and delete in a few hundred milliseconds.
 async fn quick_app() -> TestApp {
@@ -18,28 +18,11 @@ async fn quick_app() -> TestApp {
         .await
 }
 
-async fn json_of(response: reqwest::Response) -> Value {
-    response.json().await.expect("JSON")
-}
-
 async fn get(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
     app.authed(Method::GET, &format!("/v1/starrocks/{id}"), token)
         .send()
         .await
         .expect("answer")
-}
-
-async fn instances_used(app: &TestApp, token: &str) -> i64 {
-    let me = json_of(
-        app.authed(Method::GET, "/v1/me", token)
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
-    me["teams"][0]["usage"]["instances"]
-        .as_i64()
-        .expect("usage")
 }
 
 /// Polls the instance until `state`, for at most five seconds.
@@ -401,7 +384,7 @@ async fn a_throttled_create_is_never_retried_blindly() {
 
     let response = app.create(&app.alice(), &small_instance()).await;
 
-    assert_eq!(response.status(), 502);
+    assert_eq!(response.status(), 429);
     assert_eq!(problem(response).await["upstream_code"], "APIGW.0308");
     assert_eq!(
         app.sim_stats().await.creates_received,

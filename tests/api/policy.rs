@@ -4,11 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 
-use crate::helpers::{TestApp, problem, small_instance};
-
-async fn json_of(response: reqwest::Response) -> Value {
-    response.json().await.expect("JSON")
-}
+use crate::helpers::{TestApp, json_of, problem, small_instance};
 
 #[tokio::test]
 async fn a_dry_run_returns_the_decision_and_the_body_a_create_sends_and_sends_nothing() {

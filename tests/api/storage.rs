@@ -10,7 +10,7 @@ use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::policy::{Policy, PolicyStore};
 use starrocks_gateway::storage::{StorageError, Store};
 
-use crate::helpers::{Db, TestApp, drop_database, problem, small_instance};
+use crate::helpers::{Db, TestApp, drop_database, instances_used, problem, small_instance};
 
 /// Runs an `async fn(Db)` test once per engine.
 macro_rules! on_both_engines {
@@ -215,20 +215,6 @@ async fn a_keyed_create_commits_twice_and_a_dry_run_never_waits_for_a_commit(db:
 
 fn named(i: usize) -> Value {
     json!({"name": format!("cube-{i:03}"), "target": "analytics-prod", "size": "small"})
-}
-
-async fn instances_used(app: &TestApp, token: &str) -> i64 {
-    let me: Value = app
-        .authed(Method::GET, "/v1/me", token)
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
-    me["teams"][0]["usage"]["instances"]
-        .as_i64()
-        .expect("usage")
 }
 
 async fn reconcile(app: &TestApp) -> Value {

@@ -37,6 +37,7 @@ use crate::storage::idempotency::KeyedRequest;
         (status = 413, description = "Body too large (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "This Idempotency-Key was used with a different body (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Throttled: the cloud's API gateway limits the account (`upstream_throttled`); nothing was done. Try again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 502, description = "The cloud refused or failed the call; `upstream_code` carries its code (`upstream_error`, `upstream_auth_failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cloud, the identity provider or the gateway's database is unreachable (`upstream_unavailable`, `identity_provider_unavailable`, `storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The cloud did not answer in time; the instance may still appear (`upstream_timeout`)", body = Problem, content_type = "application/problem+json"),
