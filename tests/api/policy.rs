@@ -1,7 +1,7 @@
 //! Policy at the HTTP surface: dry-run, catalog, me, teams, labels, audit mode and reload.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 
 use crate::helpers::{TestApp, json_of, problem, small_instance};
