@@ -72,6 +72,12 @@ DIRECT_TARGET_ID = "40dc4c5729f14aad893e2dcd5baf6a15in07"
 
 BENCH_TEAM = "bench"
 BENCH_TARGET = "bench-prod"
+# The demo's rate limits, turned off (`SRGW_LIMITS__*`, see docs in src/config.rs).
+NO_RATE_LIMITS = {
+    "SRGW_LIMITS__CREATES_PER_MINUTE": "0",
+    "SRGW_LIMITS__REQUESTS_PER_SECOND": "0",
+    "SRGW_LIMITS__CLOUD_CALLS_PER_SECOND": "0",
+}
 # --profile: record each run with perf (set in main).
 PROFILE = False
 CREATE_BODY = {"name": "bench-cube", "target": BENCH_TARGET, "size": "small"}
@@ -261,7 +267,8 @@ class Demo:
         if storage_url:
             command += ["--storage-url", storage_url]
         # The demo's own SQLite file goes to TMPDIR: the work directory, next to the fsync probe.
-        env = dict(os.environ, RUST_LOG="warn", TMPDIR=str(workdir))
+        # The rate limits are off: the arms measure the pipeline, not the limiter's refusals.
+        env = dict(os.environ, RUST_LOG="warn", TMPDIR=str(workdir), **NO_RATE_LIMITS)
         self.log_file = open(self.log_path, "w")
         started = time.monotonic()
         self.proc = subprocess.Popen(

@@ -31,6 +31,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     #[serde(default)]
     pub reconcile: ReconcileSettings,
+    #[serde(default)]
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +73,66 @@ impl Default for StorageSettings {
             prune_interval_secs: 600,
             usage_cache_ms: 1_000,
         }
+    }
+}
+
+/// Rate limits, counted by each replica on its own: N replicas admit up to N times these.
+/// `0` turns a limit off.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Creates one employee may make per minute once their burst is spent.
+    pub creates_per_minute: u32,
+    /// Creates one employee may make at once.
+    pub creates_burst: u32,
+    /// Other `/v1` requests (reads, dry-runs, deletes) one employee may make per second once
+    /// their burst is spent.
+    pub requests_per_second: u32,
+    pub requests_burst: u32,
+    /// The whole gateway's calls to the TaurusDB API per second: keep it below the account's
+    /// API gateway limit, so that no burst of callers gets the account throttled
+    /// (`APIGW.0308`).
+    pub cloud_calls_per_second: u32,
+    pub cloud_calls_burst: u32,
+    /// How long a call may wait for the budget before its caller gets `429`.
+    pub cloud_budget_wait_ms: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            creates_per_minute: 10,
+            creates_burst: 5,
+            requests_per_second: 20,
+            requests_burst: 40,
+            cloud_calls_per_second: 20,
+            cloud_calls_burst: 40,
+            cloud_budget_wait_ms: 2_000,
+        }
+    }
+}
+
+impl LimitSettings {
+    /// No limit at all: for benchmarks and tests of other things.
+    pub fn off() -> Self {
+        Self {
+            creates_per_minute: 0,
+            creates_burst: 0,
+            requests_per_second: 0,
+            requests_burst: 0,
+            cloud_calls_per_second: 0,
+            cloud_calls_burst: 0,
+            cloud_budget_wait_ms: 0,
+        }
+    }
+
+    /// These settings with `SRGW_LIMITS__*` overrides from the environment applied; for the
+    /// demo, whose other settings are fixed.
+    pub fn with_env_overrides(self) -> Result<Self, ConfigError> {
+        Figment::from(figment::providers::Serialized::defaults(self))
+            .merge(Env::prefixed(&format!("{ENV_PREFIX}LIMITS{ENV_SEPARATOR}")))
+            .extract()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))
     }
 }
 

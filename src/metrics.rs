@@ -32,6 +32,10 @@ pub struct Metrics {
     pub storage_batch_size: Histogram,
     /// Decision-log entries given up on while the database was unavailable.
     pub decisions_dropped: IntCounter,
+    /// Requests refused by an employee's rate limit, by limit (`creates`, `requests`).
+    pub rate_limited: IntCounterVec,
+    /// Cloud calls refused because the gateway's call budget was spent, by operation.
+    pub cloud_budget_exhausted: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -104,6 +108,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "cloud_calls_total",
             "Calls to Huawei Cloud",
             &["operation", "result"],
+        ),
+        rate_limited: counter(
+            &registry,
+            "rate_limited_total",
+            "Requests refused by an employee's rate limit",
+            &["limit"],
+        ),
+        cloud_budget_exhausted: counter(
+            &registry,
+            "cloud_budget_exhausted_total",
+            "Cloud calls not sent because the gateway's call budget was spent",
+            &["operation"],
         ),
         cloud_duration: histogram(
             &registry,

@@ -2,6 +2,8 @@
 //! [`crate::http::router`], so a path is written once, in its handler's `#[utoipa::path]`.
 
 use actix_web::App;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -57,6 +59,42 @@ impl Modify for CommonResponses {
                     .build(),
             )
             .build();
+        let header = |schema: Type, description: &str| {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(schema))
+                .description(Some(description))
+                .build()
+        };
+        let rate_limited = ResponseBuilder::new()
+            .description(
+                "Too many requests from you (`rate_limited`): wait `Retry-After` seconds. \
+                 Creates and other requests are limited apart, per employee",
+            )
+            .header(
+                "Retry-After",
+                header(Type::Integer, "Seconds to wait before trying again"),
+            )
+            .header(
+                "RateLimit-Policy",
+                header(
+                    Type::String,
+                    "The limit (IETF draft): its name, the burst `q` and the seconds `w` a spent burst takes to refill",
+                ),
+            )
+            .header(
+                "RateLimit",
+                header(
+                    Type::String,
+                    "What is left (IETF draft): `r` requests, whole again in `t` seconds",
+                ),
+            )
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
         let operations = openapi.paths.paths.values_mut().flat_map(|item| {
             [
                 &mut item.get,
@@ -73,10 +111,12 @@ impl Modify for CommonResponses {
                 serde_json::to_value(requirement).is_ok_and(|v| v.get("bearer").is_some())
             });
             if secured {
-                operation
-                    .responses
-                    .responses
-                    .insert("401".into(), unauthenticated.clone().into());
+                let responses = &mut operation.responses.responses;
+                responses.insert("401".into(), unauthenticated.clone().into());
+                // An operation that also passes on the cloud's throttling declares its own.
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| rate_limited.clone().into());
             }
         }
     }

@@ -17,6 +17,7 @@ use crate::cloud::CloudClient;
 use crate::config::Settings;
 use crate::http::extract::BodyLimit;
 use crate::http::fallback;
+use crate::http::rate_limit::RateLimits;
 use crate::http::request_id::{GatewayRootSpan, assign_request_id};
 use crate::http::router;
 use crate::identity::KeyStore;
@@ -32,6 +33,7 @@ use crate::storage::{Store, retention};
 pub struct AppParts {
     pub gateway: web::Data<Gateway>,
     pub authenticator: web::Data<Authenticator>,
+    pub rate_limits: web::Data<RateLimits>,
     pub body_limit: usize,
 }
 
@@ -43,7 +45,8 @@ impl AppParts {
             .await
             .context("opening the gateway's database")?;
         let cloud = Arc::new(
-            CloudClient::new(settings.cloud.clone()).context("building the cloud HTTP client")?,
+            CloudClient::new(settings.cloud.clone(), &settings.limits)
+                .context("building the cloud HTTP client")?,
         );
         let jwks_client = reqwest::Client::builder()
             .user_agent(concat!("starrocks-gateway/", env!("CARGO_PKG_VERSION")))
@@ -88,6 +91,7 @@ impl AppParts {
         Ok(Self {
             gateway,
             authenticator: web::Data::new(Authenticator::new(settings.auth.clone(), keys)),
+            rate_limits: web::Data::from(RateLimits::start(&settings.limits)),
             body_limit: settings.server.body_limit_bytes,
         })
     }
@@ -108,6 +112,7 @@ pub fn create_app(
     let app = App::new()
         .app_data(parts.gateway)
         .app_data(parts.authenticator)
+        .app_data(parts.rate_limits)
         .app_data(BodyLimit(parts.body_limit))
         .app_data(web::PayloadConfig::new(parts.body_limit))
         .wrap(TracingLogger::<GatewayRootSpan>::new())

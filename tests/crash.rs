@@ -105,6 +105,12 @@ create_if_missing = true
 [reconcile]
 interval_secs = 0
 grace_secs = 0
+
+# The load is one employee's burst, far beyond any sane limit: the limits are not under test.
+[limits]
+creates_per_minute = 0
+requests_per_second = 0
+cloud_calls_per_second = 0
 "#,
         idp = cloud.idp_url,
         sim_url = cloud.simulator_url,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::config::CloudSettings;
+use crate::config::{CloudSettings, LimitSettings};
 
 use crate::metrics::METRICS;
 use iam::{IamToken, IamTokenCache};
@@ -57,6 +57,9 @@ pub enum CloudError {
     Transport(#[source] reqwest::Error),
     #[error("the cloud's answer could not be understood: {0}")]
     InvalidResponse(String),
+    /// Not sent: the gateway's own budget of calls to the cloud was spent.
+    #[error("the gateway's cloud call budget is spent")]
+    OverBudget,
 }
 
 impl CloudError {
@@ -77,7 +80,7 @@ impl CloudError {
     pub fn is_definite(&self) -> bool {
         match self {
             Self::Rejected { status, .. } => *status < 500,
-            Self::IamRejected { .. } | Self::Unreachable(_) => true,
+            Self::IamRejected { .. } | Self::Unreachable(_) | Self::OverBudget => true,
             Self::Timeout(_) | Self::Transport(_) | Self::InvalidResponse(_) => false,
         }
     }
@@ -115,6 +118,9 @@ impl CloudError {
                 "IAM refused the gateway's credentials; nothing was sent".into()
             }
             Self::Unreachable(_) => "the cloud could not be reached; nothing was sent".into(),
+            Self::OverBudget => {
+                "the gateway's budget of cloud calls was spent; nothing was sent".into()
+            }
             Self::Timeout(_) | Self::Transport(_) | Self::InvalidResponse(_) => {
                 "the create failed without a usable answer".into()
             }
@@ -222,14 +228,25 @@ pub struct CloudClient {
     details: ReadCache<(String, String), Option<StarRocksDetail>>,
     /// Jobs by id.
     jobs: ReadCache<String, Job>,
+    /// The whole gateway's calls per second to the TaurusDB API; `None`: unlimited.
+    budget: Option<governor::DefaultDirectRateLimiter>,
+    budget_wait: std::time::Duration,
 }
 
 impl CloudClient {
-    pub fn new(settings: CloudSettings) -> reqwest::Result<Self> {
+    pub fn new(settings: CloudSettings, limits: &LimitSettings) -> reqwest::Result<Self> {
         let http = http_client(&settings)?;
         let tokens = IamTokenCache::new(http.clone(), settings.clone());
         let ttl_ms = settings.read_cache_ms;
+        let budget = crate::http::rate_limit::quota(
+            limits.cloud_calls_burst,
+            limits.cloud_calls_per_second,
+            std::time::Duration::from_secs(1),
+        )
+        .map(governor::RateLimiter::direct);
         Ok(Self {
+            budget,
+            budget_wait: std::time::Duration::from_millis(limits.cloud_budget_wait_ms),
             http,
             settings,
             tokens,
@@ -281,6 +298,25 @@ impl CloudClient {
         }
     }
 
+    /// Takes one call from the gateway's budget, waiting up to `cloud_budget_wait_ms` for it.
+    async fn spend_budget(&self, operation: &'static str) -> Result<(), CloudError> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        if budget.check().is_ok()
+            || tokio::time::timeout(self.budget_wait, budget.until_ready())
+                .await
+                .is_ok()
+        {
+            return Ok(());
+        }
+        METRICS
+            .cloud_budget_exhausted
+            .with_label_values(&[operation])
+            .inc();
+        Err(CloudError::OverBudget)
+    }
+
     async fn send_once<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -290,6 +326,7 @@ impl CloudClient {
         request_id: &str,
     ) -> Result<T, CloudError> {
         let operation = operation_of(&method, &url);
+        self.spend_budget(operation).await?;
         let started = std::time::Instant::now();
         let mut request = self
             .http

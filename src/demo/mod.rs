@@ -17,8 +17,8 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{
-    AuthSettings, ClaimSettings, CloudSettings, PolicySettings, ReconcileSettings, ServerSettings,
-    Settings, StorageSettings,
+    AuthSettings, ClaimSettings, CloudSettings, LimitSettings, PolicySettings, ReconcileSettings,
+    ServerSettings, Settings, StorageSettings,
 };
 use crate::policy::{Policy, PolicyStore};
 use crate::startup::Application;
@@ -182,6 +182,9 @@ pub fn settings(
             ..StorageSettings::default()
         },
         reconcile: ReconcileSettings::default(),
+        limits: LimitSettings::default()
+            .with_env_overrides()
+            .context("SRGW_LIMITS__* overrides")?,
     })
 }
 

@@ -119,6 +119,7 @@ impl Coded for CloudError {
             // later, which a 502 would not tell them.
             Self::Rejected { status: 409, .. } => ErrorCode::UpstreamBusy,
             _ if self.is_throttled() => ErrorCode::UpstreamThrottled,
+            Self::OverBudget => ErrorCode::UpstreamThrottled,
             Self::Rejected { .. } | Self::Transport(_) | Self::InvalidResponse(_) => {
                 ErrorCode::UpstreamError
             }
@@ -146,6 +147,7 @@ impl Coded for CloudError {
             Self::IamRejected { .. } => "the gateway's own Huawei Cloud credentials were refused; the platform team has been alerted in the log".into(),
             Self::Timeout(_) => "Huawei Cloud did not answer in time; the instance may still be created, check before retrying".into(),
             Self::Unreachable(_) => "Huawei Cloud could not be reached; nothing was sent, try again later".into(),
+            Self::OverBudget => "the gateway's budget of calls to Huawei Cloud is spent for the moment (it keeps the account below the cloud's rate limit); nothing was sent, try again after the Retry-After delay".into(),
             Self::Transport(_) | Self::InvalidResponse(_) => {
                 "the call to Huawei Cloud failed without a usable answer".into()
             }
@@ -171,6 +173,10 @@ impl Coded for CloudError {
             },
             Self::Unreachable(_) => Details {
                 retry_after_secs: Some(BUSY_RETRY_AFTER_SECS),
+                ..Details::default()
+            },
+            Self::OverBudget => Details {
+                retry_after_secs: Some(1),
                 ..Details::default()
             },
             _ => Details::default(),

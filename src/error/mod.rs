@@ -89,6 +89,9 @@ make_error_codes! {
     StorageUnavailable = 503, "storage_unavailable";
     /// The team's quota cannot admit the request; each dimension says requested, used, allowed.
     QuotaExceeded = 403, "quota_exceeded";
+    /// The employee sent more requests than their rate limit allows; try again after
+    /// `Retry-After` seconds. `RateLimit-Policy` and `RateLimit` describe the limit.
+    RateLimited = 429, "rate_limited";
     /// The `Idempotency-Key` header is empty or longer than 255 characters.
     InvalidIdempotencyKey = 400, "invalid_idempotency_key";
     /// A request with the same `Idempotency-Key` is still being processed.

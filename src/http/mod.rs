@@ -6,5 +6,6 @@ pub mod authenticate;
 pub mod error;
 pub mod extract;
 pub mod fallback;
+pub mod rate_limit;
 pub mod request_id;
 pub mod router;

@@ -15,6 +15,7 @@ use utoipa_actix_web::{OpenApiFactory, UtoipaApp, scope};
 
 use super::authenticate::require_employee;
 use super::error::ApiError;
+use super::rate_limit::limit_rate;
 use crate::routes::starrocks::{create, dry_run};
 use crate::routes::{admin, catalog, health, instances};
 
@@ -153,6 +154,7 @@ where
 {
     app.service(
         scope("/v1")
+            .wrap(from_fn(limit_rate))
             .wrap(from_fn(require_employee))
             .service(resource![
                 create::create_instance,

@@ -94,7 +94,7 @@ pub async fn list_instances(
     responses(
         (status = 200, description = "The instance", body = InstanceDetail),
         (status = 404, description = "No such instance in your teams (`not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Throttled: the cloud's API gateway limits the account (`upstream_throttled`); nothing was done. Try again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 429, description = "Throttled, nothing was done: too many requests from you (`rate_limited`, with `RateLimit-Policy` and `RateLimit`), or the cloud limits the gateway's account (`upstream_throttled`). Try again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 502, description = "The cloud failed the call (`upstream_error`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cloud or the gateway's database is unreachable (`upstream_unavailable`, `storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The cloud did not answer in time (`upstream_timeout`)", body = Problem, content_type = "application/problem+json"),
@@ -121,7 +121,7 @@ pub async fn get_instance(
         (status = 202, description = "The deletion is under way", body = DeleteAccepted),
         (status = 404, description = "No such instance in your teams (`not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already being deleted, or the cloud reports another operation in progress (`instance_deleting`, `upstream_busy`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Throttled: the cloud's API gateway limits the account (`upstream_throttled`); nothing was done. Try again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 429, description = "Throttled, nothing was done: too many requests from you (`rate_limited`, with `RateLimit-Policy` and `RateLimit`), or the cloud limits the gateway's account (`upstream_throttled`). Try again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 502, description = "The cloud refused or failed the call (`upstream_error`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cloud or the gateway's database is unreachable (`upstream_unavailable`, `storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The cloud did not answer in time (`upstream_timeout`)", body = Problem, content_type = "application/problem+json"),

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
-use starrocks_gateway::config::Settings;
+use starrocks_gateway::config::{LimitSettings, Settings};
 use starrocks_gateway::demo::idp::EmployeeClaims;
 use starrocks_gateway::demo::simulator::{ReceivedCreate, SimulatorConfig, Stats};
 use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
@@ -119,6 +119,8 @@ impl<'a> TestAppBuilder<'a> {
             if let Some(url) = postgres {
                 gateway.storage.url = url.into();
             }
+            // Tests of other things send bursts no employee would; the limits have their own.
+            gateway.limits = LimitSettings::off();
             for adjust in settings {
                 adjust(gateway);
             }

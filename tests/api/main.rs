@@ -8,6 +8,7 @@ mod helpers;
 mod jwks;
 mod jwt_attacks;
 mod lifecycle;
+mod limits;
 mod policy;
 mod simulator;
 mod storage;
