@@ -165,10 +165,48 @@ pub struct ServerSettings {
     /// Largest accepted JSON body. Create bodies are tiny; a small bound caps abuse.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// A request body not received whole within this time is answered `408`, so a client
+    /// that sends part of a body and goes silent holds nothing for long.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
+    /// A request head (request line and headers) not received within this time closes the
+    /// connection.
+    #[serde(default = "default_head_timeout")]
+    pub head_timeout_ms: u64,
+    /// Open connections at most, over all workers. Also kept below the process's file
+    /// descriptor limit, whose soft value is raised to the hard one at start.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_body_limit() -> usize {
     16 * 1024
+}
+
+fn default_body_timeout() -> u64 {
+    10_000
+}
+
+fn default_head_timeout() -> u64 {
+    5_000
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+impl ServerSettings {
+    /// Listening on `listen` with every other value at its default.
+    pub fn on(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            workers: 0,
+            body_limit_bytes: default_body_limit(),
+            body_timeout_ms: default_body_timeout(),
+            head_timeout_ms: default_head_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

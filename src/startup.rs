@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::cloud::CloudClient;
 use crate::config::Settings;
-use crate::http::extract::BodyLimit;
+use crate::http::extract::{BodyLimit, BodyTimeout};
 use crate::http::fallback;
 use crate::http::rate_limit::RateLimits;
 use crate::http::request_id::{GatewayRootSpan, assign_request_id};
@@ -35,6 +35,7 @@ pub struct AppParts {
     pub authenticator: web::Data<Authenticator>,
     pub rate_limits: web::Data<RateLimits>,
     pub body_limit: usize,
+    pub body_timeout: Duration,
 }
 
 impl AppParts {
@@ -93,6 +94,7 @@ impl AppParts {
             authenticator: web::Data::new(Authenticator::new(settings.auth.clone(), keys)),
             rate_limits: web::Data::from(RateLimits::start(&settings.limits)),
             body_limit: settings.server.body_limit_bytes,
+            body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
         })
     }
 }
@@ -114,6 +116,7 @@ pub fn create_app(
         .app_data(parts.authenticator)
         .app_data(parts.rate_limits)
         .app_data(BodyLimit(parts.body_limit))
+        .app_data(BodyTimeout(parts.body_timeout))
         .app_data(web::PayloadConfig::new(parts.body_limit))
         .wrap(TracingLogger::<GatewayRootSpan>::new())
         .wrap(from_fn(assign_request_id))
@@ -163,11 +166,15 @@ impl Application {
             .port();
         let parts = AppParts::new(settings, policy).await?;
         let store = parts.gateway.store.clone();
-        let mut server = HttpServer::new(move || create_app(parts.clone()));
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = server
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        };
+        let connections = connection_cap(settings.server.max_connections);
+        let server = HttpServer::new(move || create_app(parts.clone()))
+            .workers(workers)
+            .max_connections(connections.div_ceil(workers))
+            .client_request_timeout(Duration::from_millis(settings.server.head_timeout_ms))
             .listen(listener)
             .context("starting the HTTP server")?
             .run();
@@ -198,6 +205,37 @@ impl Application {
         let served = self.server.await;
         self.store.close().await;
         served
+    }
+}
+
+/// Descriptors kept for everything but client connections: the database, the cloud and
+/// identity-provider clients, logs.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// `configured` connections, or fewer when the descriptor limit (raised to its hard value
+/// first) would not hold them: past it, `accept` fails and nothing answers, `/healthz` included.
+fn connection_cap(configured: usize) -> usize {
+    let limit = raise_descriptor_limit();
+    let fit = usize::try_from(limit.saturating_sub(RESERVED_DESCRIPTORS)).unwrap_or(usize::MAX);
+    if fit < configured {
+        tracing::warn!(
+            configured,
+            descriptor_limit = limit,
+            cap = fit,
+            "server.max_connections is above what the descriptor limit holds; capped"
+        );
+    }
+    configured.min(fit).max(1)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; the limit in force afterwards.
+pub fn raise_descriptor_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(error = %error, "could not raise the file descriptor limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1_024, |(soft, _)| soft)
+        }
     }
 }
 
@@ -243,4 +281,20 @@ fn watch_policy(state: &web::Data<Gateway>, interval: Duration) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_capped_below_the_descriptor_limit() {
+        let limit = raise_descriptor_limit();
+        let cap = connection_cap(usize::MAX);
+        assert!(
+            u64::try_from(cap)
+                .is_ok_and(|cap| cap + RESERVED_DESCRIPTORS <= limit.max(RESERVED_DESCRIPTORS + 1))
+        );
+        assert_eq!(connection_cap(10), 10);
+    }
 }

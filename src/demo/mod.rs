@@ -120,9 +120,8 @@ pub fn settings(
 ) -> anyhow::Result<Settings> {
     Ok(Settings {
         server: ServerSettings {
-            listen,
             workers: 2,
-            body_limit_bytes: 16 * 1024,
+            ..ServerSettings::on(listen)
         },
         auth: AuthSettings {
             issuer: idp_url.to_owned(),

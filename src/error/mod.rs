@@ -50,6 +50,8 @@ make_error_codes! {
     UnsupportedMediaType = 415, "unsupported_media_type";
     /// The request body is larger than the configured limit.
     PayloadTooLarge = 413, "payload_too_large";
+    /// The request body did not arrive whole in time (`server.body_timeout_ms`).
+    RequestTimeout = 408, "request_timeout";
     /// A path or query parameter could not be parsed.
     InvalidParameter = 400, "invalid_parameter";
     /// No bearer token, or one that failed verification.

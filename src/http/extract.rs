@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
@@ -24,6 +25,13 @@ const DEFAULT_LIMIT: usize = 16 * 1024;
 /// The configured body size limit, stored as app data.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// How long a body may take to arrive, stored as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+/// When no deadline is configured in app data.
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -64,6 +72,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let limit = request
             .app_data::<BodyLimit>()
             .map_or(DEFAULT_LIMIT, |l| l.0);
+        let deadline = request
+            .app_data::<BodyTimeout>()
+            .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
         let json = is_json(&request);
         let body = web::Bytes::from_request(&request, payload);
         Box::pin(async move {
@@ -73,7 +84,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     "the body must be application/json",
                 ));
             }
-            let bytes = body.await.map_err(|error| {
+            let body = tokio::time::timeout(deadline, body).await.map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "the body did not arrive whole within {} ms",
+                        deadline.as_millis()
+                    ),
+                )
+            })?;
+            let bytes = body.map_err(|error| {
                 let too_large = matches!(
                     error.as_error::<PayloadError>(),
                     Some(PayloadError::Overflow)

@@ -4,6 +4,7 @@
 mod auth;
 mod cloud;
 mod create;
+mod edge;
 mod helpers;
 mod jwks;
 mod jwt_attacks;
