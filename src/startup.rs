@@ -11,7 +11,6 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::cloud::CloudClient;
 use crate::config::Settings;
@@ -123,11 +122,10 @@ pub fn create_app(
         .into_utoipa_app()
         .openapi(openapi::base());
     let (app, document) = router::routes(app).split_for_parts();
-    app.service(
-        SwaggerUi::new("/swagger-ui/{_:.*}").url("/openapi.json", openapi::finish(document)),
-    )
-    .service(fallback::portal())
-    .default_service(web::to(fallback::not_found))
+    app.service(fallback::openapi_json(&openapi::finish(document)))
+        .service(fallback::swagger_ui())
+        .service(fallback::portal())
+        .default_service(web::to(fallback::not_found))
 }
 
 /// A bound, not yet running gateway. Binding first lets tests ask for port 0 and learn the port.

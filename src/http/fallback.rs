@@ -1,7 +1,12 @@
-//! problem+json answers for unknown paths, instead of actix's empty bodies, and the portal
-//! page, which is not an API operation.
+//! What is not an API operation: problem+json for unknown paths (instead of actix's empty
+//! bodies), the portal page, the OpenAPI document and Swagger UI. Each answers `GET` and
+//! `HEAD`, and any other method with `405` and `Allow`.
 
+use std::sync::Arc;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
+use utoipa_swagger_ui::Config;
 
 use super::error::ApiError;
 use crate::error::ErrorCode;
@@ -13,19 +18,74 @@ pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// `GET /`: the self-service portal page, compiled in so the binary serves it from anywhere.
-pub fn portal() -> Resource {
-    web::resource("/")
-        .route(web::get().to(|| async {
-            HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .body(include_str!("../../static/index.html"))
-        }))
+/// `path`, read-only: `GET` and `HEAD` reach `handler`; other methods get `405`.
+fn read_only<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
         .default_service(web::to(|request: HttpRequest| async move {
             Err::<HttpResponse, _>(ApiError::method_not_allowed(
                 request.method().as_str(),
                 request.path(),
-                "GET".into(),
+                "GET, HEAD".into(),
             ))
         }))
+}
+
+/// `GET /`: the self-service portal page, compiled in so the binary serves it from anywhere.
+pub fn portal() -> Resource {
+    read_only("/", || async {
+        HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(include_str!("../../static/index.html"))
+    })
+}
+
+/// `GET /openapi.json`: the document, serialized once.
+pub fn openapi_json(document: &utoipa::openapi::OpenApi) -> Resource {
+    let json = web::Bytes::from(serde_json::to_vec(document).unwrap_or_default());
+    read_only("/openapi.json", move || {
+        let json = json.clone();
+        async move {
+            HttpResponse::Ok()
+                .insert_header((CONTENT_TYPE, "application/json"))
+                .body(json)
+        }
+    })
+}
+
+/// `GET /swagger-ui/…`: the vendored Swagger UI, pointed at `/openapi.json`; a file it does
+/// not have is a problem+json `404`.
+pub fn swagger_ui() -> Resource {
+    let config = Arc::new(Config::new(["/openapi.json"]));
+    read_only(
+        "/swagger-ui/{file:.*}",
+        move |request: HttpRequest, file: web::Path<String>| {
+            let config = Arc::clone(&config);
+            async move {
+                match utoipa_swagger_ui::serve(&file, config) {
+                    Ok(Some(found)) => Ok(HttpResponse::Ok()
+                        .content_type(found.content_type)
+                        .insert_header((CACHE_CONTROL, "no-cache"))
+                        .body(found.bytes.into_owned())),
+                    Ok(None) => Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("no resource at {}", request.path()),
+                    )),
+                    Err(error) => {
+                        tracing::error!(error = %error, "serving Swagger UI failed");
+                        Err(ApiError::new(
+                            ErrorCode::Internal,
+                            "Swagger UI could not be served",
+                        ))
+                    }
+                }
+            }
+        },
+    )
 }

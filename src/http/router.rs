@@ -74,9 +74,17 @@ impl ApiResource {
         }
         for method in P::methods() {
             let method = actix_method(&method);
-            self.routes
-                .push(web::method(method.clone()).to(handler.clone()));
-            self.methods.push(method);
+            // RFC 9110: a resource that answers GET answers HEAD the same, without the body.
+            let methods = if method == Method::GET {
+                vec![Method::GET, Method::HEAD]
+            } else {
+                vec![method]
+            };
+            for method in methods {
+                self.routes
+                    .push(web::method(method.clone()).to(handler.clone()));
+                self.methods.push(method);
+            }
         }
         self.paths.merge(spec.paths());
         spec.schemas(&mut self.schemas);

@@ -85,7 +85,7 @@ async fn unknown_paths_and_methods_are_problem_json() {
     assert_eq!(missing.status(), 404);
     assert_eq!(problem(missing).await["code"], "not_found");
     assert_eq!(wrong_method.status(), 405);
-    assert_eq!(wrong_method.headers()["allow"], "GET, POST");
+    assert_eq!(wrong_method.headers()["allow"], "GET, HEAD, POST");
     assert_eq!(problem(wrong_method).await["code"], "method_not_allowed");
     let trace = app
         .client
@@ -97,11 +97,12 @@ async fn unknown_paths_and_methods_are_problem_json() {
         .await
         .expect("answer");
     assert_eq!(trace.status(), 405);
-    assert_eq!(trace.headers()["allow"], "GET");
+    assert_eq!(trace.headers()["allow"], "GET, HEAD");
 }
 
 /// The router and the spec come from one route list: every documented path answers every
-/// undocumented method with `405`, naming exactly the documented ones in `Allow`.
+/// undocumented method with `405`, naming exactly the documented ones in `Allow` (and `HEAD`
+/// wherever `GET` is).
 #[tokio::test]
 async fn every_documented_path_allows_exactly_its_documented_methods() {
     let app = TestApp::spawn().await;
@@ -109,9 +110,11 @@ async fn every_documented_path_allows_exactly_its_documented_methods() {
     let admin = app.admin();
 
     for (path, item) in spec["paths"].as_object().expect("paths") {
-        let documented: Vec<String> = ["get", "post", "delete"]
+        let documented: Vec<String> = ["get", "head", "post", "delete"]
             .into_iter()
-            .filter(|method| item.get(*method).is_some())
+            .filter(|method| {
+                item.get(*method).is_some() || (*method == "head" && item.get("get").is_some())
+            })
             .map(str::to_uppercase)
             .collect();
         let concrete = path.replace("{id}", "some-id");
@@ -234,4 +237,58 @@ async fn metrics_count_requests_decisions_and_cloud_calls() {
         assert!(text.contains(expected), "{expected} missing from\n{text}");
     }
     assert!(!text.contains("in17"), "instance ids never become labels");
+}
+
+#[tokio::test]
+async fn head_is_answered_wherever_get_is_without_a_body() {
+    let app = TestApp::spawn().await;
+    let alice = app.alice();
+
+    for path in [
+        "/",
+        "/healthz",
+        "/openapi.json",
+        "/swagger-ui/",
+        "/v1/me",
+        "/v1/catalog",
+        "/v1/starrocks",
+    ] {
+        let head = app
+            .authed(reqwest::Method::HEAD, path, &alice)
+            .send()
+            .await
+            .expect("answer");
+        let get = app
+            .authed(reqwest::Method::GET, path, &alice)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(head.status(), get.status(), "HEAD {path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "HEAD {path}"
+        );
+        assert!(head.bytes().await.expect("body").is_empty(), "HEAD {path}");
+    }
+}
+
+#[tokio::test]
+async fn the_documents_refuse_other_methods_with_405_and_unknown_files_with_a_problem() {
+    let app = TestApp::spawn().await;
+
+    for path in ["/openapi.json", "/swagger-ui/", "/"] {
+        let posted = app
+            .client
+            .post(format!("{}{path}", app.stack.gateway_url))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(posted.status(), 405, "POST {path}");
+        assert_eq!(posted.headers()["allow"], "GET, HEAD", "POST {path}");
+        assert_eq!(problem(posted).await["code"], "method_not_allowed");
+    }
+    let missing = app.get("/swagger-ui/no-such-file.js").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(problem(missing).await["code"], "not_found");
 }
