@@ -21,6 +21,45 @@ pub enum LifecycleState {
     Deleting,
     /// Gone.
     Deleted,
+    /// The cloud could not be asked, and this gateway has not seen the instance since it
+    /// started: no state is invented. Ask again shortly.
+    Unknown,
+}
+
+/// What the cloud last said about an instance, kept so that an answer the cloud cannot
+/// complete shows it with its age instead of inventing a state.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub state: LifecycleState,
+    pub reason: Option<String>,
+    pub cloud_status: Option<String>,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// The last observation of each instance this gateway read (in memory, per replica).
+#[derive(Debug, Clone)]
+pub struct Observations(moka::sync::Cache<String, Observation>);
+
+impl Default for Observations {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(24 * 3_600))
+                .build(),
+        )
+    }
+}
+
+impl Observations {
+    pub fn record(&self, instance_id: &str, observation: Observation) {
+        self.0.insert(instance_id.to_owned(), observation);
+    }
+
+    pub fn last(&self, instance_id: &str) -> Option<Observation> {
+        self.0.get(instance_id)
+    }
 }
 
 /// The cloud's statuses that mean a create ended in failure.

@@ -83,6 +83,7 @@ impl AppParts {
             )
             .unwrap_or(i64::MAX),
             reconcile_grace: Duration::from_secs(settings.reconcile.grace_secs),
+            observed: crate::lifecycle::Observations::default(),
         });
         watch_policy(
             &gateway,

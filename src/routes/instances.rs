@@ -21,9 +21,45 @@ use crate::service::instances::{InstanceDetail, InstanceSummary};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InstanceList {
     pub instances: Vec<InstanceSummary>,
+    /// Whether the cloud answered for every target on this page.
+    pub cloud: CloudCompleteness,
     /// Pass as `page` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_page: Option<String>,
+}
+
+/// Whether the states on a page are the cloud's word of now.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "unavailable", "targets": ["analytics-prod"]}))]
+pub struct CloudCompleteness {
+    pub status: CloudAnswer,
+    /// With `unavailable`: the targets the cloud could not list. Their instances show the
+    /// state last observed, with `observed_at`, or `unknown`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudAnswer {
+    /// Every state is what the cloud said just now.
+    Complete,
+    /// The cloud could not list some targets (down, throttled, or the gateway's budget of
+    /// calls was spent): a partial answer.
+    Unavailable,
+}
+
+impl CloudCompleteness {
+    fn of(unavailable: Vec<String>) -> Self {
+        Self {
+            status: if unavailable.is_empty() {
+                CloudAnswer::Complete
+            } else {
+                CloudAnswer::Unavailable
+            },
+            targets: unavailable,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -79,6 +115,7 @@ pub async fn list_instances(
         .await?;
     Ok(web::Json(InstanceList {
         instances: page.instances,
+        cloud: CloudCompleteness::of(page.unavailable_targets),
         next_page: page.next.map(|(at, id)| paging::encode(at, &id)),
     }))
 }

@@ -10,11 +10,11 @@ use utoipa::ToSchema;
 use super::Gateway;
 use crate::cloud::CloudError;
 use crate::cloud::model::{Job, StarRocksDetail};
-use crate::lifecycle::{CloudView, LifecycleState, summarize};
+use crate::lifecycle::{CloudView, LifecycleState, Observation, summarize};
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::authorize::{TeamError, may_see, select_team};
-use crate::storage::StorageError;
 use crate::storage::ledger::{Reservation, ReservationState};
+use crate::storage::{StorageError, now_ms};
 
 /// One instance as the caller sees it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -37,6 +37,10 @@ pub struct InstanceSummary {
     /// The cloud's own status (`creating`, `normal`, ...), when it knows the instance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_status: Option<String>,
+    /// When the cloud said so (RFC 3339, UTC): now, or earlier when the cloud could not be
+    /// asked this time. Absent when the state comes from the gateway's records alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
 }
 
 /// One instance with the cloud's detail and its latest job.
@@ -57,6 +61,9 @@ pub struct InstanceDetail {
 pub struct InstancePage {
     pub instances: Vec<InstanceSummary>,
     pub next: Option<(i64, String)>,
+    /// Targets (their aliases) the cloud could not list: their instances show the last
+    /// observed state, or `unknown`.
+    pub unavailable_targets: Vec<String>,
 }
 
 /// Why an instance cannot be shown or acted on.
@@ -90,8 +97,14 @@ impl From<&Reservation> for InstanceSummary {
             state: LifecycleState::Creating,
             reason: None,
             cloud_status: None,
+            observed_at: None,
         }
     }
+}
+
+fn rfc3339(at_ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 fn summary(
@@ -105,6 +118,56 @@ fn summary(
         reason,
         cloud_status,
         ..InstanceSummary::from(reservation)
+    }
+}
+
+/// `observation` as the caller sees it, and remembered for when the cloud cannot be asked.
+fn observed(
+    gateway: &Gateway,
+    reservation: &Reservation,
+    observation: Observation,
+) -> InstanceSummary {
+    if let Some(id) = reservation.instance_id.as_deref() {
+        gateway.observed.record(id, observation.clone());
+    }
+    InstanceSummary {
+        observed_at: rfc3339(observation.at_ms),
+        ..summary(
+            reservation,
+            observation.state,
+            observation.reason,
+            observation.cloud_status,
+        )
+    }
+}
+
+/// An instance whose target the cloud could not list: what the ledger knows for certain, or
+/// what the cloud last said, or `unknown`; never a guess.
+fn unobserved(gateway: &Gateway, reservation: &Reservation) -> InstanceSummary {
+    use ReservationState::{Deleted, Released};
+    if matches!(reservation.state, Deleted | Released) {
+        let gone = CloudView {
+            status: None,
+            pending_actions: 0,
+            job: None,
+        };
+        let (state, reason) = summarize(
+            reservation.state,
+            reservation.settle_reason.as_deref(),
+            gone,
+        );
+        return summary(reservation, state, reason, None);
+    }
+    match reservation
+        .instance_id
+        .as_deref()
+        .and_then(|id| gateway.observed.last(id))
+    {
+        Some(last) => InstanceSummary {
+            observed_at: rfc3339(last.at_ms),
+            ..summary(reservation, last.state, last.reason, last.cloud_status)
+        },
+        None => summary(reservation, LifecycleState::Unknown, None, None),
     }
 }
 
@@ -181,6 +244,8 @@ impl Gateway {
             }
         }
         let mut instances = Vec::with_capacity(rows.len());
+        let mut unavailable_targets = Vec::new();
+        let now = now_ms();
         for row in &rows {
             let instance_id = row.instance_id.as_deref().unwrap_or_default();
             let item = match statuses.get(&row.target_instance_id) {
@@ -191,18 +256,21 @@ impl Gateway {
                         pending_actions: usize::from(status == Some("creating")),
                         job: None,
                     };
-                    let (observed, reason) =
-                        summarize(row.state, row.settle_reason.as_deref(), view);
-                    self.settle_observed(row, observed, reason.as_deref()).await;
-                    summary(row, observed, reason, status.map(str::to_owned))
+                    let (state, reason) = summarize(row.state, row.settle_reason.as_deref(), view);
+                    self.settle_observed(row, state, reason.as_deref()).await;
+                    let observation = Observation {
+                        state,
+                        reason,
+                        cloud_status: status.map(str::to_owned),
+                        at_ms: now,
+                    };
+                    observed(self, row, observation)
                 }
                 _ => {
-                    let last_known = if row.state == ReservationState::Deleting {
-                        LifecycleState::Deleting
-                    } else {
-                        LifecycleState::Creating
-                    };
-                    summary(row, last_known, None, None)
+                    if !unavailable_targets.contains(&row.target) {
+                        unavailable_targets.push(row.target.clone());
+                    }
+                    unobserved(self, row)
                 }
             };
             instances.push(item);
@@ -210,7 +278,11 @@ impl Gateway {
         let next = more
             .then(|| rows.last().map(|r| (r.created_at, r.id.clone())))
             .flatten();
-        Ok(InstancePage { instances, next })
+        Ok(InstancePage {
+            instances,
+            next,
+            unavailable_targets,
+        })
     }
 
     /// Instance id → the cloud's status on one target; `None` when the cloud cannot say.
@@ -288,9 +360,14 @@ impl Gateway {
         );
         self.settle_observed(&reservation, observed, reason.as_deref())
             .await;
-        let cloud_status = cloud.as_ref().map(|c| c.status.clone());
+        let observation = Observation {
+            state: observed,
+            reason,
+            cloud_status: cloud.as_ref().map(|c| c.status.clone()),
+            at_ms: now_ms(),
+        };
         Ok(InstanceDetail {
-            summary: summary(&reservation, observed, reason, cloud_status),
+            summary: self::observed(self, &reservation, observation),
             cloud,
             job,
         })

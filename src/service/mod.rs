@@ -32,6 +32,8 @@ pub struct Gateway {
     pub idempotency_ttl_ms: i64,
     /// How long a pending create may be absent upstream before it is released.
     pub reconcile_grace: Duration,
+    /// What the cloud last said about each instance, for answers it cannot complete.
+    pub observed: crate::lifecycle::Observations,
 }
 
 /// A use case as named phases over its own per-request context.

@@ -479,3 +479,66 @@ async fn concurrent_pollers_share_one_upstream_read_and_a_delete_is_seen_at_once
         "the delete is not hidden by a cached read"
     );
 }
+
+#[tokio::test]
+async fn a_list_the_cloud_cannot_answer_is_marked_partial_and_shows_the_last_observed_state() {
+    let app = TestApp::builder()
+        .simulator(|sim| sim.create_duration = Duration::from_millis(100))
+        .settings(|s| s.cloud.read_cache_ms = 0)
+        .spawn()
+        .await;
+    let alice = app.alice();
+    let seen = created_id(&app, &alice, &small_instance()).await;
+    wait_for(&app, &alice, &seen, "ready").await;
+    let complete = json_of(
+        app.authed(Method::GET, "/v1/starrocks", &alice)
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    let never_seen = created_id(
+        &app,
+        &alice,
+        &json!({"name": "never-seen", "target": "analytics-prod", "size": "small"}),
+    )
+    .await;
+
+    app.set_faults(json!({"fail_next_reads": 1, "fail_status": 503}))
+        .await;
+    let partial = app
+        .authed(Method::GET, "/v1/starrocks", &alice)
+        .send()
+        .await
+        .expect("answer");
+    let partial_status = partial.status();
+    let partial = json_of(partial).await;
+
+    assert_eq!(complete["cloud"], json!({"status": "complete"}));
+    let observed_at = complete["instances"][0]["observed_at"].clone();
+    assert!(observed_at.is_string(), "{complete}");
+    assert_eq!(partial_status, 200);
+    assert_eq!(
+        partial["cloud"],
+        json!({"status": "unavailable", "targets": ["analytics-prod"]})
+    );
+    let by_id = |id: &str| {
+        partial["instances"]
+            .as_array()
+            .and_then(|all| all.iter().find(|i| i["id"] == id))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(by_id(&seen)["state"], "ready", "the last observed state");
+    assert_eq!(
+        by_id(&seen)["observed_at"],
+        observed_at,
+        "with when it was observed"
+    );
+    assert_eq!(
+        by_id(&never_seen)["state"],
+        "unknown",
+        "no state is invented"
+    );
+    assert!(by_id(&never_seen).get("observed_at").is_none());
+}

@@ -53,6 +53,8 @@ pub struct Faults {
     pub fail_next_create_jobs: u32,
     /// The next N calls (creates, reads, deletes) are throttled (`429 APIGW.0308`).
     pub throttle_next_calls: u32,
+    /// The next N reads and deletes fail with `fail_status`, as during an outage.
+    pub fail_next_reads: u32,
 }
 
 impl Default for Faults {
@@ -64,6 +66,7 @@ impl Default for Faults {
             lose_next_answers: 0,
             fail_next_create_jobs: 0,
             throttle_next_calls: 0,
+            fail_next_reads: 0,
         }
     }
 }
@@ -77,6 +80,7 @@ pub(super) struct FaultsUpdate {
     lose_next_answers: Option<u32>,
     fail_next_create_jobs: Option<u32>,
     throttle_next_calls: Option<u32>,
+    fail_next_reads: Option<u32>,
 }
 
 pub(super) async fn creates(simulator: web::Data<Simulator>) -> HttpResponse {
@@ -140,6 +144,9 @@ pub(super) async fn set_faults(
     }
     if let Some(count) = update.throttle_next_calls {
         faults.throttle_next_calls = count;
+    }
+    if let Some(count) = update.fail_next_reads {
+        faults.fail_next_reads = count;
     }
     if let Some(status) = update.fail_status {
         if !(500..=599).contains(&status) {

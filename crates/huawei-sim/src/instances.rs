@@ -38,6 +38,16 @@ fn admit(
             "The request is throttled.",
         ));
     }
+    if state.faults.fail_next_reads > 0 {
+        state.faults.fail_next_reads -= 1;
+        let status = StatusCode::from_u16(state.faults.fail_status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(dbs_error(
+            status,
+            "DBS.200000",
+            "Internal service error (injected fault).",
+        ));
+    }
     Ok(())
 }
 
