@@ -5,7 +5,7 @@ use actix_web::App;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
@@ -122,6 +122,72 @@ impl Modify for CommonResponses {
     }
 }
 
+/// Gives every problem+json response an example of its own: the first code its description
+/// names (in backticks) that answers with the response's status. Without it, every error
+/// would show the `Problem` schema's one example.
+struct ProblemExamples;
+
+impl Modify for ProblemExamples {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let responses = openapi.paths.paths.values_mut().flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            .flat_map(|operation| operation.responses.responses.iter_mut())
+        });
+        for (status, response) in responses {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            let Some(code) = example_code(status, &response.description) else {
+                continue;
+            };
+            if let Some(content) = response.content.get_mut(PROBLEM_JSON)
+                && content.example.is_none()
+            {
+                content.example = Some(problem_example(code));
+            }
+        }
+    }
+}
+
+/// The first code named in `description` whose status is `status`.
+fn example_code(status: &str, description: &str) -> Option<ErrorCode> {
+    description
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|name| ErrorCode::ALL.iter().find(|code| code.as_str() == name))
+        .find(|code| code.status().to_string() == status)
+        .copied()
+}
+
+fn problem_example(code: ErrorCode) -> serde_json::Value {
+    let status = actix_web::http::StatusCode::from_u16(code.status())
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let meaning = code
+        .meaning()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    serde_json::json!({
+        "type": format!("https://starrocks-gateway.dev/problems/{}", code.as_str()),
+        "title": status,
+        "status": code.status(),
+        "detail": if meaning.is_empty() { code.as_str().replace('_', " ") } else { meaning },
+        "code": code.as_str(),
+        "request_id": "5f0c6f1e-8f0e-4a53-9d53-1b8c1d0e2a11",
+    })
+}
+
 /// What no route declares: info, shared schemas, security schemes, tags. The router adds
 /// the operations.
 pub fn base() -> utoipa::openapi::OpenApi {
@@ -131,6 +197,7 @@ pub fn base() -> utoipa::openapi::OpenApi {
 /// Completes the document the router collected on top of [`base`].
 pub fn finish(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     CommonResponses.modify(&mut document);
+    ProblemExamples.modify(&mut document);
     document
 }
 

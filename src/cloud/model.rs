@@ -115,10 +115,33 @@ pub struct StarRocksDetail {
     pub data_store_version: Option<String>,
     pub time_zone: Option<String>,
     pub port_info: Option<PortInfo>,
-    /// FE and BE node groups, as the cloud describes them.
+    /// FE and BE node groups.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    pub groups: Vec<serde_json::Value>,
+    pub groups: Vec<InstanceNodeGroup>,
+}
+
+/// One group of nodes of one role. Fields the cloud leaves out are absent, never a failure.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct InstanceNodeGroup {
+    pub id: String,
+    /// `fe` (frontends: SQL, metadata) or `be` (backends: storage and compute).
+    #[schema(example = "be")]
+    pub group_type: String,
+    pub nodes: Vec<InstanceNode>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct InstanceNode {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The node's own status, e.g. `normal`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub az_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

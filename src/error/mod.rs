@@ -11,13 +11,13 @@ mod mapping;
 
 /// Declares [`ErrorCode`]: each code once, with its HTTP status and its wire name.
 macro_rules! make_error_codes {
-    ($($(#[$doc:meta])* $variant:ident = $status:literal, $name:literal;)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident = $status:literal, $name:literal;)*) => {
         // The wire name is the variant's in snake case; a test holds it equal to `$name`.
         /// Stable machine codes. Clients match on these, so a code is never renamed or reused.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum ErrorCode {
-            $($(#[$doc])* $variant,)*
+            $($(#[doc = $doc])* $variant,)*
         }
 
         impl ErrorCode {
@@ -28,6 +28,13 @@ macro_rules! make_error_codes {
             pub fn status(self) -> u16 {
                 match self {
                     $(Self::$variant => $status,)*
+                }
+            }
+
+            /// What the code means, from its documentation (empty when it has none).
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(Self::$variant => concat!($($doc, " "),*).trim_ascii(),)*
                 }
             }
 

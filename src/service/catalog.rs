@@ -138,6 +138,18 @@ pub struct TeamMembership {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "subject": "alice",
+    "email": "alice@example.com",
+    "teams": [{
+        "name": "analytics",
+        "known": true,
+        "quota": {"instances": 5, "nodes": 30, "storage_gb": 10000},
+        "usage": {"instances": 2, "nodes": 4, "storage_gb": 400}
+    }],
+    "admin": false,
+    "policy_revision": "3f2a9c1e"
+}))]
 pub struct Me {
     pub subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -292,3 +292,60 @@ async fn the_documents_refuse_other_methods_with_405_and_unknown_files_with_a_pr
     assert_eq!(missing.status(), 404);
     assert_eq!(problem(missing).await["code"], "not_found");
 }
+
+/// Generated clients are typed end to end: node groups have a schema, each error response
+/// shows an example of its own code, and `/v1/me`'s example shows quota and usage.
+#[test]
+fn the_spec_types_node_groups_and_gives_each_error_its_own_example() {
+    let spec: serde_json::Value = serde_json::from_str(&openapi::pretty_json()).expect("JSON");
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(
+        schemas["StarRocksDetail"]["properties"]["groups"]["items"]["$ref"],
+        "#/components/schemas/InstanceNodeGroup"
+    );
+    assert_eq!(
+        schemas["InstanceNodeGroup"]["properties"]["group_type"]["type"],
+        "string"
+    );
+    let me = &schemas["Me"]["example"]["teams"][0];
+    assert!(me["quota"]["instances"].is_u64() && me["usage"]["instances"].is_u64());
+
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                let Some(example) = response["content"]["application/problem+json"].get("example")
+                else {
+                    continue;
+                };
+                checked += 1;
+                assert_eq!(
+                    example["status"].to_string(),
+                    *status,
+                    "{method} {path} {status}: {example}"
+                );
+                let code = example["code"].as_str().expect("code");
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&format!("`{code}`"))),
+                    "{method} {path} {status}: the example's code {code} is one the description names"
+                );
+            }
+        }
+    }
+    assert!(
+        checked > 30,
+        "most error responses carry an example: {checked}"
+    );
+    assert_eq!(
+        spec["paths"]["/v1/me"]["get"]["responses"]["401"]["content"]["application/problem+json"]["example"]
+            ["code"],
+        "unauthenticated"
+    );
+    assert_eq!(
+        spec["paths"]["/v1/starrocks"]["post"]["responses"]["503"]["content"]["application/problem+json"]
+            ["example"]["code"],
+        "upstream_unavailable"
+    );
+}
