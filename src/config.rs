@@ -340,6 +340,22 @@ pub struct CloudSettings {
     /// long, so polling portals cannot exhaust the account's API rate; `0` turns it off.
     #[serde(default = "default_read_cache")]
     pub read_cache_ms: u64,
+    /// Failures in a row (timeouts, connection failures, `5xx`) after which an operation's
+    /// circuit breaker opens and its calls fail fast with `503`; `0` turns breakers off.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses before it lets calls through again (at least 1);
+    /// doubled, up to six times as long, while the failures go on.
+    #[serde(default = "default_breaker_open")]
+    pub breaker_open_secs: u64,
+}
+
+pub(crate) fn default_breaker_failures() -> u32 {
+    5
+}
+
+pub(crate) fn default_breaker_open() -> u64 {
+    10
 }
 
 fn default_refresh_margin() -> u64 {

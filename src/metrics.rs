@@ -36,6 +36,10 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Cloud calls refused because the gateway's call budget was spent, by operation.
     pub cloud_budget_exhausted: IntCounterVec,
+    /// Each cloud operation's circuit breaker: 0 closed, 1 half-open, 2 open.
+    pub cloud_breaker_state: IntGaugeVec,
+    /// Calls not sent because their breaker was open, by operation.
+    pub cloud_breaker_rejections: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -119,6 +123,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &registry,
             "cloud_budget_exhausted_total",
             "Cloud calls not sent because the gateway's call budget was spent",
+            &["operation"],
+        ),
+        cloud_breaker_state: gauge(
+            &registry,
+            "cloud_breaker_state",
+            "Circuit breaker per cloud operation: 0 closed, 1 half-open, 2 open",
+            &["operation"],
+        ),
+        cloud_breaker_rejections: counter(
+            &registry,
+            "cloud_breaker_rejections_total",
+            "Cloud calls not sent because their circuit breaker was open",
             &["operation"],
         ),
         cloud_duration: histogram(

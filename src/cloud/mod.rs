@@ -1,5 +1,6 @@
 //! The Huawei Cloud client: IAM tokens and the TaurusDB StarRocks calls the gateway makes.
 
+pub mod breaker;
 pub mod iam;
 pub mod model;
 
@@ -60,6 +61,9 @@ pub enum CloudError {
     /// Not sent: the gateway's own budget of calls to the cloud was spent.
     #[error("the gateway's cloud call budget is spent")]
     OverBudget,
+    /// Not sent: this operation failed repeatedly, and its circuit breaker is open.
+    #[error("the circuit breaker for this cloud operation is open")]
+    CircuitOpen { retry_after_secs: u64 },
 }
 
 impl CloudError {
@@ -80,8 +84,23 @@ impl CloudError {
     pub fn is_definite(&self) -> bool {
         match self {
             Self::Rejected { status, .. } => *status < 500,
-            Self::IamRejected { .. } | Self::Unreachable(_) | Self::OverBudget => true,
+            Self::IamRejected { .. }
+            | Self::Unreachable(_)
+            | Self::OverBudget
+            | Self::CircuitOpen { .. } => true,
             Self::Timeout(_) | Self::Transport(_) | Self::InvalidResponse(_) => false,
+        }
+    }
+
+    /// A sign the cloud is failing, not answering: what opens a circuit breaker.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Rejected { status, .. } => *status >= 500,
+            Self::Timeout(_)
+            | Self::Unreachable(_)
+            | Self::Transport(_)
+            | Self::InvalidResponse(_) => true,
+            Self::IamRejected { .. } | Self::OverBudget | Self::CircuitOpen { .. } => false,
         }
     }
 
@@ -120,6 +139,9 @@ impl CloudError {
             Self::Unreachable(_) => "the cloud could not be reached; nothing was sent".into(),
             Self::OverBudget => {
                 "the gateway's budget of cloud calls was spent; nothing was sent".into()
+            }
+            Self::CircuitOpen { .. } => {
+                "the cloud kept failing and its circuit breaker was open; nothing was sent".into()
             }
             Self::Timeout(_) | Self::Transport(_) | Self::InvalidResponse(_) => {
                 "the create failed without a usable answer".into()
@@ -231,6 +253,7 @@ pub struct CloudClient {
     /// The whole gateway's calls per second to the TaurusDB API; `None`: unlimited.
     budget: Option<governor::DefaultDirectRateLimiter>,
     budget_wait: std::time::Duration,
+    pub breakers: breaker::Breakers,
 }
 
 impl CloudClient {
@@ -244,8 +267,13 @@ impl CloudClient {
             std::time::Duration::from_secs(1),
         )
         .map(governor::RateLimiter::direct);
+        let breakers = breaker::Breakers::new(
+            settings.breaker_failures,
+            std::time::Duration::from_secs(settings.breaker_open_secs),
+        );
         Ok(Self {
             budget,
+            breakers,
             budget_wait: std::time::Duration::from_millis(limits.cloud_budget_wait_ms),
             http,
             settings,
@@ -326,7 +354,24 @@ impl CloudClient {
         request_id: &str,
     ) -> Result<T, CloudError> {
         let operation = operation_of(&method, &url);
+        self.breakers.admit(operation)?;
         self.spend_budget(operation).await?;
+        let outcome = self
+            .call(operation, method, url, body, token, request_id)
+            .await;
+        self.breakers.record(operation, &outcome);
+        outcome
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Option<&CreateStarRocksBody>,
+        token: &IamToken,
+        request_id: &str,
+    ) -> Result<T, CloudError> {
         let started = std::time::Instant::now();
         let mut request = self
             .http

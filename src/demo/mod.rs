@@ -161,6 +161,8 @@ pub fn settings(
             connect_timeout_ms: 2_000,
             request_timeout_ms: 10_000,
             read_cache_ms: 1_000,
+            breaker_failures: crate::config::default_breaker_failures(),
+            breaker_open_secs: crate::config::default_breaker_open(),
         },
         policy: PolicySettings {
             path: "config/policy.example.toml".into(),

@@ -120,6 +120,7 @@ impl Coded for CloudError {
             Self::Rejected { status: 409, .. } => ErrorCode::UpstreamBusy,
             _ if self.is_throttled() => ErrorCode::UpstreamThrottled,
             Self::OverBudget => ErrorCode::UpstreamThrottled,
+            Self::CircuitOpen { .. } => ErrorCode::UpstreamUnavailable,
             Self::Rejected { .. } | Self::Transport(_) | Self::InvalidResponse(_) => {
                 ErrorCode::UpstreamError
             }
@@ -147,6 +148,7 @@ impl Coded for CloudError {
             Self::IamRejected { .. } => "the gateway's own Huawei Cloud credentials were refused; the platform team has been alerted in the log".into(),
             Self::Timeout(_) => "Huawei Cloud did not answer in time; the instance may still be created, check before retrying".into(),
             Self::Unreachable(_) => "Huawei Cloud could not be reached; nothing was sent, try again later".into(),
+            Self::CircuitOpen { .. } => "Huawei Cloud failed repeatedly for this operation, so the gateway stops calling it for a short while; nothing was sent, try again after the Retry-After delay".into(),
             Self::OverBudget => "the gateway's budget of calls to Huawei Cloud is spent for the moment (it keeps the account below the cloud's rate limit); nothing was sent, try again after the Retry-After delay".into(),
             Self::Transport(_) | Self::InvalidResponse(_) => {
                 "the call to Huawei Cloud failed without a usable answer".into()
@@ -177,6 +179,10 @@ impl Coded for CloudError {
             },
             Self::OverBudget => Details {
                 retry_after_secs: Some(1),
+                ..Details::default()
+            },
+            Self::CircuitOpen { retry_after_secs } => Details {
+                retry_after_secs: Some(*retry_after_secs),
                 ..Details::default()
             },
             _ => Details::default(),

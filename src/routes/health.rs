@@ -1,9 +1,12 @@
 //! Liveness and readiness probes, and the metrics.
 
+use std::collections::BTreeMap;
+
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::cloud::breaker::BreakerState;
 use crate::metrics::METRICS;
 use crate::pipeline::authenticate::Authenticator;
 use crate::service::Gateway;
@@ -26,6 +29,9 @@ pub struct Readiness {
     pub database: bool,
     /// Revision of the policy in force.
     pub policy_revision: String,
+    /// Each cloud operation's circuit breaker. An open breaker does not make the gateway
+    /// unready: every replica shares the cloud, and the others would fare no better.
+    pub cloud_breakers: BTreeMap<&'static str, BreakerState>,
 }
 
 /// The process is up.
@@ -58,6 +64,7 @@ pub async fn readyz(
         cloud_token: token.is_ok(),
         database: database.is_ok(),
         policy_revision: gateway.policy.current().revision.clone(),
+        cloud_breakers: gateway.cloud.breakers.states(),
     };
     if readiness.status == "ready" {
         HttpResponse::Ok().json(readiness)

@@ -218,3 +218,96 @@ async fn the_iam_token_is_refreshed_before_it_expires() {
         "no create met an expired token"
     );
 }
+
+#[tokio::test]
+async fn a_cloud_operation_that_keeps_failing_opens_its_breaker_and_fails_fast() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.cloud.breaker_failures = 2;
+            s.cloud.breaker_open_secs = 60;
+            s.cloud.read_cache_ms = 0;
+        })
+        .spawn()
+        .await;
+    let alice = app.alice();
+    assert_eq!(app.create(&alice, &small_instance()).await.status(), 201);
+    let list = || async {
+        let answer: serde_json::Value = app
+            .authed(reqwest::Method::GET, "/v1/starrocks", &alice)
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("JSON");
+        answer["cloud"]["status"].clone()
+    };
+    app.set_faults(json!({"fail_next_reads": 2, "fail_status": 503}))
+        .await;
+
+    let failing = [list().await, list().await];
+    let lists_after_failures = app.sim_stats().await.lists_received;
+    let while_open = list().await;
+    let lists_while_open = app.sim_stats().await.lists_received;
+    let ready: serde_json::Value = app.get("/readyz").await.json().await.expect("JSON");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    let create = app
+        .create(
+            &alice,
+            &json!({"name": "cube-other", "target": "analytics-prod", "size": "small"}),
+        )
+        .await;
+
+    assert_eq!(failing, [json!("unavailable"), json!("unavailable")]);
+    assert_eq!(while_open, json!("unavailable"));
+    assert_eq!(
+        lists_while_open, lists_after_failures,
+        "an open breaker sends nothing"
+    );
+    assert_eq!(
+        ready["status"], "ready",
+        "an open breaker is not unreadiness"
+    );
+    assert_eq!(ready["cloud_breakers"]["list"], "open");
+    assert_eq!(ready["cloud_breakers"]["create"], "closed");
+    assert!(
+        metrics.contains("starrocks_gateway_cloud_breaker_state{operation=\"list\"} 2"),
+        "{metrics}"
+    );
+    assert_eq!(create.status(), 201, "each operation has its own breaker");
+}
+
+#[tokio::test]
+async fn an_open_breaker_answers_503_with_retry_after_and_sends_nothing() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.cloud.breaker_failures = 1;
+            s.cloud.breaker_open_secs = 30;
+        })
+        .spawn()
+        .await;
+    app.set_faults(json!({"fail_next_creates": 1, "fail_status": 503}))
+        .await;
+    assert_eq!(
+        app.create(&app.alice(), &small_instance()).await.status(),
+        502
+    );
+
+    let refused = app
+        .create(
+            &app.alice(),
+            &json!({"name": "cube-second", "target": "analytics-prod", "size": "small"}),
+        )
+        .await;
+
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    assert_eq!(problem(refused).await["code"], "upstream_unavailable");
+    assert_eq!(app.sim_stats().await.creates_received, 1);
+    assert_eq!(
+        settle_reasons(&app).await[1],
+        Some(
+            "the cloud kept failing and its circuit breaker was open; nothing was sent".to_owned()
+        )
+    );
+}
