@@ -184,10 +184,11 @@ async fn wrong_gateway_credentials_are_502_upstream_auth_failed_and_never_leak()
 
 #[tokio::test]
 async fn the_iam_token_is_refreshed_before_it_expires() {
-    // Tokens live 3 s and are replaced 2 s early: a token is reused for about one second.
+    // Tokens live 8 s and are replaced 5 s early: a token is reused for about three seconds,
+    // room enough for two creates on a loaded machine.
     let app = TestApp::builder()
-        .simulator(|sim| sim.token_lifetime = std::time::Duration::from_secs(3))
-        .settings(|s| s.cloud.token_refresh_margin_secs = 2)
+        .simulator(|sim| sim.token_lifetime = std::time::Duration::from_secs(8))
+        .settings(|s| s.cloud.token_refresh_margin_secs = 5)
         .spawn()
         .await;
     assert_eq!(
@@ -204,7 +205,7 @@ async fn the_iam_token_is_refreshed_before_it_expires() {
         "a fresh token is reused"
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3_200)).await;
     let response = app.create(&app.alice(), &small_instance()).await;
 
     assert_eq!(response.status(), 201);

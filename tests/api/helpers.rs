@@ -288,6 +288,28 @@ impl TestApp {
             .expect("the simulator answers JSON")
     }
 
+    /// Waits (up to 10 s) until the simulator holds `count` creates (`hold_next_creates`).
+    pub async fn wait_until_held(&self, count: usize) {
+        for _ in 0..1_000 {
+            if self.sim_stats().await.held == count {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the simulator never held {count} creates");
+    }
+
+    /// Lets the simulator's held creates go on.
+    pub async fn release_held(&self) {
+        let released = self
+            .client
+            .post(format!("{}/_sim/release", self.stack.simulator_url))
+            .send()
+            .await
+            .expect("the simulator answers");
+        assert_eq!(released.status(), 200);
+    }
+
     pub async fn set_faults(&self, faults: Value) {
         let response = self
             .client

@@ -457,12 +457,15 @@ async fn an_idempotency_key_is_refused_for_another_body_while_in_flight_or_when_
     );
     let reused = create_with_key(&app, &url, &token, "k-2", &named(2)).await;
     let too_long = create_with_key(&app, &url, &token, &"k".repeat(256), &named(3)).await;
-    app.set_faults(json!({"latency_ms": 1_500})).await;
+    app.set_faults(json!({"hold_next_creates": 1})).await;
     let body = named(4);
     let (slow, concurrent) =
         futures_util::join!(create_with_key(&app, &url, &token, "k-3", &body), async {
-            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-            create_with_key(&app, &url, &token, "k-3", &body).await
+            // The first request is at the cloud, its key claimed: now the second arrives.
+            app.wait_until_held(1).await;
+            let concurrent = create_with_key(&app, &url, &token, "k-3", &body).await;
+            app.release_held().await;
+            concurrent
         });
 
     assert_eq!(reused.status(), 422);

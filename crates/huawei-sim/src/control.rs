@@ -37,6 +37,8 @@ pub struct Stats {
     pub lists_received: usize,
     pub gets_received: usize,
     pub deletes_received: usize,
+    /// Creates held now (`hold_next_creates`), waiting for `POST /_sim/release`.
+    pub held: usize,
 }
 
 /// Fault switches; a `PUT` replaces only the fields it names.
@@ -55,6 +57,11 @@ pub struct Faults {
     pub throttle_next_calls: u32,
     /// The next N reads and deletes fail with `fail_status`, as during an outage.
     pub fail_next_reads: u32,
+    /// The next N creates wait, unanswered, until `POST /_sim/release`: a test can then act
+    /// while a create is known to be in flight, without guessing with sleeps.
+    pub hold_next_creates: u32,
+    /// The next N deletes are refused `409 DBS.200019` (another operation in progress).
+    pub busy_next_deletes: u32,
 }
 
 impl Default for Faults {
@@ -67,6 +74,8 @@ impl Default for Faults {
             fail_next_create_jobs: 0,
             throttle_next_calls: 0,
             fail_next_reads: 0,
+            hold_next_creates: 0,
+            busy_next_deletes: 0,
         }
     }
 }
@@ -81,6 +90,8 @@ pub(super) struct FaultsUpdate {
     fail_next_create_jobs: Option<u32>,
     throttle_next_calls: Option<u32>,
     fail_next_reads: Option<u32>,
+    hold_next_creates: Option<u32>,
+    busy_next_deletes: Option<u32>,
 }
 
 pub(super) async fn creates(simulator: web::Data<Simulator>) -> HttpResponse {
@@ -121,7 +132,15 @@ pub(super) async fn stats(simulator: web::Data<Simulator>) -> HttpResponse {
         lists_received: state.lists_received,
         gets_received: state.gets_received,
         deletes_received: state.deletes_received,
+        held: state.held,
     })
+}
+
+/// Lets every held create go on.
+pub(super) async fn release(simulator: web::Data<Simulator>) -> HttpResponse {
+    let held = simulator.state().held;
+    simulator.released.notify_waiters();
+    HttpResponse::Ok().json(serde_json::json!({ "released": held }))
 }
 
 pub(super) async fn set_faults(
@@ -147,6 +166,12 @@ pub(super) async fn set_faults(
     }
     if let Some(count) = update.fail_next_reads {
         faults.fail_next_reads = count;
+    }
+    if let Some(count) = update.hold_next_creates {
+        faults.hold_next_creates = count;
+    }
+    if let Some(count) = update.busy_next_deletes {
+        faults.busy_next_deletes = count;
     }
     if let Some(status) = update.fail_status {
         if !(500..=599).contains(&status) {

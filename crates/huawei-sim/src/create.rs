@@ -20,6 +20,22 @@ fn new_id(suffix: &str) -> String {
     format!("{}{suffix}", uuid::Uuid::new_v4().simple())
 }
 
+/// Waits for `POST /_sim/release` when a hold is armed.
+async fn hold_if_asked(simulator: &Simulator) {
+    // Created before the hold is counted, so a release seen by the test reaches this one.
+    let released = simulator.released.notified();
+    {
+        let mut state = simulator.state();
+        if state.faults.hold_next_creates == 0 {
+            return;
+        }
+        state.faults.hold_next_creates -= 1;
+        state.held += 1;
+    }
+    released.await;
+    simulator.state().held -= 1;
+}
+
 /// The injected create failure, if one is armed.
 fn injected_failure(simulator: &Simulator) -> Result<(), HttpResponse> {
     let mut state = simulator.state();
@@ -51,6 +67,7 @@ pub(super) async fn create_starrocks(
     body: web::Bytes,
 ) -> HttpResponse {
     let (project_id, instance_id) = path.into_inner();
+    hold_if_asked(&simulator).await;
     let latency_ms = simulator.state().faults.latency_ms;
     if latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(latency_ms)).await;

@@ -175,6 +175,14 @@ pub(super) async fn delete_starrocks(
 ) -> HttpResponse {
     let call = (&**simulator, &request, path.into_inner());
     on_instance(call, Counted::Deletes, |state, index, config| {
+        if state.faults.busy_next_deletes > 0 {
+            state.faults.busy_next_deletes -= 1;
+            return dbs_error(
+                StatusCode::CONFLICT,
+                OPERATION_IN_PROGRESS,
+                "Another operation is being performed on the instance. Try again later.",
+            );
+        }
         let instance = &mut state.instances[index];
         if matches!(instance.status(config), Some("creating" | "deleting")) {
             return dbs_error(

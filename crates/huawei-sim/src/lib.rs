@@ -9,7 +9,7 @@
 //!
 //! Besides the cloud API it serves a small control API under `/_sim` for tests:
 //! `GET /_sim/creates` (every create received), `GET /_sim/instances` (what exists now),
-//! `GET /_sim/stats`, `PUT /_sim/faults`,
+//! `GET /_sim/stats`, `PUT /_sim/faults`, `POST /_sim/release` (held creates go on),
 //! `POST /_sim/tokens/expire`. Instances move from `creating` to `normal` after
 //! `create_duration`; `GET …/htap` lists them and `GET …/starrocks/{id}` shows one.
 
@@ -92,6 +92,8 @@ struct SimState {
     lists_received: usize,
     gets_received: usize,
     deletes_received: usize,
+    /// Creates waiting for `POST /_sim/release` (see `Faults::hold_next_creates`).
+    held: usize,
     faults: Faults,
 }
 
@@ -153,6 +155,8 @@ impl SimJob {
 struct Simulator {
     config: SimulatorConfig,
     state: Mutex<SimState>,
+    /// Wakes the held creates.
+    released: tokio::sync::Notify,
 }
 
 impl Simulator {
@@ -185,6 +189,7 @@ pub fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<
     let simulator = web::Data::new(Simulator {
         config,
         state: Mutex::new(SimState::default()),
+        released: tokio::sync::Notify::new(),
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -212,6 +217,7 @@ pub fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<
             .route("/_sim/instances", web::get().to(control::instances))
             .route("/_sim/stats", web::get().to(control::stats))
             .route("/_sim/faults", web::put().to(control::set_faults))
+            .route("/_sim/release", web::post().to(control::release))
             .route(
                 "/_sim/tokens/expire",
                 web::post().to(control::expire_tokens),
