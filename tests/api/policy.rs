@@ -75,15 +75,21 @@ async fn a_denied_dry_run_is_200_with_every_failed_rule_and_no_upstream_call() {
     let bob = app.token_for("bob", "payments");
     let body = json!({"name": "sneaky", "target": "analytics-prod", "size": "medium"});
 
-    let dry = json_of(
-        app.authed(Method::POST, "/v1/starrocks/dry-run", &bob)
-            .json(&body)
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let answer = app
+        .authed(Method::POST, "/v1/starrocks/dry-run", &bob)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
+    let status = answer.status();
+    let dry = json_of(answer).await;
 
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.sim_stats().await.creates_received,
+        0,
+        "no upstream call"
+    );
     assert_eq!(dry["decision"]["allowed"], false);
     assert!(dry.get("upstream").is_none());
     let failed: Vec<&str> = dry["decision"]["rules"]
