@@ -164,3 +164,37 @@ mod tests {
         assert!(policy.label_pattern("analytics", "colour").is_none());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! A policy file is checked completely at load: any text, or the example with any line
+    //! damaged, is a policy or a clear error; never a panic.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config/policy.example.toml");
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_policy_or_an_error(text in "\\PC{0,400}") {
+            drop(Policy::parse(&text));
+        }
+
+        #[test]
+        fn the_example_with_a_damaged_line_is_a_policy_or_an_error(
+            line in 0..EXAMPLE.lines().count(),
+            replacement in "\\PC{0,60}",
+        ) {
+            let damaged: Vec<&str> = EXAMPLE
+                .lines()
+                .enumerate()
+                .map(|(i, l)| if i == line { replacement.as_str() } else { l })
+                .collect();
+            if let Err(error) = Policy::parse(&damaged.join("\n")) {
+                prop_assert!(!error.to_string().is_empty());
+            }
+        }
+    }
+}

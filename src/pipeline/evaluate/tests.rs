@@ -293,3 +293,54 @@ fn every_failed_rule_is_reported_not_just_the_first() {
     );
     assert_eq!(evaluation.decision.denial().violations.len(), 3);
 }
+
+mod properties {
+    //! Whatever a caller sends, evaluation never panics, and its verdict is exactly "no
+    //! enforcing rule failed", with a plan only when allowed. (`PROPTEST_CASES` raises the
+    //! number of cases, e.g. for a longer local run.)
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("analytics-prod".to_owned()),
+            Just("small".to_owned()),
+            Just("medium".to_owned()),
+            Just("3.1".to_owned()),
+            Just("cn-north-4a".to_owned()),
+            "\\PC{0,40}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn evaluation_never_panics_and_allows_exactly_when_no_enforced_rule_failed(
+            team in prop_oneof![Just("analytics".to_owned()), Just("payments".to_owned()), "\\PC{0,20}"],
+            target in word(),
+            size in word(),
+            version in proptest::option::of(word()),
+            az in proptest::option::of(word()),
+            labels in proptest::collection::btree_map("\\PC{0,20}", "\\PC{0,40}", 0..12),
+        ) {
+            let request = CreateRequest {
+                name: InstanceName::parse("sales-cube").expect("valid name"),
+                target,
+                size,
+                version,
+                az,
+                time_zone: None,
+                labels,
+            };
+            let evaluation = run(&team, &request, &policy());
+            let enforced_failure = evaluation
+                .decision
+                .rules
+                .iter()
+                .any(|r| !r.passed && r.mode == crate::policy::RuleMode::Enforce);
+            prop_assert_eq!(evaluation.decision.allowed, !enforced_failure);
+            prop_assert_eq!(evaluation.plan.is_some(), evaluation.decision.allowed);
+        }
+    }
+}

@@ -222,3 +222,42 @@ mod tests {
         assert!(!format!("{problem:?}").contains("onlylowercase"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Any body, valid JSON or not, is parsed into a request or refused with named fields;
+    //! never a panic.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_are_refused_or_parsed_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(body) = serde_json::from_slice::<CreateInstanceRequest>(&bytes) {
+                drop(parse(body));
+            }
+        }
+
+        #[test]
+        fn any_field_values_are_refused_with_their_names_or_parsed(
+            name in "\\PC{0,80}",
+            target in "\\PC{0,40}",
+            size in "\\PC{0,20}",
+            version in proptest::option::of("\\PC{0,10}"),
+            time_zone in proptest::option::of("\\PC{0,12}"),
+            root_password in proptest::option::of("\\PC{0,40}"),
+        ) {
+            let body = serde_json::json!({
+                "name": name, "target": target, "size": size, "version": version,
+                "time_zone": time_zone, "root_password": root_password,
+            });
+            let body: CreateInstanceRequest = serde_json::from_value(body).expect("the shape is right");
+            if let Err(invalid) = parse(body) {
+                prop_assert!(!invalid.errors.is_empty());
+                prop_assert!(invalid.errors.iter().all(|e| !e.field.is_empty() && !e.message.is_empty()));
+            }
+        }
+    }
+}
