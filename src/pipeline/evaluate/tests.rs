@@ -338,7 +338,7 @@ mod properties {
                 .decision
                 .rules
                 .iter()
-                .any(|r| !r.passed && r.mode == crate::policy::RuleMode::Enforce);
+                .any(|r| !r.passed && r.mode == RuleMode::Enforce);
             prop_assert_eq!(evaluation.decision.allowed, !enforced_failure);
             prop_assert_eq!(evaluation.plan.is_some(), evaluation.decision.allowed);
         }
