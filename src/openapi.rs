@@ -45,6 +45,23 @@ impl Modify for BearerSecurity {
     }
 }
 
+/// Every operation of the document.
+fn operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
 /// The answers every operation behind the bearer token shares, declared once.
 struct CommonResponses;
 
@@ -95,18 +112,7 @@ impl Modify for CommonResponses {
                     .build(),
             )
             .build();
-        let operations = openapi.paths.paths.values_mut().flat_map(|item| {
-            [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-        });
-        for operation in operations {
+        for operation in operations(openapi) {
             let secured = operation.security.iter().flatten().any(|requirement| {
                 serde_json::to_value(requirement).is_ok_and(|v| v.get("bearer").is_some())
             });
@@ -129,18 +135,8 @@ struct ProblemExamples;
 
 impl Modify for ProblemExamples {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let responses = openapi.paths.paths.values_mut().flat_map(|item| {
-            [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            .flat_map(|operation| operation.responses.responses.iter_mut())
-        });
+        let responses =
+            operations(openapi).flat_map(|operation| operation.responses.responses.iter_mut());
         for (status, response) in responses {
             let RefOr::T(response) = response else {
                 continue;

@@ -144,3 +144,232 @@ async fn no_password_or_token_is_ever_logged() {
         "the 400 and 401 were logged as alarms: {alarms:#?}"
     );
 }
+
+/// The demo binary as an operator runs it, logging at `trace` through the gateway's own
+/// telemetry setup in `format`; its stdout (the banner) and stderr (the log) go to files.
+struct Demo {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    gateway: String,
+    simulator: String,
+    identity: String,
+}
+
+impl Demo {
+    async fn start(format: &str, dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let banner = dir.join(format!("banner-{format}.txt"));
+        let log = dir.join(format!("log-{format}.txt"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_starrocks-gateway"))
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "trace")
+            .env("SRGW_LOG_FORMAT", format)
+            .env("SRGW_LIMITS__CREATES_BURST", "50")
+            .env("SRGW_LIMITS__CREATES_PER_MINUTE", "600")
+            .env("TMPDIR", dir)
+            .stdout(std::fs::File::create(&banner).expect("banner file"))
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("the demo starts");
+        let mut text = String::new();
+        for _ in 0..300 {
+            text = std::fs::read_to_string(&banner).unwrap_or_default();
+            if text.contains("Create an instance") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let url_after = |label: &str| {
+            text.lines()
+                .find_map(|line| line.trim().strip_prefix(label))
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+                .unwrap_or_else(|| panic!("no {label} in the banner: {text}"))
+        };
+        Self {
+            gateway: url_after("gateway"),
+            simulator: url_after("cloud sim"),
+            identity: url_after("identity"),
+            child,
+            log,
+        }
+    }
+
+    async fn token(&self, client: &reqwest::Client, sub: &str, roles: &str) -> String {
+        let answer: Value = client
+            .get(format!(
+                "{}/token?sub={sub}&team=analytics&roles={roles}",
+                self.identity
+            ))
+            .send()
+            .await
+            .expect("the identity provider answers")
+            .json()
+            .await
+            .expect("JSON");
+        answer["access_token"].as_str().expect("a token").to_owned()
+    }
+
+    async fn faults(&self, client: &reqwest::Client, faults: Value) {
+        let answer = client
+            .put(format!("{}/_sim/faults", self.simulator))
+            .json(&faults)
+            .send()
+            .await
+            .expect("the simulator answers");
+        assert_eq!(answer.status(), 200);
+    }
+
+    /// Stops the demo and returns its log.
+    fn stop(mut self) -> String {
+        drop(self.child.kill());
+        drop(self.child.wait());
+        std::fs::read_to_string(&self.log).expect("the log")
+    }
+}
+
+/// Every path a request can take, so that each one's logging is searched: a dry-run, a
+/// create with a given and with a generated password, an idempotent replay, a cloud
+/// failure, refused (expired) IAM tokens, reconciliation, failing reads and rate limiting.
+/// Returns the bearer tokens used and the generated root password.
+async fn every_path(demo: &Demo, client: &reqwest::Client) -> (Vec<String>, String) {
+    let alice = demo.token(client, "alice", "").await;
+    let admin = demo.token(client, "root", "platform-admin").await;
+    let post = |path: &str, token: &str, body: Value| {
+        client
+            .post(format!("{}{path}", demo.gateway))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let small = |name: &str| json!({"name": name, "target": "analytics-prod", "size": "small"});
+
+    let mut with_password = small("cube-given");
+    with_password["root_password"] = json!("Given-Pa55word");
+    let mut dry = small("cube-dry");
+    dry["root_password"] = json!("DryRun-Pa55word");
+    assert_eq!(
+        post("/v1/starrocks/dry-run", &alice, dry)
+            .await
+            .expect("answer")
+            .status(),
+        200
+    );
+    assert_eq!(
+        post("/v1/starrocks", &alice, with_password)
+            .await
+            .expect("answer")
+            .status(),
+        201
+    );
+    let generated: Value = post("/v1/starrocks", &alice, small("cube-generated"))
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    for _ in 0..2 {
+        let keyed = client
+            .post(format!("{}/v1/starrocks", demo.gateway))
+            .bearer_auth(&alice)
+            .header("Idempotency-Key", "secrets-replay")
+            .json(&small("cube-keyed"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(keyed.status(), 201);
+    }
+    drop(
+        client
+            .post(format!("{}/_sim/tokens/expire", demo.simulator))
+            .send()
+            .await,
+    );
+    demo.faults(client, json!({"fail_next_creates": 1, "fail_status": 503}))
+        .await;
+    assert_eq!(
+        post("/v1/starrocks", &alice, small("cube-failed"))
+            .await
+            .expect("answer")
+            .status(),
+        502
+    );
+    let reconciled = post("/v1/admin/reconcile", &admin, json!({}))
+        .await
+        .expect("answer");
+    assert_eq!(reconciled.status(), 200);
+    demo.faults(client, json!({"fail_next_reads": 5, "fail_status": 500}))
+        .await;
+    let mut limited = false;
+    for _ in 0..60 {
+        let listed = client
+            .get(format!("{}/v1/starrocks", demo.gateway))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .expect("answer");
+        limited |= listed.status() == 429;
+    }
+    assert!(limited, "the requests limit refused some");
+    let password = generated["root_password"]
+        .as_str()
+        .expect("generated")
+        .to_owned();
+    (vec![alice, admin], password)
+}
+
+#[tokio::test]
+async fn the_gateways_own_trace_logs_in_both_formats_hold_no_secret_on_any_path() {
+    let dir = std::env::temp_dir().join(format!("srgw-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a work directory");
+    let client = reqwest::Client::new();
+    for format in ["human", "json"] {
+        let demo = Demo::start(format, &dir).await;
+        let (tokens, generated) = every_path(&demo, &client).await;
+        let log = demo.stop();
+
+        assert!(
+            log.lines().count() > 100,
+            "{format}: a trace-level log was written"
+        );
+        assert!(
+            log.contains("create failed upstream"),
+            "{format}: the cloud failure path ran"
+        );
+        if format == "json" {
+            assert!(
+                log.lines()
+                    .all(|line| serde_json::from_str::<Value>(line).is_ok()),
+                "every JSON log line parses"
+            );
+        }
+        let iam_password = SimulatorConfig::default().password;
+        let mut searched = vec![
+            (
+                "the given root password".to_owned(),
+                "Given-Pa55word".to_owned(),
+            ),
+            (
+                "the dry-run's root password".to_owned(),
+                "DryRun-Pa55word".to_owned(),
+            ),
+            ("the gateway's IAM password".to_owned(), iam_password),
+            (
+                "an IAM token (the simulator's start with MIIST)".to_owned(),
+                "MIIST".to_owned(),
+            ),
+        ];
+        searched.push(("the generated root password".to_owned(), generated));
+        for token in tokens {
+            let signature = token.rsplit('.').next().unwrap_or_default().to_owned();
+            searched.push(("a bearer token's signature".to_owned(), signature));
+        }
+        for (what, secret) in searched {
+            assert!(!log.contains(&secret), "{format}: {what} was logged");
+        }
+    }
+    drop(std::fs::remove_dir_all(&dir));
+}

@@ -2,7 +2,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 
-use crate::helpers::{TestApp, instances_used, problem, small_instance};
+use crate::helpers::{TestApp, decisions, instances_used, problem, small_instance};
 
 /// Why each reservation settled, oldest first.
 async fn settle_reasons(app: &TestApp) -> Vec<Option<String>> {
@@ -34,14 +34,7 @@ async fn a_throttled_create_is_429_with_retry_after_and_gives_the_quota_back() {
             "the cloud throttled the create (429 APIGW.0308)".to_owned()
         )]
     );
-    let decisions: serde_json::Value = app
-        .authed(reqwest::Method::GET, "/v1/admin/decisions", &app.admin())
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let decisions = decisions(&app, "").await;
     assert_eq!(decisions["decisions"][0]["outcome"], "failed");
     assert_eq!(decisions["decisions"][0]["error_code"], "APIGW.0308");
     assert_eq!(decisions["decisions"][0]["upstream_status"], 429);

@@ -168,7 +168,9 @@ impl<'a> TestAppBuilder<'a> {
 impl Drop for TestApp {
     fn drop(&mut self) {
         use secrecy::ExposeSecret;
-        let mut files: Vec<PathBuf> = self.policy_path.iter().cloned().collect();
+        if let Some(policy) = &self.policy_path {
+            drop(std::fs::remove_file(policy));
+        }
         if let Some(database) = self
             .stack
             .settings
@@ -177,14 +179,19 @@ impl Drop for TestApp {
             .expose_secret()
             .strip_prefix("sqlite://")
         {
-            files.extend(
-                ["", "-wal", "-shm"].map(|suffix| PathBuf::from(format!("{database}{suffix}"))),
-            );
+            remove_sqlite_files(Path::new(database));
         }
-        for file in files {
-            // Already gone is fine; anything else only costs a stray temporary file.
-            drop(std::fs::remove_file(file));
-        }
+    }
+}
+
+/// Deletes a SQLite database and its `-wal` and `-shm` companions. Already gone is fine;
+/// anything else only costs a stray temporary file.
+pub fn remove_sqlite_files(database: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        drop(std::fs::remove_file(format!(
+            "{}{suffix}",
+            database.display()
+        )));
     }
 }
 
@@ -391,6 +398,21 @@ pub async fn drop_database(app: &TestApp) {
 }
 
 pub async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.expect("JSON")
+}
+
+/// The decision log as an admin reads it, with `query` (`""` or `?…`).
+pub async fn decisions(app: &TestApp, query: &str) -> Value {
+    let response = app
+        .authed(
+            reqwest::Method::GET,
+            &format!("/v1/admin/decisions{query}"),
+            &app.admin(),
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
     response.json().await.expect("JSON")
 }
 

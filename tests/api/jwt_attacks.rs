@@ -7,16 +7,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use starrocks_gateway::demo::idp::SigningKey;
 
-use crate::helpers::{TestApp, employee, now, small_instance, with};
+use crate::helpers::{TestApp, alice_claims, now, small_instance, with};
 
 fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
-}
-
-fn claims(app: &TestApp) -> Value {
-    app.stack
-        .idp
-        .standard_claims(&employee("alice", "analytics"))
 }
 
 fn without(mut claims: Value, key: &str) -> Value {
@@ -37,7 +31,7 @@ fn rs256_header(kid: &str) -> Header {
 /// Every attack: (name, Authorization header value or none). `bait` is a URL of a listener
 /// that counts connections: a header pointing there must never be followed.
 fn attacks(app: &TestApp, bait: &str) -> Vec<(&'static str, Option<String>)> {
-    let good = claims(app);
+    let good = alice_claims(app);
     let kid = app.stack.idp.kid();
     let attacker = SigningKey::generate().expect("attacker key");
     let valid = signed(app, &good);
@@ -362,7 +356,7 @@ async fn a_token_of_an_unexpected_type_is_401_when_a_type_is_required() {
         .settings(|s| s.auth.expected_typ = Some("at+jwt".into()))
         .spawn()
         .await;
-    let good = claims(&app);
+    let good = alice_claims(&app);
     let mut typed = rs256_header(&app.stack.idp.kid());
     typed.typ = Some("at+jwt".into());
 

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 use starrocks_gateway::config::LimitSettings;
 
-use crate::helpers::{TestApp, instances_used, json_of, problem};
+use crate::helpers::{TestApp, decisions, instances_used, problem};
 
 fn named(i: usize) -> serde_json::Value {
     json!({"name": format!("cube-{i:02}"), "target": "analytics-prod", "size": "small"})
@@ -60,13 +60,7 @@ async fn an_employee_over_the_create_limit_gets_429_and_nothing_is_sent_or_recor
     assert_eq!(refused["code"], "rate_limited");
     assert_eq!(colleague.status(), 201, "each employee has their own limit");
     assert_eq!(app.sim_stats().await.creates_received, 3);
-    let decisions = json_of(
-        app.authed(Method::GET, "/v1/admin/decisions", &app.admin())
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let decisions = decisions(&app, "").await;
     assert_eq!(
         decisions["decisions"].as_array().map(Vec::len),
         Some(3),

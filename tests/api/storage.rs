@@ -10,7 +10,10 @@ use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::policy::{Policy, PolicyStore};
 use starrocks_gateway::storage::{StorageError, Store};
 
-use crate::helpers::{Db, TestApp, drop_database, instances_used, problem, small_instance};
+use crate::helpers::{
+    Db, TestApp, decisions, drop_database, instances_used, problem, remove_sqlite_files,
+    small_instance,
+};
 
 /// Runs an `async fn(Db)` test once per engine.
 macro_rules! on_both_engines {
@@ -534,20 +537,6 @@ async fn rows(app: &TestApp, sql: &str) -> Vec<sqlx::any::AnyRow> {
         .expect("query")
 }
 
-async fn decisions(app: &TestApp, query: &str) -> Value {
-    let response = app
-        .authed(
-            Method::GET,
-            &format!("/v1/admin/decisions{query}"),
-            &app.admin(),
-        )
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("JSON")
-}
-
 async fn the_decision_log_records_every_outcome_and_filters_and_pages(db: Db) {
     let app = TestApp::builder().database(db).spawn().await;
     let bob = app.token_for("bob", "payments");
@@ -767,12 +756,7 @@ async fn an_empty_database_is_refused_unless_initialisation_is_asked_for() {
         );
         assert!(created.is_ok(), "{url}: {created:?}");
     }
-    for suffix in ["", "-wal", "-shm"] {
-        drop(std::fs::remove_file(format!(
-            "{}{suffix}",
-            sqlite.display()
-        )));
-    }
+    remove_sqlite_files(&sqlite);
 }
 
 /// WAL runs in exclusive locking mode: no memory-mapped `-shm` index exists whose loss could
@@ -825,9 +809,7 @@ async fn a_read_only_or_owned_database_is_refused_at_start() {
         matches!(&refused, Err(StorageError::Unwritable(file, _)) if *file == path.display().to_string()),
         "{refused:?}"
     );
-    for suffix in ["", "-wal", "-shm"] {
-        drop(std::fs::remove_file(format!("{}{suffix}", path.display())));
-    }
+    remove_sqlite_files(&path);
 }
 
 fn sqlite_file(app: &TestApp) -> std::path::PathBuf {

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::access::check_access;
 use super::control::ReceivedCreate;
 use super::validate::{self, Refusal};
-use super::{SimInstance, SimJob, Simulator, dbs_error};
+use super::{SimInstance, SimJob, Simulator, dbs_error, injected_fault};
 
 /// How long a lost answer keeps the caller waiting: longer than any sane client timeout.
 const LOST_ANSWER_DELAY: Duration = Duration::from_secs(120);
@@ -49,13 +49,7 @@ fn injected_failure(simulator: &Simulator) -> Result<(), HttpResponse> {
     }
     if state.faults.fail_next_creates > 0 {
         state.faults.fail_next_creates -= 1;
-        let status = StatusCode::from_u16(state.faults.fail_status)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Err(dbs_error(
-            status,
-            "DBS.200000",
-            "Internal service error (injected fault).",
-        ));
+        return Err(injected_fault(state.faults.fail_status));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{INSTANCE_NOT_FOUND, check_access};
-use super::{SimJob, SimState, Simulator, SimulatorConfig, dbs_error};
+use super::{SimJob, SimState, Simulator, SimulatorConfig, dbs_error, injected_fault};
 
 /// "Another operation is in progress" (one of the documented 409 codes).
 const OPERATION_IN_PROGRESS: &str = "DBS.200019";
@@ -40,13 +40,7 @@ fn admit(
     }
     if state.faults.fail_next_reads > 0 {
         state.faults.fail_next_reads -= 1;
-        let status = StatusCode::from_u16(state.faults.fail_status)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Err(dbs_error(
-            status,
-            "DBS.200000",
-            "Internal service error (injected fault).",
-        ));
+        return Err(injected_fault(state.faults.fail_status));
     }
     Ok(())
 }

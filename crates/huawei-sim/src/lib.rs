@@ -166,6 +166,16 @@ impl Simulator {
     }
 }
 
+/// The answer of an injected failure (`fail_status`, a 5xx).
+fn injected_fault(status: u16) -> HttpResponse {
+    dbs_error(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+        "DBS.200000",
+        "Internal service error (injected fault).",
+    )
+}
+
 /// A Huawei-style error answer: `{"error_code": …, "error_msg": …}`.
 #[derive(Debug, Serialize, Deserialize)]
 struct DbsError {
