@@ -169,3 +169,44 @@ async fn a_token_within_the_leeway_is_accepted() {
 
     assert_eq!(response.status(), 201);
 }
+
+/// A token signed once, outside this code base (with `openssl dgst -sha256 -sign`), whose
+/// public key is committed and whose private key was thrown away: a bug shared by the demo
+/// identity provider's signing and the gateway's verifying cannot hide from it.
+#[tokio::test]
+async fn a_fixed_token_signed_elsewhere_is_accepted_and_one_flipped_bit_is_not() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let key = fixtures.join("known-good.pub.pem");
+    let app = TestApp::builder()
+        .settings(move |s| {
+            s.auth.jwks_url = None;
+            s.auth.oidc_discovery = false;
+            s.auth.keys_file = Some(key);
+            s.auth.issuer = "https://idp.known-good.example".into();
+            // Issued in 2025, valid until 2100: only the lifetime cap would refuse it.
+            s.auth.max_token_lifetime_secs = 0;
+        })
+        .spawn()
+        .await;
+    let token = std::fs::read_to_string(fixtures.join("known-good.jwt"))
+        .expect("the fixture")
+        .trim()
+        .to_owned();
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ASCII");
+
+    let me = app
+        .authed(reqwest::Method::GET, "/v1/me", &token)
+        .send()
+        .await
+        .expect("answer");
+    let status = me.status();
+    let me: serde_json::Value = me.json().await.expect("JSON");
+
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["subject"], "known-good");
+    assert_eq!(me["teams"][0]["name"], "analytics");
+    assert_refused(&app, Some(&tampered), "one flipped bit of the fixed token").await;
+}
