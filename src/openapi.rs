@@ -62,6 +62,13 @@ fn operations(
     })
 }
 
+/// A problem+json body.
+fn problem_content() -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build()
+}
+
 /// The answers every operation behind the bearer token shares, declared once.
 struct CommonResponses;
 
@@ -69,12 +76,7 @@ impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let unauthenticated = ResponseBuilder::new()
             .description("Missing or invalid bearer token (`unauthenticated`)")
-            .content(
-                PROBLEM_JSON,
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
+            .content(PROBLEM_JSON, problem_content())
             .build();
         let header = |schema: Type, description: &str| {
             HeaderBuilder::new()
@@ -105,12 +107,7 @@ impl Modify for CommonResponses {
                     "What is left (IETF draft): `r` requests, whole again in `t` seconds",
                 ),
             )
-            .content(
-                PROBLEM_JSON,
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
+            .content(PROBLEM_JSON, problem_content())
             .build();
         for operation in operations(openapi) {
             let secured = operation.security.iter().flatten().any(|requirement| {
