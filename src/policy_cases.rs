@@ -83,10 +83,9 @@ pub fn run(
 fn check(policy: &Policy, case: Case, mapping: &ClaimSettings) -> Result<(), String> {
     let employee =
         employee_from(mapping, &case.claims).map_err(|e| format!("the claims are refused: {e}"))?;
-    let body_team = case.request.team.clone();
     let (request, password) =
         parse(case.request).map_err(|e| format!("the request is refused: {e}"))?;
-    let team = select_team(&employee, case.team.or(body_team).as_deref(), policy)
+    let team = select_team(&employee, case.team.as_deref(), policy)
         .map_err(|e| format!("no team: {e}"))?;
     let password = password.unwrap_or_else(RootPassword::generate);
     let decision = evaluate(

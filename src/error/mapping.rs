@@ -9,7 +9,6 @@ use crate::pipeline::authorize::{AdminRequired, TeamError};
 use crate::pipeline::evaluate::Denial;
 use crate::pipeline::reserve::QuotaExceeded;
 use crate::policy::PolicyError;
-use crate::routes::starrocks::wire::BodyError;
 use crate::service::admin::AdminError;
 use crate::service::catalog::CatalogError;
 use crate::service::create::{CreateError, UpstreamFailure};
@@ -74,7 +73,6 @@ impl Coded for TeamError {
         match self {
             Self::NotMember { .. } | Self::NoTeam => ErrorCode::NotTeamMember,
             Self::Ambiguous(_) => ErrorCode::TeamRequired,
-            Self::Conflicting => ErrorCode::InvalidField,
             Self::Undeclared(_) => ErrorCode::PolicyDenied,
         }
     }
@@ -89,7 +87,6 @@ impl Coded for TeamError {
         };
         match self {
             Self::Ambiguous(_) => field(self.to_string()),
-            Self::Conflicting => field("differs from the X-Team header".into()),
             _ => Details::default(),
         }
     }
@@ -249,7 +246,6 @@ coded_by_variant!(CreateError {
     Upstream
 });
 coded_by_variant!(CatalogError { Team, Storage });
-coded_by_variant!(BodyError { Invalid, Team });
 coded_by_variant!(AdminError {
     Forbidden,
     Policy,

@@ -217,8 +217,9 @@ impl FromRequest for IdempotencyKeyHeader {
     }
 }
 
-/// For query parameters: an empty value (`?since=`) counts as absent, as browsers and
-/// generated clients send it for blank fields.
+/// For free-text query filters (`?team=`): an empty value counts as absent, as browsers and
+/// generated clients send it for blank fields. Typed parameters (numbers, times, page
+/// tokens) are refused when empty, as the OpenAPI document says.
 pub fn empty_as_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,

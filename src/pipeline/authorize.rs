@@ -14,8 +14,6 @@ pub enum TeamError {
     NoTeam,
     #[error("you are in several teams; name one with the X-Team header: {0}")]
     Ambiguous(String),
-    #[error("the X-Team header and the `team` field name different teams")]
-    Conflicting,
     #[error("team `{0}` is not declared in the policy")]
     Undeclared(String),
 }
@@ -25,20 +23,8 @@ pub enum TeamError {
 #[error("{0} is reserved to platform admins")]
 pub struct AdminRequired(pub &'static str);
 
-/// The team named by the `X-Team` header or the body's `team`; both must agree when both are
-/// given.
-pub fn requested_team(
-    header: Option<&str>,
-    body: Option<&str>,
-) -> Result<Option<String>, TeamError> {
-    match (header, body) {
-        (Some(header), Some(body)) if header != body => Err(TeamError::Conflicting),
-        (header, body) => Ok(header.or(body).map(str::to_owned)),
-    }
-}
-
-/// The team a request acts for: the one named (`X-Team` header or `team` body field), or the
-/// employee's only team. Platform admins may name any team the policy declares.
+/// The team a request acts for: the one named (the `X-Team` header, or `team` in a list's
+/// query), or the employee's only team. Platform admins may name any team the policy declares.
 pub fn select_team(
     employee: &Employee,
     requested: Option<&str>,
@@ -136,17 +122,5 @@ mod tests {
             Some("payments".into())
         );
         assert!(select_team(&admin, Some("nonexistent"), &policy()).is_err());
-    }
-
-    #[test]
-    fn a_header_and_a_body_naming_different_teams_conflict() {
-        assert_eq!(
-            requested_team(Some("analytics"), Some("payments")),
-            Err(TeamError::Conflicting)
-        );
-        assert_eq!(
-            requested_team(None, Some("payments")),
-            Ok(Some("payments".into()))
-        );
     }
 }

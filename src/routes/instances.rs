@@ -70,11 +70,12 @@ pub struct ListQuery {
     #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     pub team: Option<String>,
     /// Page size, 1 to 200 (default 50).
-    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
+    #[serde(default)]
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_page` of the previous answer.
-    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
+    #[serde(default)]
+    #[param(pattern = r"^[0-9]{1,18}\.[!-~]{1,255}$")]
     pub page: Option<String>,
 }
 

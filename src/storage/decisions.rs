@@ -86,19 +86,20 @@ pub struct DecisionQuery {
     #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
     pub outcome: Option<String>,
     /// Only decisions at or after this time (RFC 3339).
-    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
+    #[serde(default)]
     #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only decisions before this time (RFC 3339).
-    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
+    #[serde(default)]
     #[param(format = DateTime)]
     pub until: Option<String>,
     /// Page size, 1 to 500 (default 50).
-    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
+    #[serde(default)]
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_page` of the previous answer.
-    #[serde(default, deserialize_with = "crate::http::extract::empty_as_none")]
+    #[serde(default)]
+    #[param(pattern = r"^[0-9]{1,18}\.[!-~]{1,255}$")]
     pub page: Option<String>,
 }
 

@@ -201,7 +201,13 @@ async fn an_employee_in_two_teams_must_name_one() {
         .send()
         .await
         .expect("answer");
-    let in_body = app.create(&dana, &json!({"name": "ledger-two", "target": "payments-ledger", "size": "small", "team": "payments"})).await;
+    // The team is chosen by the header alone, so a body can never contradict it.
+    let team_in_body = app
+        .create(
+            &dana,
+            &json!({"name": "ledger-two", "target": "payments-ledger", "size": "small", "team": "payments"}),
+        )
+        .await;
     let stranger = app
         .authed(Method::POST, "/v1/starrocks", &dana)
         .header("X-Team", "marketing")
@@ -224,7 +230,14 @@ async fn an_employee_in_two_teams_must_name_one() {
             .is_some_and(|d| d.contains("analytics, payments"))
     );
     assert_eq!(named.status(), 201);
-    assert_eq!(in_body.status(), 201);
+    assert_eq!(team_in_body.status(), 400);
+    let team_in_body = problem(team_in_body).await;
+    assert!(
+        team_in_body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("unknown field `team`")),
+        "{team_in_body}"
+    );
     let tags = &app.sim_creates().await[0].body["tags_info"]["sys_tags"][0];
     assert_eq!(
         tags["value"], "7a3c9e1f-52b4-4d8e-9f6a-0c1b2d3e4f50",

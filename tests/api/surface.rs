@@ -196,20 +196,28 @@ async fn a_bad_query_string_is_a_problem_naming_it() {
 }
 
 #[tokio::test]
-async fn empty_query_parameters_count_as_absent() {
+async fn an_empty_filter_counts_as_absent_but_an_empty_typed_parameter_is_refused() {
     let app = TestApp::spawn().await;
-
-    let response = app
-        .authed(
+    let list = |query: &'static str| {
+        app.authed(
             reqwest::Method::GET,
-            "/v1/starrocks?team=&limit=&page=",
+            &format!("/v1/starrocks?{query}"),
             &app.alice(),
         )
         .send()
-        .await
-        .expect("answer");
+    };
 
-    assert_eq!(response.status(), 200);
+    let blank_team = list("team=").await.expect("answer");
+    let blank_limit = list("limit=").await.expect("answer");
+    let blank_page = list("page=").await.expect("answer");
+
+    assert_eq!(blank_team.status(), 200);
+    for (response, field) in [(blank_limit, "limit"), (blank_page, "page")] {
+        assert_eq!(response.status(), 400, "{field}");
+        let problem = problem(response).await;
+        assert_eq!(problem["code"], "invalid_parameter");
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
 }
 
 #[tokio::test]

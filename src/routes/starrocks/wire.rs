@@ -8,7 +8,6 @@ use utoipa::ToSchema;
 
 use crate::domain::{InstanceName, InvalidInput, InvalidValue, RootPassword, TimeZone};
 use crate::error::FieldError;
-use crate::pipeline::authorize::{TeamError, requested_team};
 use crate::pipeline::evaluate::CreateRequest;
 use crate::service::create::{CreateInput, Created};
 
@@ -26,29 +25,33 @@ pub struct CreateInstanceRequest {
     )]
     pub name: String,
     /// Alias of the TaurusDB instance to attach to, as listed in your catalog.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub target: String,
     /// A size profile your team may use, e.g. `small`.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub size: String,
     /// Engine major version; the policy default when absent.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub version: Option<String>,
     /// Availability zone; the policy default when absent.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub az: Option<String>,
     /// Time zone like `UTC+08:00`; the policy default when absent.
-    #[schema(pattern = "^UTC[+-][0-9]{2}:[0-9]{2}$")]
+    #[schema(pattern = "^UTC[+-](0[0-9]|1[0-4]):[0-5][0-9]$")]
     pub time_zone: Option<String>,
-    /// The team to act for when you are in several (same as the `X-Team` header).
-    pub team: Option<String>,
     /// Labels kept by the gateway (owner, app, ...), as your team's policy allows. They are
     /// never sent to the cloud and can never set a system tag.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// 8–32 characters with at least three of upper, lower, digit and `~!@#$%^*-_=+?,()&|.`.
     /// When absent a strong one is generated and returned once.
-    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 32)]
+    #[schema(
+        value_type = Option<String>,
+        format = Password,
+        min_length = 8,
+        max_length = 32,
+        pattern = r"^(?:(?=.*[A-Z])(?=.*[a-z])(?=.*[0-9])|(?=.*[A-Z])(?=.*[a-z])(?=.*[~!@#$%^*\-_=+?,()&|.])|(?=.*[A-Z])(?=.*[0-9])(?=.*[~!@#$%^*\-_=+?,()&|.])|(?=.*[a-z])(?=.*[0-9])(?=.*[~!@#$%^*\-_=+?,()&|.]))[A-Za-z0-9~!@#$%^*\-_=+?,()&|.]{8,32}$"
+    )]
     pub root_password: Option<SecretString>,
 }
 
@@ -86,29 +89,18 @@ fn field_error(field: &str) -> impl Fn(InvalidValue) -> FieldError + '_ {
 fn required(field: &str, value: Option<&str>) -> Option<FieldError> {
     value.filter(|v| v.trim().is_empty()).map(|_| FieldError {
         field: field.into(),
-        message: "must not be empty".into(),
+        message: "must not be empty or blank".into(),
     })
 }
 
-/// Why a create body cannot become a [`CreateInput`].
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error(transparent)]
-    Invalid(#[from] InvalidInput),
-    #[error(transparent)]
-    Team(#[from] TeamError),
-}
-
 impl CreateInstanceRequest {
-    /// The domain input, with the team named by the `X-Team` header (which must agree with
-    /// the body's `team`).
-    pub fn into_input(self, header_team: Option<&str>) -> Result<CreateInput, BodyError> {
-        let team = requested_team(header_team, self.team.as_deref())?;
+    /// The domain input, for the team named by the `X-Team` header.
+    pub fn into_input(self, header_team: Option<&str>) -> Result<CreateInput, InvalidInput> {
         let (request, password) = parse(self)?;
         Ok(CreateInput {
             request,
             password,
-            team,
+            team: header_team.map(str::to_owned),
         })
     }
 
@@ -117,7 +109,7 @@ impl CreateInstanceRequest {
     pub fn fingerprint(&self, header_team: Option<&str>) -> String {
         let canonical = serde_json::json!({
             "name": self.name, "target": self.target, "size": self.size, "version": self.version,
-            "az": self.az, "time_zone": self.time_zone, "team": self.team, "labels": self.labels,
+            "az": self.az, "time_zone": self.time_zone, "labels": self.labels,
             "password_given": self.root_password.is_some(),
             "x_team": header_team,
         });
