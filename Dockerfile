@@ -46,6 +46,11 @@ COPY config/ /app/config/
 #   docker run -v gw-data:/app/data IMAGE serve --config /app/config/gateway.example.toml --init-storage
 COPY --from=builder --chown=nonroot:nonroot /out/data /app/data
 ENV SRGW_STORAGE__URL=sqlite:///app/data/starrocks-gateway.db
+# mimalloc gives freed memory back to the OS at once instead of after a delay that idle
+# worker threads never reach: after a flood of 9,000 held connections the process returns to
+# about idle (58 MiB, idle 43) instead of keeping 90 MiB, at no throughput cost we could
+# measure (BENCHMARKS.md, "Connection flood").
+ENV MIMALLOC_PURGE_DELAY=0
 VOLUME /app/data
 USER nonroot:nonroot
 EXPOSE 8080

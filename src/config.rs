@@ -177,6 +177,12 @@ pub struct ServerSettings {
     /// descriptor limit, whose soft value is raised to the hard one at start.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// A second address serving only `/healthz`, `/readyz` and `/metrics`, with its own worker
+    /// and connection allowance: probes keep answering when clients hold every connection of
+    /// `listen`. Give it to the orchestrator's probes and the metrics scraper, and keep it
+    /// off the public network. Absent: no second listener (the main one serves them too).
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
 }
 
 fn default_body_limit() -> usize {
@@ -205,6 +211,7 @@ impl ServerSettings {
             body_timeout_ms: default_body_timeout(),
             head_timeout_ms: default_head_timeout(),
             max_connections: default_max_connections(),
+            ops_listen: None,
         }
     }
 }

@@ -129,10 +129,41 @@ pub fn create_app(
         .default_service(web::to(fallback::not_found))
 }
 
+/// The operations surface alone, for `server.ops_listen`: probes and metrics.
+pub fn create_ops_app(
+    parts: AppParts,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let app = App::new()
+        .app_data(parts.gateway)
+        .app_data(parts.authenticator);
+    router::operations()
+        .into_iter()
+        .fold(app, App::service)
+        .default_service(web::to(fallback::not_found))
+}
+
+/// Connections the operations listener holds at most: probes and a scraper need a handful.
+const OPS_MAX_CONNECTIONS: usize = 64;
+
+/// The operations listener's server, and the port it is bound to.
+struct OpsServer {
+    port: u16,
+    server: Server,
+}
+
 /// A bound, not yet running gateway. Binding first lets tests ask for port 0 and learn the port.
 pub struct Application {
     port: u16,
     server: Server,
+    ops: Option<OpsServer>,
     store: Store,
 }
 
@@ -170,6 +201,11 @@ impl Application {
             n => n,
         };
         let connections = connection_cap(settings.server.max_connections);
+        let ops = settings
+            .server
+            .ops_listen
+            .map(|address| start_ops_server(address, &parts, settings))
+            .transpose()?;
         let server = HttpServer::new(move || create_app(parts.clone()))
             .workers(workers)
             .max_connections(connections.div_ceil(workers))
@@ -180,12 +216,18 @@ impl Application {
         Ok(Self {
             port,
             server,
+            ops,
             store,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The operations listener's port, when `server.ops_listen` is set.
+    pub fn ops_port(&self) -> Option<u16> {
+        self.ops.as_ref().map(|ops| ops.port)
     }
 
     /// The gateway's database.
@@ -201,10 +243,44 @@ impl Application {
     /// Serves until stopped (SIGTERM, Ctrl-C or [`Self::handle`]), then writes what the
     /// decision log still buffers and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let ops = self.ops.map(|ops| {
+            let handle = ops.server.handle();
+            (handle, tokio::spawn(ops.server))
+        });
         let served = self.server.await;
+        // Probes answer until the main listener has drained, then stop with it.
+        if let Some((handle, running)) = ops {
+            handle.stop(true).await;
+            drop(running.await);
+        }
         self.store.close().await;
         served
     }
+}
+
+/// Binds `address` and starts the operations server: one worker, its own connections, no
+/// signal handling of its own (it stops when the main server has).
+fn start_ops_server(
+    address: std::net::SocketAddr,
+    parts: &AppParts,
+    settings: &Settings,
+) -> anyhow::Result<OpsServer> {
+    let listener =
+        TcpListener::bind(address).with_context(|| format!("binding server.ops_listen {address}"))?;
+    let port = listener
+        .local_addr()
+        .context("reading the bound operations address")?
+        .port();
+    let parts = parts.clone();
+    let server = HttpServer::new(move || create_ops_app(parts.clone()))
+        .workers(1)
+        .max_connections(OPS_MAX_CONNECTIONS)
+        .client_request_timeout(Duration::from_millis(settings.server.head_timeout_ms))
+        .disable_signals()
+        .listen(listener)
+        .context("starting the operations server")?
+        .run();
+    Ok(OpsServer { port, server })
 }
 
 /// Descriptors kept for everything but client connections: the database, the cloud and

@@ -93,6 +93,8 @@ impl DemoEmployee {
 #[derive(Debug)]
 pub struct DemoStack {
     pub gateway_url: String,
+    /// The operations listener's URL, when `server.ops_listen` is set.
+    pub ops_url: Option<String>,
     pub simulator_url: String,
     pub idp_url: String,
     pub idp: Arc<DemoIdp>,
@@ -109,6 +111,17 @@ fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, String)> {
         listener.local_addr().context("reading the bound address")?
     );
     Ok((listener, url))
+}
+
+/// Where `gateway`'s operations listener answers, when it has one.
+fn ops_url(settings: &Settings, gateway: &Application) -> Option<String> {
+    let address = settings.server.ops_listen?;
+    let host = if address.ip().is_unspecified() {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        address.ip()
+    };
+    Some(format!("http://{}", SocketAddr::new(host, gateway.ops_port()?)))
 }
 
 /// Gateway settings pointing at a local simulator and identity provider.
@@ -217,12 +230,14 @@ impl DemoStack {
         let identity_provider =
             idp::start(idp.clone(), idp_listener).context("starting the identity provider")?;
         let gateway = Application::with_listener(&settings, policy, gateway_listener).await?;
+        let ops_url = ops_url(&settings, &gateway);
         let (store, handle) = (gateway.store().clone(), gateway.handle());
         tokio::spawn(simulator);
         tokio::spawn(identity_provider);
         tokio::spawn(gateway.run_until_stopped());
         Ok(Self {
             gateway_url,
+            ops_url,
             simulator_url,
             idp_url,
             idp,
@@ -245,6 +260,7 @@ impl DemoStack {
         self.store = gateway.store().clone();
         self.gateway = gateway.handle();
         self.gateway_url.clone_from(&url);
+        self.ops_url = ops_url(&settings, &gateway);
         tokio::spawn(gateway.run_until_stopped());
         Ok(url)
     }

@@ -160,7 +160,7 @@ pub fn routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    app.service(
+    let app = app.service(
         scope("/v1")
             .wrap(from_fn(limit_rate))
             .wrap(from_fn(require_employee))
@@ -179,10 +179,17 @@ where
             .service(resource![admin::reload_policy])
             .service(resource![admin::reconcile_now])
             .service(resource![admin::decisions]),
-    )
-    .service(resource![health::healthz])
-    .service(resource![health::readyz])
-    .service(resource![health::metrics])
+    );
+    operations().into_iter().fold(app, UtoipaApp::service)
+}
+
+/// The probes and the metrics: on the main listener, and alone on `server.ops_listen`.
+pub fn operations() -> [ApiResource; 3] {
+    [
+        resource![health::healthz],
+        resource![health::readyz],
+        resource![health::metrics],
+    ]
 }
 
 #[cfg(test)]

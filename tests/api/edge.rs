@@ -1,4 +1,5 @@
-//! The edge under abuse: clients that send part of a request and go silent.
+//! The edge under abuse: clients that send part of a request and go silent, and probes that
+//! must keep answering meanwhile.
 
 use std::time::Duration;
 
@@ -77,4 +78,64 @@ async fn thousands_of_silent_partial_requests_neither_stop_others_nor_stay_held(
         "each silent client is answered 408 once its body is overdue: {:?}",
         answers.iter().find(|a| !a.starts_with("HTTP/1.1 408"))
     );
+}
+
+#[tokio::test]
+async fn probes_on_the_operations_listener_answer_while_every_connection_is_held() {
+    const CAP: usize = 40;
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.server.max_connections = CAP;
+            s.server.body_timeout_ms = 6_000;
+            s.server.ops_listen = Some(([127, 0, 0, 1], 0).into());
+        })
+        .spawn()
+        .await;
+    let address = app
+        .stack
+        .gateway_url
+        .trim_start_matches("http://")
+        .to_owned();
+    let ops_url = app.stack.ops_url.clone().expect("an operations listener");
+    let token = app.alice();
+    let probe = |url: String| {
+        app.client
+            .get(url)
+            .timeout(Duration::from_secs(1))
+            .send()
+    };
+
+    let held: Vec<TcpStream> = join_all((0..CAP).map(|_| silent_partial_create(&address, &token)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let main_while_held = probe(format!("{}/healthz", app.stack.gateway_url)).await;
+    let mut ops_answers = Vec::new();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        ops_answers.push((path, probe(format!("{ops_url}{path}")).await));
+    }
+    let api_on_ops = probe(format!("{ops_url}/v1/me")).await;
+    let answers = join_all(
+        held.into_iter()
+            .map(|stream| answer_of(stream, Duration::from_secs(15))),
+    )
+    .await;
+    let main_after = app.get("/healthz").await;
+
+    assert!(
+        main_while_held.is_err(),
+        "the main listener is full, so its own probe waits: {main_while_held:?}"
+    );
+    for (path, answer) in ops_answers {
+        let answer = answer.unwrap_or_else(|e| panic!("{path} on the operations listener: {e}"));
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+    assert_eq!(
+        api_on_ops.expect("the operations listener answers").status(),
+        404,
+        "the operations listener serves no API"
+    );
+    assert!(answers.iter().all(|a| a.starts_with("HTTP/1.1 408")));
+    assert_eq!(main_after.status(), 200, "once they are gone the main listener answers again");
 }
