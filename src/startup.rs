@@ -265,8 +265,8 @@ fn start_ops_server(
     parts: &AppParts,
     settings: &Settings,
 ) -> anyhow::Result<OpsServer> {
-    let listener =
-        TcpListener::bind(address).with_context(|| format!("binding server.ops_listen {address}"))?;
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("binding server.ops_listen {address}"))?;
     let port = listener
         .local_addr()
         .context("reading the bound operations address")?

@@ -121,7 +121,10 @@ fn ops_url(settings: &Settings, gateway: &Application) -> Option<String> {
     } else {
         address.ip()
     };
-    Some(format!("http://{}", SocketAddr::new(host, gateway.ops_port()?)))
+    Some(format!(
+        "http://{}",
+        SocketAddr::new(host, gateway.ops_port()?)
+    ))
 }
 
 /// Gateway settings pointing at a local simulator and identity provider.

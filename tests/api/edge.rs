@@ -98,12 +98,7 @@ async fn probes_on_the_operations_listener_answer_while_every_connection_is_held
         .to_owned();
     let ops_url = app.stack.ops_url.clone().expect("an operations listener");
     let token = app.alice();
-    let probe = |url: String| {
-        app.client
-            .get(url)
-            .timeout(Duration::from_secs(1))
-            .send()
-    };
+    let probe = |url: String| app.client.get(url).timeout(Duration::from_secs(1)).send();
 
     let held: Vec<TcpStream> = join_all((0..CAP).map(|_| silent_partial_create(&address, &token)))
         .await
@@ -132,10 +127,16 @@ async fn probes_on_the_operations_listener_answer_while_every_connection_is_held
         assert_eq!(answer.status(), 200, "{path}");
     }
     assert_eq!(
-        api_on_ops.expect("the operations listener answers").status(),
+        api_on_ops
+            .expect("the operations listener answers")
+            .status(),
         404,
         "the operations listener serves no API"
     );
     assert!(answers.iter().all(|a| a.starts_with("HTTP/1.1 408")));
-    assert_eq!(main_after.status(), 200, "once they are gone the main listener answers again");
+    assert_eq!(
+        main_after.status(),
+        200,
+        "once they are gone the main listener answers again"
+    );
 }
