@@ -233,7 +233,8 @@ impl Demo {
 
 /// Every path a request can take, so that each one's logging is searched: a dry-run, a
 /// create with a given and with a generated password, an idempotent replay, a cloud
-/// failure, refused (expired) IAM tokens, reconciliation, failing reads and rate limiting.
+/// failure, refused (expired) IAM tokens, the gateway's IAM password refused, an opening
+/// circuit breaker, reconciliation, failing reads and rate limiting.
 /// Returns the bearer tokens used and the generated root password.
 async fn every_path(demo: &Demo, client: &reqwest::Client) -> (Vec<String>, String) {
     let alice = demo.token(client, "alice", "").await;
@@ -258,13 +259,12 @@ async fn every_path(demo: &Demo, client: &reqwest::Client) -> (Vec<String>, Stri
             .status(),
         200
     );
-    assert_eq!(
-        post("/v1/starrocks", &alice, with_password)
-            .await
-            .expect("answer")
-            .status(),
-        201
-    );
+    let given = post("/v1/starrocks", &alice, with_password)
+        .await
+        .expect("answer");
+    assert_eq!(given.status(), 201);
+    let given: Value = given.json().await.expect("JSON");
+    let given_id = given["id"].as_str().expect("an id").to_owned();
     let generated: Value = post("/v1/starrocks", &alice, small("cube-generated"))
         .await
         .expect("answer")
@@ -296,6 +296,39 @@ async fn every_path(demo: &Demo, client: &reqwest::Client) -> (Vec<String>, Stri
             .expect("answer")
             .status(),
         502
+    );
+    drop(
+        client
+            .post(format!("{}/_sim/tokens/expire", demo.simulator))
+            .send()
+            .await,
+    );
+    demo.faults(client, json!({"refuse_next_tokens": 1})).await;
+    let refused = post("/v1/starrocks", &alice, small("cube-iam-refused"))
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 502);
+    assert_eq!(
+        refused.json::<Value>().await.expect("JSON")["code"],
+        "upstream_auth_failed"
+    );
+    // Five failed deletes in a row open the delete breaker; the sixth is refused unsent.
+    demo.faults(client, json!({"fail_next_reads": 5, "fail_status": 503}))
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let answer = client
+            .delete(format!("{}/v1/starrocks/{given_id}", demo.gateway))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .expect("answer");
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [502, 502, 502, 502, 502, 503],
+        "the breaker opened"
     );
     let reconciled = post("/v1/admin/reconcile", &admin, json!({}))
         .await
@@ -335,10 +368,16 @@ async fn the_gateways_own_trace_logs_in_both_formats_hold_no_secret_on_any_path(
             log.lines().count() > 100,
             "{format}: a trace-level log was written"
         );
-        assert!(
-            log.contains("create failed upstream"),
-            "{format}: the cloud failure path ran"
-        );
+        for (event, path) in [
+            ("create failed upstream", "the cloud failure"),
+            (
+                "IAM refused the gateway's credentials",
+                "the IAM password refused",
+            ),
+            ("the cloud keeps failing; circuit open", "the breaker"),
+        ] {
+            assert!(log.contains(event), "{format}: the path of {path} ran");
+        }
         if format == "json" {
             assert!(
                 log.lines()

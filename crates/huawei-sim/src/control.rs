@@ -62,6 +62,9 @@ pub struct Faults {
     pub hold_next_creates: u32,
     /// The next N deletes are refused `409 DBS.200019` (another operation in progress).
     pub busy_next_deletes: u32,
+    /// The next N IAM token requests are refused `401` as if the password were wrong, as
+    /// after it was changed in IAM but not in the gateway.
+    pub refuse_next_tokens: u32,
 }
 
 impl Default for Faults {
@@ -76,6 +79,7 @@ impl Default for Faults {
             fail_next_reads: 0,
             hold_next_creates: 0,
             busy_next_deletes: 0,
+            refuse_next_tokens: 0,
         }
     }
 }
@@ -92,6 +96,7 @@ pub(super) struct FaultsUpdate {
     fail_next_reads: Option<u32>,
     hold_next_creates: Option<u32>,
     busy_next_deletes: Option<u32>,
+    refuse_next_tokens: Option<u32>,
 }
 
 pub(super) async fn creates(simulator: web::Data<Simulator>) -> HttpResponse {
@@ -172,6 +177,9 @@ pub(super) async fn set_faults(
     }
     if let Some(count) = update.busy_next_deletes {
         faults.busy_next_deletes = count;
+    }
+    if let Some(count) = update.refuse_next_tokens {
+        faults.refuse_next_tokens = count;
     }
     if let Some(status) = update.fail_status {
         if !(500..=599).contains(&status) {

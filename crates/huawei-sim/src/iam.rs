@@ -91,7 +91,14 @@ pub(super) async fn issue_token(simulator: web::Data<Simulator>, body: web::Byte
         );
     };
     let user = password.user;
-    if user.name != config.user
+    let refused = {
+        let faults = &mut simulator.state().faults;
+        let refused = faults.refuse_next_tokens > 0;
+        faults.refuse_next_tokens = faults.refuse_next_tokens.saturating_sub(1);
+        refused
+    };
+    if refused
+        || user.name != config.user
         || user.password != config.password
         || user.domain.name != config.domain
     {
