@@ -164,60 +164,90 @@ async fn forget_idle(limits: Weak<RateLimits>) {
     }
 }
 
+/// The verdict on one request.
+#[derive(Debug)]
+pub enum Admission {
+    /// No limit applies.
+    Unlimited,
+    /// Counted; the `RateLimit` headers its answer carries.
+    Admitted(HeaderMap),
+    /// Over the limit: the `429` and its headers.
+    Refused(ApiError, HeaderMap),
+}
+
+impl RateLimits {
+    /// Counts a request of `subject` against the limit its method and path fall under.
+    pub fn admit(&self, method: &Method, path: &str, subject: &str) -> Admission {
+        let Some(limit) = self.limit_for(method, path) else {
+            return Admission::Unlimited;
+        };
+        let mut headers = HeaderMap::new();
+        match limit.buckets.check_key(&subject.to_owned()) {
+            Ok(state) => {
+                limit.describe(&mut headers, state.remaining_burst_capacity(), None);
+                Admission::Admitted(headers)
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                METRICS.rate_limited.with_label_values(&[limit.name]).inc();
+                limit.describe(&mut headers, 0, Some(wait));
+                let error = ApiError::with_details(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many {} from you: the limit is {} at once, then one every {}; try again in {} s",
+                        limit.name,
+                        limit.quota.burst_size(),
+                        humane(limit.quota.replenish_interval()),
+                        secs_up(wait)
+                    ),
+                    Details {
+                        retry_after_secs: Some(secs_up(wait)),
+                        ..Details::default()
+                    },
+                );
+                Admission::Refused(error, headers)
+            }
+        }
+    }
+}
+
 /// Middleware inside `/v1`'s authentication: counts the request against its employee's
 /// limit, and refuses it with `429` when the limit is spent.
 pub async fn limit_rate(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let limits = request.app_data::<web::Data<RateLimits>>().cloned();
-    let subject = request
-        .extensions()
-        .get::<Employee>()
-        .map(|employee| employee.subject.clone());
-    let (Some(limits), Some(subject)) = (limits, subject) else {
-        return next
+    let admission = {
+        let limits = request.app_data::<web::Data<RateLimits>>();
+        let extensions = request.extensions();
+        match (limits, extensions.get::<Employee>()) {
+            (Some(limits), Some(employee)) => {
+                limits.admit(request.method(), request.path(), &employee.subject)
+            }
+            _ => Admission::Unlimited,
+        }
+    };
+    match admission {
+        Admission::Unlimited => next
             .call(request)
             .await
-            .map(ServiceResponse::map_into_left_body);
-    };
-    let Some(limit) = limits.limit_for(request.method(), request.path()) else {
-        return next
-            .call(request)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
-    match limit.buckets.check_key(&subject) {
-        Ok(state) => {
+            .map(ServiceResponse::map_into_left_body),
+        Admission::Admitted(headers) => {
             let mut response = next.call(request).await?;
-            limit.describe(
-                response.headers_mut(),
-                state.remaining_burst_capacity(),
-                None,
-            );
+            add(response.headers_mut(), headers);
             Ok(response.map_into_left_body())
         }
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(limits.clock.now());
-            METRICS.rate_limited.with_label_values(&[limit.name]).inc();
-            let error = ApiError::with_details(
-                ErrorCode::RateLimited,
-                format!(
-                    "too many {} from you: the limit is {} at once, then one every {}; try again in {} s",
-                    limit.name,
-                    limit.quota.burst_size(),
-                    humane(limit.quota.replenish_interval()),
-                    secs_up(wait)
-                ),
-                Details {
-                    retry_after_secs: Some(secs_up(wait)),
-                    ..Details::default()
-                },
-            );
+        Admission::Refused(error, headers) => {
             let mut response = request.error_response(error);
-            limit.describe(response.headers_mut(), 0, Some(wait));
+            add(response.headers_mut(), headers);
             Ok(response.map_into_right_body())
         }
+    }
+}
+
+fn add(answer: &mut HeaderMap, headers: HeaderMap) {
+    for (name, value) in headers {
+        answer.insert(name, value);
     }
 }
 
