@@ -5,6 +5,11 @@
 //! - the ledger's live instances are exactly the cloud's, none pending;
 //! - nothing is counted twice.
 
+// The shared test harness: this binary uses part of it.
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,8 @@ use sqlx::{Connection, Row};
 use starrocks_gateway::demo::idp::{self, DemoIdp};
 use starrocks_gateway::demo::simulator::{self, ExistingInstance, SimulatorConfig};
 use starrocks_gateway::demo::{DEMO_ADMIN_ROLE, DEMO_AUDIENCE, EXAMPLE_POLICY};
+
+use helpers::fresh_postgres_database;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_starrocks-gateway");
 const WORKERS: usize = 16;
@@ -200,26 +207,6 @@ async fn mixed_load(
         .into_iter()
         .flat_map(|created| created.unwrap_or_default())
         .collect()
-}
-
-/// A fresh database on the test server for the PostgreSQL run.
-async fn fresh_postgres_database() -> String {
-    let server = std::env::var("STARROCKS_TEST_POSTGRES_URL")
-        .expect("PostgreSQL tests need STARROCKS_TEST_POSTGRES_URL; `scripts/test` sets it");
-    let server = server
-        .rsplit_once('/')
-        .map_or(server.as_str(), |(s, _)| s)
-        .to_owned();
-    let name = format!("crash_{}", uuid::Uuid::new_v4().simple());
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
-        .await
-        .expect("the test server answers");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    format!("{server}/{name}")
 }
 
 #[derive(Debug, Default)]
