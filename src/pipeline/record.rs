@@ -7,6 +7,7 @@
 //! one without the other. A request that changed nothing (a dry-run, a refusal) has its
 //! decision written in the background ([`crate::storage::log`]) and waits for no commit.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::evaluate::Decision;
@@ -26,7 +27,7 @@ pub struct Entry {
     pub target: String,
     pub size: String,
     /// The policy's decision, when policy was asked (creates and dry-runs).
-    pub decision: Option<Decision>,
+    pub decision: Option<Arc<Decision>>,
     /// The policy in force, when no decision carries it.
     pub policy_revision: String,
     pub quota_before: Option<Cost>,
@@ -108,7 +109,10 @@ fn into_record(entry: Entry) -> DecisionRecord {
     let rules = serde_json::value::to_raw_value(rules)
         .unwrap_or_else(|_| unreachable!("rule outcomes serialize: strings, booleans, enums"));
     let (decision_id, policy_revision) = match entry.decision {
-        Some(decision) => (Some(decision.decision_id), decision.policy_revision),
+        Some(decision) => (
+            Some(decision.decision_id.clone()),
+            decision.policy_revision.clone(),
+        ),
         None => (None, entry.policy_revision),
     };
     DecisionRecord {

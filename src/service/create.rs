@@ -119,7 +119,8 @@ pub(crate) struct Asked<'g> {
     /// The policy that decides; its quota limits apply too, even if a reload lands meanwhile.
     pub(crate) policy: Arc<Policy>,
     pub(crate) team: Option<String>,
-    pub(crate) decision: Option<Decision>,
+    /// Shared with the decision-log entry and a dry-run's answer, never copied.
+    pub(crate) decision: Option<Arc<Decision>>,
     generated_password: Option<RootPassword>,
 }
 
@@ -176,7 +177,7 @@ impl<'g> Asked<'g> {
             "policy evaluated"
         );
         let denial = evaluation.plan.is_none().then(|| decision.denial());
-        self.decision = Some(evaluation.decision);
+        self.decision = Some(Arc::new(evaluation.decision));
         evaluation.plan.ok_or_else(|| denial.unwrap_or_default())
     }
 

@@ -2,6 +2,7 @@
 //! reserved and nothing is sent; the decision is recorded like any other.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -45,7 +46,8 @@ pub struct QuotaPreview {
 /// A dry-run's answer: the decision, and the upstream call when it allows.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DryRunResponse {
-    pub decision: Decision,
+    #[schema(value_type = Decision)]
+    pub decision: Arc<Decision>,
     /// Absent when the decision denies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamCall>,
