@@ -25,6 +25,64 @@ pub struct CreateStarRocksBody {
     pub tags_info: TagsInfo,
 }
 
+/// [`CreateStarRocksBody`] as a dry-run shows it: the same fields in the same order, with
+/// `db_root_pwd` redacted. Built by destructuring, so a field added to the body cannot be
+/// left out here.
+#[derive(Debug, Serialize)]
+pub struct RedactedBody<'a> {
+    name: &'a str,
+    engine: &'a Engine,
+    ha: &'a Ha,
+    fe_flavor_id: &'a str,
+    be_flavor_id: &'a str,
+    db_root_pwd: &'static str,
+    fe_count: u32,
+    be_count: u32,
+    az_mode: &'a str,
+    fe_volume: &'a Volume,
+    be_volume: &'a Volume,
+    az_code: &'a str,
+    time_zone: &'a str,
+    tags_info: &'a TagsInfo,
+}
+
+impl CreateStarRocksBody {
+    pub fn redacted(&self) -> RedactedBody<'_> {
+        let Self {
+            name,
+            engine,
+            ha,
+            fe_flavor_id,
+            be_flavor_id,
+            db_root_pwd: _,
+            fe_count,
+            be_count,
+            az_mode,
+            fe_volume,
+            be_volume,
+            az_code,
+            time_zone,
+            tags_info,
+        } = self;
+        RedactedBody {
+            name,
+            engine,
+            ha,
+            fe_flavor_id,
+            be_flavor_id,
+            db_root_pwd: "[REDACTED]",
+            fe_count: *fe_count,
+            be_count: *be_count,
+            az_mode,
+            fe_volume,
+            be_volume,
+            az_code,
+            time_zone,
+            tags_info,
+        }
+    }
+}
+
 fn expose_password<S: Serializer>(
     password: &RootPassword,
     serializer: S,
@@ -210,6 +268,52 @@ pub fn parse_error(body: &[u8]) -> Option<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_redacted_body_is_the_body_with_only_the_password_replaced() {
+        let body = CreateStarRocksBody {
+            name: "sales-cube".into(),
+            engine: Engine {
+                engine_type: "star-rocks".into(),
+                version: "3.3".into(),
+            },
+            ha: Ha {
+                mode: "cluster".into(),
+            },
+            fe_flavor_id: "fe.flavor".into(),
+            be_flavor_id: "be.flavor".into(),
+            db_root_pwd: RootPassword::generate(),
+            fe_count: 3,
+            be_count: 3,
+            az_mode: "single".into(),
+            fe_volume: Volume {
+                io_type: "ESSD".into(),
+                capacity_in_gb: 50,
+            },
+            be_volume: Volume {
+                io_type: "ESSD".into(),
+                capacity_in_gb: 100,
+            },
+            az_code: "cn-north-4a".into(),
+            time_zone: "UTC+08:00".into(),
+            tags_info: TagsInfo {
+                sys_tags: vec![Tag {
+                    key: "_sys_enterprise_project_id".into(),
+                    value: "0".into(),
+                }],
+            },
+        };
+
+        let mut expected = serde_json::to_value(&body).expect("serializes");
+        expected["db_root_pwd"] = "[REDACTED]".into();
+        let redacted = serde_json::to_string(&body.redacted()).expect("serializes");
+
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&redacted).ok(),
+            Some(expected)
+        );
+        assert!(!redacted.contains(body.db_root_pwd.expose()));
+    }
 
     #[test]
     fn all_three_error_shapes_are_understood() {

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::create::{Asked, CreateError, CreateInput};
 use super::{Flow, Gateway, drive};
+use crate::cloud::model::CreateStarRocksBody;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::evaluate::{Decision, Plan};
 use crate::pipeline::record::Entry;
@@ -17,8 +18,6 @@ use crate::policy::Quota;
 use crate::storage::decisions::{Action, Outcome};
 use crate::storage::ledger::Cost;
 
-const REDACTED: &str = "[REDACTED]";
-
 /// The call a create would make.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UpstreamCall {
@@ -26,7 +25,15 @@ pub struct UpstreamCall {
     pub path: String,
     /// The exact body, with `db_root_pwd` redacted.
     #[schema(value_type = Object)]
-    pub body: serde_json::Value,
+    #[serde(serialize_with = "redacted")]
+    pub body: CreateStarRocksBody,
+}
+
+fn redacted<S: serde::Serializer>(
+    body: &CreateStarRocksBody,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    body.redacted().serialize(serializer)
 }
 
 /// A dry-run's view of the team's quota.
@@ -86,15 +93,12 @@ impl DryRunFlow<'_> {
         Ok(preview)
     }
 
-    fn upstream_call(&self, plan: &Plan) -> UpstreamCall {
-        let mut body = serde_json::to_value(&plan.body).unwrap_or_default();
-        body["db_root_pwd"] = REDACTED.into();
+    fn upstream_call(&self, target_instance_id: &str, body: CreateStarRocksBody) -> UpstreamCall {
         UpstreamCall {
             method: "POST".into(),
             path: format!(
-                "/v3/{}/instances/{}/starrocks",
+                "/v3/{}/instances/{target_instance_id}/starrocks",
                 self.asked.gateway.cloud.project_id(),
-                plan.target_instance_id
             ),
             body,
         }
@@ -118,11 +122,16 @@ impl Flow for DryRunFlow<'_> {
             });
         };
         let quota = self.preview(&plan, &team).await?;
+        let Plan {
+            target_instance_id,
+            labels,
+            body,
+        } = plan;
         Ok(DryRunResponse {
             decision,
-            upstream: Some(self.upstream_call(&plan)),
+            upstream: Some(self.upstream_call(&target_instance_id, body)),
             quota: Some(quota),
-            labels: plan.labels,
+            labels,
         })
     }
 
