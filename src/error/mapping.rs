@@ -32,6 +32,13 @@ impl Coded for AuthError {
             other => other.to_string(),
         }
     }
+
+    fn details(&self) -> Details {
+        Details {
+            invalid_token: !matches!(self, Self::MissingToken | Self::KeysUnavailable(_)),
+            ..Details::default()
+        }
+    }
 }
 
 /// Errors answered with one code whatever their variant, and the details they carry.

@@ -150,6 +150,9 @@ pub struct Details {
     pub upstream_status: Option<u16>,
     /// Seconds the caller should wait before trying again: the `Retry-After` header.
     pub retry_after_secs: Option<u64>,
+    /// A bearer token was sent and refused: the `WWW-Authenticate` challenge says
+    /// `error="invalid_token"` (RFC 6750 §3.1); without a token it names no error.
+    pub invalid_token: bool,
 }
 
 /// An error the API answers with: its code, a message for the caller, and details.

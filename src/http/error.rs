@@ -89,6 +89,8 @@ pub struct ApiError {
     allow: Option<String>,
     /// Seconds for the `Retry-After` header (`429`, `503`, some `409`s).
     retry_after_secs: Option<u64>,
+    /// A sent token was refused (`401`): the challenge names `invalid_token`.
+    invalid_token: bool,
 }
 
 impl ApiError {
@@ -98,11 +100,12 @@ impl ApiError {
     }
 
     pub fn with_details(code: ErrorCode, detail: impl Into<String>, details: Details) -> Self {
-        let retry_after_secs = details.retry_after_secs;
+        let (retry_after_secs, invalid_token) = (details.retry_after_secs, details.invalid_token);
         Self {
             problem: Box::new(Problem::new(code, detail, details)),
             allow: None,
             retry_after_secs,
+            invalid_token,
         }
     }
 
@@ -136,6 +139,29 @@ impl ApiError {
         &self.problem
     }
 
+    /// The `WWW-Authenticate` challenge of a `401` (RFC 6750 §3): the realm, and for a token
+    /// that was sent and refused, `invalid_token` with the reason.
+    fn challenge(&self) -> HeaderValue {
+        const REALM: &str = "Bearer realm=\"starrocks-gateway\"";
+        if !self.invalid_token {
+            return HeaderValue::from_static(REALM);
+        }
+        // RFC 6750 allows printable ASCII in the description, except `"` and `\`.
+        let description: String = self
+            .problem
+            .detail
+            .chars()
+            .map(|c| match c {
+                ' ' | '!' | '#'..='[' | ']'..='~' => c,
+                _ => '\'',
+            })
+            .collect();
+        HeaderValue::from_str(&format!(
+            "{REALM}, error=\"invalid_token\", error_description=\"{description}\""
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(REALM))
+    }
+
     /// The answer, its body naming `request_id`.
     pub fn response_with_id(&self, request_id: Option<&str>) -> HttpResponse {
         let mut problem = (*self.problem).clone();
@@ -143,10 +169,7 @@ impl ApiError {
         let mut builder = HttpResponse::build(status_of(problem.code));
         builder.content_type(PROBLEM_JSON);
         if problem.code == ErrorCode::Unauthenticated {
-            builder.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"starrocks-gateway\""),
-            ));
+            builder.insert_header((header::WWW_AUTHENTICATE, self.challenge()));
         }
         if let Some(allow) = self
             .allow

@@ -42,8 +42,13 @@ pub enum AuthError {
     TooLarge,
     #[error("the bearer token is malformed")]
     Malformed,
-    #[error("the token's signing algorithm is not accepted")]
-    AlgorithmNotAllowed,
+    #[error(
+        "the token's signing algorithm is not accepted: it is {arrived:?}; accepted: {accepted}"
+    )]
+    AlgorithmNotAllowed {
+        arrived: Algorithm,
+        accepted: String,
+    },
     #[error("the token has critical header parameters the gateway does not understand")]
     UnsupportedCritical,
     #[error("the token's type (typ) is not the expected one")]
@@ -149,7 +154,7 @@ impl Authenticator {
         }
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         if !self.settings.algorithms.contains(&header.alg) {
-            return Err(AuthError::AlgorithmNotAllowed);
+            return Err(self.algorithm_not_allowed(header.alg));
         }
         // RFC 7515 §4.1.11: critical parameters the recipient does not implement must be
         // rejected, and this gateway implements none.
@@ -215,12 +220,25 @@ impl Authenticator {
         for key in candidates {
             outcome = decode::<Map<String, Value>>(token, key, &validation)
                 .map(|data| data.claims)
-                .map_err(classify);
+                .map_err(|error| classify(error, || self.algorithm_not_allowed(algorithm)));
             if !matches!(outcome, Err(AuthError::BadSignature)) {
                 break;
             }
         }
         outcome.map(|claims| (claims, snapshot.generation))
+    }
+
+    fn algorithm_not_allowed(&self, arrived: Algorithm) -> AuthError {
+        let accepted: Vec<String> = self
+            .settings
+            .algorithms
+            .iter()
+            .map(|algorithm| format!("{algorithm:?}"))
+            .collect();
+        AuthError::AlgorithmNotAllowed {
+            arrived,
+            accepted: accepted.join(", "),
+        }
     }
 
     fn check_lifetime(&self, claims: &Map<String, Value>, exp: u64) -> Result<(), AuthError> {
@@ -261,7 +279,11 @@ fn candidates<'k>(
         .collect()
 }
 
-fn classify(error: jsonwebtoken::errors::Error) -> AuthError {
+/// The refusal a verification error means; `not_allowed` names the algorithm's refusal.
+fn classify(
+    error: jsonwebtoken::errors::Error,
+    not_allowed: impl FnOnce() -> AuthError,
+) -> AuthError {
     match error.into_kind() {
         ErrorKind::ExpiredSignature => AuthError::Expired,
         ErrorKind::ImmatureSignature => AuthError::NotYetValid,
@@ -270,7 +292,7 @@ fn classify(error: jsonwebtoken::errors::Error) -> AuthError {
         ErrorKind::InvalidSignature => AuthError::BadSignature,
         ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
         ErrorKind::InvalidClaimFormat(claim) => AuthError::InvalidClaim(claim),
-        ErrorKind::InvalidAlgorithm => AuthError::AlgorithmNotAllowed,
+        ErrorKind::InvalidAlgorithm => not_allowed(),
         _ => AuthError::Malformed,
     }
 }

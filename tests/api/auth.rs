@@ -18,13 +18,26 @@ async fn assert_refused(app: &TestApp, token: Option<&str>, case: &str) {
     let response = request.send().await.expect("answer");
 
     assert_eq!(response.status(), 401, "{case}");
-    assert!(
-        response.headers()["www-authenticate"]
-            .to_str()
-            .is_ok_and(|v| v.starts_with("Bearer")),
-        "{case}"
-    );
-    assert_eq!(problem(response).await["code"], "unauthenticated", "{case}");
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .expect("an ASCII challenge")
+        .to_owned();
+    let problem = problem(response).await;
+    assert_eq!(problem["code"], "unauthenticated", "{case}");
+    // RFC 6750 §3.1: a request without a token gets no error code; a refused token does.
+    if token.is_some() {
+        let detail = problem["detail"].as_str().expect("a detail");
+        assert_eq!(
+            challenge,
+            format!(
+                "Bearer realm=\"starrocks-gateway\", error=\"invalid_token\", error_description=\"{}\"",
+                detail.replace(['"', '\\'], "'")
+            ),
+            "{case}"
+        );
+    } else {
+        assert_eq!(challenge, "Bearer realm=\"starrocks-gateway\"", "{case}");
+    }
     assert_eq!(app.sim_stats().await.creates_received, 0, "{case}");
 }
 

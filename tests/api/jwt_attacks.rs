@@ -270,9 +270,15 @@ fn reason_of(attack: &str) -> &'static str {
         | "header is not JSON"
         | "alg none"
         | "alg nOnE" => "malformed",
-        "HS256 signed with the RSA public key"
-        | "HS512 signed with the RSA public key"
-        | "PS256, a pinned-out algorithm, with the real key" => "algorithm is not accepted",
+        "HS256 signed with the RSA public key" => {
+            "algorithm is not accepted: it is HS256; accepted: RS256"
+        }
+        "HS512 signed with the RSA public key" => {
+            "algorithm is not accepted: it is HS512; accepted: RS256"
+        }
+        "PS256, a pinned-out algorithm, with the real key" => {
+            "algorithm is not accepted: it is PS256; accepted: RS256"
+        }
         "unknown kid"
         | "embedded jwk with the attacker's key"
         | "jku pointing at the attacker's JWKS"
