@@ -263,3 +263,47 @@ async fn every_documented_rule_refuses_with_an_error_naming_the_field() {
     }
     assert_eq!(app.sim_stats().await.instances, 0);
 }
+
+/// The request header table: "Content-Type | Yes | … Range application/json".
+#[tokio::test]
+async fn a_create_without_a_json_content_type_is_refused() {
+    let app = TestApp::spawn().await;
+    let token = token(&app).await;
+    let project = SimulatorConfig::default().project_id;
+    let url = format!(
+        "{}/v3/{project}/instances/{TARGET}/starrocks",
+        app.stack.simulator_url
+    );
+    let body = documented_example().to_string();
+    let send = |content_type: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(&url)
+            .header("X-Auth-Token", &token)
+            .body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        request.send()
+    };
+
+    let missing = send(None).await.expect("answer");
+    let text = send(Some("text/plain")).await.expect("answer");
+    let json = send(Some("application/json;charset=UTF-8"))
+        .await
+        .expect("answer");
+
+    for (response, case) in [(missing, "missing"), (text, "text/plain")] {
+        assert_eq!(response.status(), 400, "{case}");
+        let answer: Value = response.json().await.expect("JSON");
+        assert_eq!(answer["error_code"], "DBS.200001", "{case}");
+        assert!(
+            answer["error_msg"]
+                .as_str()
+                .is_some_and(|m| m.contains("Content-Type")),
+            "{case}: {answer}"
+        );
+    }
+    assert_eq!(json.status(), 201);
+    assert_eq!(app.sim_stats().await.instances, 1);
+}

@@ -74,7 +74,7 @@ pub(super) async fn create_starrocks(
         &instance_id,
     )
     .and_then(|()| injected_failure(&simulator));
-    let response = match checked {
+    let response = match checked.and_then(|()| json_content_type(header("content-type"))) {
         Err(response) => response,
         Ok(()) => create(&simulator, &instance_id, &body),
     };
@@ -100,6 +100,22 @@ pub(super) async fn create_starrocks(
         tokio::time::sleep(LOST_ANSWER_DELAY).await;
     }
     response
+}
+
+/// The request header table: "Content-Type | Yes | … Range application/json".
+fn json_content_type(content_type: Option<&str>) -> Result<(), HttpResponse> {
+    let is_json = content_type
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(dbs_error(
+            StatusCode::BAD_REQUEST,
+            validate::PARAMETER_ERROR,
+            "Content-Type: the request must be sent as application/json.",
+        ))
+    }
 }
 
 fn create(simulator: &Simulator, target: &str, raw: &[u8]) -> HttpResponse {

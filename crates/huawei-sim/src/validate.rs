@@ -6,9 +6,30 @@ use serde::Deserialize;
 
 use super::SimulatorConfig;
 
-const PARAMETER_ERROR: &str = "DBS.200001";
+pub(super) const PARAMETER_ERROR: &str = "DBS.200001";
 const INVALID_NAME: &str = "DBS.280234";
 const PASSWORD_SPECIALS: &str = "~!@#$%^*-_=+?,()&|.";
+/// "If you enter a weak password, the system automatically determines that the password is
+/// invalid." The cloud's list is not published; these common passwords, which meet the
+/// length and three-of-four rule, stand in for it (compared case-insensitively).
+const WEAK_PASSWORDS: &[&str] = &[
+    "password1",
+    "password123",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword1",
+    "aa123456",
+    "abc12345",
+    "abcd1234",
+    "admin123",
+    "admin@123",
+    "qwerty123",
+    "qwer1234",
+    "root@123",
+    "huawei@123",
+    "welcome1",
+    "changeme1",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +147,14 @@ fn check_password(password: &str) -> Result<(), Refusal> {
     .into_iter()
     .filter(|present| *present)
     .count();
+    if WEAK_PASSWORDS
+        .iter()
+        .any(|weak| weak.eq_ignore_ascii_case(password))
+    {
+        return Err(parameter(
+            "db_root_pwd: the password is too weak; choose one that is not a common password.",
+        ));
+    }
     if length_ok && charset_ok && classes >= 3 {
         Ok(())
     } else {
@@ -137,12 +166,16 @@ fn check_password(password: &str) -> Result<(), Refusal> {
 
 fn check_time_zone(time_zone: &str) -> Result<(), Refusal> {
     let bytes = time_zone.as_bytes();
+    let number = |digits: &[u8]| -> Option<u32> { std::str::from_utf8(digits).ok()?.parse().ok() };
+    // UTC offsets in use run from UTC-12:00 to UTC+14:00.
     let valid = bytes.len() == 9
         && time_zone.starts_with("UTC")
         && matches!(bytes[3], b'+' | b'-')
         && bytes[4..6].iter().all(u8::is_ascii_digit)
         && bytes[6] == b':'
-        && bytes[7..9].iter().all(u8::is_ascii_digit);
+        && bytes[7..9].iter().all(u8::is_ascii_digit)
+        && number(&bytes[4..6]).is_some_and(|hours| hours <= 14)
+        && number(&bytes[7..9]).is_some_and(|minutes| minutes < 60);
     if valid {
         Ok(())
     } else {
@@ -332,6 +365,22 @@ mod tests {
     #[test]
     fn time_zones_must_be_utc_offsets() {
         assert!(check_time_zone("UTC+08:00").is_ok());
+        assert!(check_time_zone("UTC-05:30").is_ok());
         assert!(check_time_zone("Asia/Shanghai").is_err());
+        assert!(check_time_zone("UTC+99:99").is_err());
+        assert!(check_time_zone("UTC+08:75").is_err());
+    }
+
+    /// "If you enter a weak password, the system automatically determines that the password
+    /// is invalid."
+    #[test]
+    fn weak_passwords_are_invalid_although_they_meet_the_class_rule() {
+        for weak in ["Password1", "Aa123456", "P@ssw0rd", "Admin@123"] {
+            assert!(check_password(weak).is_err(), "{weak:?} should be refused");
+        }
+        assert!(
+            check_password("Test@123!").is_ok(),
+            "the page's own example"
+        );
     }
 }
