@@ -58,6 +58,28 @@ impl fmt::Display for InstanceName {
 /// The special characters the upstream accepts in `db_root_pwd`.
 pub const PASSWORD_SPECIALS: &str = "~!@#$%^*-_=+?,()&|.";
 
+/// Common passwords that meet the length and class rules. The cloud refuses weak passwords
+/// by a list it does not publish; refusing these here answers `400` naming the field instead
+/// of a refusal from the cloud. An approximation, like the simulator's.
+const WEAK_PASSWORDS: &[&str] = &[
+    "password1",
+    "password123",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword1",
+    "aa123456",
+    "abc12345",
+    "abcd1234",
+    "admin123",
+    "admin@123",
+    "qwerty123",
+    "qwer1234",
+    "root@123",
+    "huawei@123",
+    "welcome1",
+    "changeme1",
+];
+
 /// The database root password. Held as a secret: it prints as `[REDACTED]` everywhere.
 #[derive(Debug, Clone)]
 pub struct RootPassword(SecretString);
@@ -90,6 +112,14 @@ impl RootPassword {
             return Err(InvalidValue(
                 "must contain at least three of: uppercase letters, lowercase letters, digits, special characters"
                     .into(),
+            ));
+        }
+        if WEAK_PASSWORDS
+            .iter()
+            .any(|weak| weak.eq_ignore_ascii_case(raw))
+        {
+            return Err(InvalidValue(
+                "is a common password, which Huawei Cloud refuses as weak; choose another".into(),
             ));
         }
         Ok(Self(SecretString::from(raw)))
@@ -274,6 +304,9 @@ mod tests {
     #[test]
     fn the_documented_example_password_is_accepted() {
         assert!(RootPassword::parse("Test@123!").is_ok());
+        for weak in ["Password1", "Aa123456", "P@ssw0rd"] {
+            assert!(RootPassword::parse(weak).is_err(), "{weak} is common");
+        }
     }
 
     #[test]

@@ -43,8 +43,8 @@ pub struct CreateInstanceRequest {
     /// never sent to the cloud and can never set a system tag.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// 8–32 characters with at least three of upper, lower, digit and `~!@#$%^*-_=+?,()&|.`.
-    /// When absent a strong one is generated and returned once.
+    /// 8–32 characters with at least three of upper, lower, digit and `~!@#$%^*-_=+?,()&|.`,
+    /// and not a common password. When absent a strong one is generated and returned once.
     #[schema(
         value_type = Option<String>,
         format = Password,
