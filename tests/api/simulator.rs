@@ -243,8 +243,11 @@ async fn every_documented_rule_refuses_with_an_error_naming_the_field() {
             change(&["pay_info"], json!({"pay_model": "1"})),
             "pay_info.period",
         ),
-        (change(&["region_code"], json!("cn-north-4")), "region_code"),
+        // "If you enter a weak password, the system automatically determines that the
+        // password is invalid."
+        (change(&["db_root_pwd"], json!("Password1")), "db_root_pwd"),
         (change(&["time_zone"], json!("Asia/Shanghai")), "time_zone"),
+        (change(&["time_zone"], json!("UTC+99:99")), "time_zone"),
         (change(&["surprise"], json!(true)), "surprise"),
         (remove("az_code"), "az_code"),
         (remove("tags_info"), "tags_info"),
@@ -306,4 +309,19 @@ async fn a_create_without_a_json_content_type_is_refused() {
     }
     assert_eq!(json.status(), 201);
     assert_eq!(app.sim_stats().await.instances, 1);
+}
+
+/// `region_code`: "AZ. This parameter is mandatory for yearly/monthly billing." Nothing on
+/// the page forbids it with pay-per-use, so the simulator accepts it there.
+#[tokio::test]
+async fn a_pay_per_use_create_may_name_a_region_code() {
+    let app = TestApp::spawn().await;
+    let token = token(&app).await;
+    let project = SimulatorConfig::default().project_id;
+    let mut body = documented_example();
+    body["region_code"] = json!("cn-north-4");
+
+    let (status, answer) = create(&app, Some(&token), &project, TARGET, &body).await;
+
+    assert_eq!(status, 201, "{answer}");
 }

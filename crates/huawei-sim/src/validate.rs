@@ -209,14 +209,9 @@ fn check_pay_info(body: &CreateBody) -> Result<(), Refusal> {
         .and_then(|p| p.pay_model.as_deref())
         .unwrap_or("0");
     match pay_model {
-        "0" => {
-            if body.region_code.is_some() {
-                return Err(parameter(
-                    "region_code: only allowed for yearly/monthly billing (pay_model 1).",
-                ));
-            }
-            Ok(())
-        }
+        // region_code: "This parameter is mandatory for yearly/monthly billing." The page
+        // does not forbid it otherwise, so pay-per-use accepts it.
+        "0" => Ok(()),
         "1" => {
             let pay = body.pay_info.as_ref();
             for (field, value) in [
