@@ -325,3 +325,36 @@ async fn a_pay_per_use_create_may_name_a_region_code() {
 
     assert_eq!(status, 201, "{answer}");
 }
+
+/// The documented create example answers `"port" : 3306`; the instance's detail names the
+/// same port in `port_info.mysql_port`.
+#[tokio::test]
+async fn the_detail_names_the_port_the_create_answered() {
+    let app = TestApp::spawn().await;
+    let token = token(&app).await;
+    let project = SimulatorConfig::default().project_id;
+
+    let (status, created) =
+        create(&app, Some(&token), &project, TARGET, &documented_example()).await;
+    let id = created["instance"]["id"].as_str().expect("an id");
+    let detail: Value = app
+        .client
+        .get(format!(
+            "{}/v3/{project}/instances/{TARGET}/starrocks/{id}",
+            app.stack.simulator_url
+        ))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+
+    assert_eq!(status, 201);
+    assert_eq!(created["instance"]["port"], 3306);
+    assert_eq!(
+        detail["instances"][0]["port_info"]["mysql_port"], 3306,
+        "{detail}"
+    );
+}

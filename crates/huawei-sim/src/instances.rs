@@ -156,7 +156,8 @@ pub(super) async fn get_starrocks(
             "data_store_version": instance.detail["engine"]["version"],
             "time_zone": instance.time_zone,
             "tags_info": instance.detail["tags_info"],
-            "port_info": {"mysql_port": 9030},
+            // The create answer's `port` (3306 in the documented example), not a second value.
+            "port_info": {"mysql_port": instance.detail["port"]},
             "ha_mode": instance.detail["ha_mode"],
         }]}))
     })
