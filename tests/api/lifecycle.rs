@@ -69,7 +69,7 @@ async fn create_poll_until_ready_delete_poll_until_deleted_gives_the_quota_back(
     assert_eq!(creating["state"], "creating");
     assert_eq!(creating["job"]["status"], "Running");
     assert_eq!(ready["cloud"]["status"], "normal");
-    assert_eq!(ready["cloud"]["port_info"]["mysql_port"], 9030);
+    assert_eq!(ready["cloud"]["port_info"]["mysql_port"], 3306);
     assert!(
         ready["cloud"]["groups"]
             .as_array()
