@@ -88,6 +88,9 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { file } => {
             let policy = Policy::load(&file)?;
+            for warning in policy.warnings() {
+                eprintln!("warning: {warning}");
+            }
             writeln!(
                 stdout,
                 "{}: valid, revision {}, {} teams, {} sizes",

@@ -29,6 +29,10 @@ pub struct PolicyFile {
     pub rules: BTreeMap<String, RuleMode>,
     pub sizes: BTreeMap<String, SizeProfile>,
     pub teams: BTreeMap<String, Team>,
+    /// The create API documents one system tag, `_sys_enterprise_project_id`; others in a
+    /// team's `sys_tags` are refused unless this is set (and `policy check` warns).
+    #[serde(default)]
+    pub allow_undocumented_sys_tags: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

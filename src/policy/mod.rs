@@ -79,6 +79,23 @@ impl Policy {
         })
     }
 
+    /// What a valid policy still does at its own risk: each line names the key.
+    pub fn warnings(&self) -> Vec<String> {
+        if !self.file.allow_undocumented_sys_tags {
+            return Vec::new();
+        }
+        self.file
+            .teams
+            .iter()
+            .flat_map(|(team, t)| t.sys_tags.keys().map(move |key| (team, key)))
+            .map(|(team, key)| {
+                format!(
+                    "teams.{team}.sys_tags.{key}: an undocumented system tag; the create API may refuse it"
+                )
+            })
+            .collect()
+    }
+
     pub fn team(&self, name: &str) -> Option<&Team> {
         self.file.teams.get(name)
     }

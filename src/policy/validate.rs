@@ -126,6 +126,14 @@ impl PolicyFile {
                     ),
                 ));
             }
+            if !self.allow_undocumented_sys_tags {
+                return Err(invalid(
+                    &["teams", name, "sys_tags", key],
+                    format!(
+                        "is not a system tag the create API documents (only {ENTERPRISE_PROJECT_TAG}, set from enterprise_project_id), so the cloud refuses it; set allow_undocumented_sys_tags = true to inject it anyway"
+                    ),
+                ));
+            }
             non_empty(&["teams", name, "sys_tags", key], value)?;
         }
         if let Some(quota) = &team.quota
@@ -200,6 +208,7 @@ impl SizeProfile {
 
 #[cfg(test)]
 mod tests {
+    use crate::policy::Policy;
     use crate::policy::tests::{EXAMPLE, error_of};
 
     #[test]
@@ -257,14 +266,41 @@ mod tests {
         );
     }
 
+    fn with_sys_tag(key: &str, allow: bool) -> String {
+        let allow = if allow {
+            "allow_undocumented_sys_tags = true\n"
+        } else {
+            ""
+        };
+        format!("{allow}{EXAMPLE}\n[teams.analytics.sys_tags]\n{key} = \"CC-1042\"\n")
+    }
+
     #[test]
     fn an_extra_system_tag_may_not_replace_the_enterprise_project() {
-        let text = EXAMPLE.replacen(
-            "[teams.analytics.sys_tags]",
-            "[teams.analytics.sys_tags]\n_sys_enterprise_project_id = \"x\"",
-            1,
+        let error = error_of(&with_sys_tag("_sys_enterprise_project_id", true));
+        assert!(
+            error.contains("comes from enterprise_project_id"),
+            "{error}"
         );
-        assert!(error_of(&text).contains("_sys_enterprise_project_id"));
+    }
+
+    #[test]
+    fn an_undocumented_system_tag_is_refused_unless_allowed_and_then_warned_about() {
+        let error = error_of(&with_sys_tag("_sys_cost_center", false));
+        assert!(
+            error.contains("teams.analytics.sys_tags._sys_cost_center")
+                && error.contains("allow_undocumented_sys_tags"),
+            "{error}"
+        );
+
+        let allowed = Policy::parse(&with_sys_tag("_sys_cost_center", true)).expect("allowed");
+        assert_eq!(
+            allowed.warnings(),
+            [
+                "teams.analytics.sys_tags._sys_cost_center: an undocumented system tag; the create API may refuse it"
+            ]
+        );
+        assert!(Policy::parse(EXAMPLE).expect("valid").warnings().is_empty());
     }
 
     #[test]

@@ -44,7 +44,6 @@ async fn a_valid_create_sends_the_full_upstream_body_and_returns_201() {
             "time_zone": "UTC+08:00",
             "tags_info": {"sys_tags": [
                 {"key": "_sys_enterprise_project_id", "value": "0"},
-                {"key": "_sys_cost_center", "value": "CC-1042"},
             ]},
         })
     );

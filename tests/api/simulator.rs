@@ -249,6 +249,27 @@ async fn every_documented_rule_refuses_with_an_error_naming_the_field() {
         (change(&["time_zone"], json!("Asia/Shanghai")), "time_zone"),
         (change(&["time_zone"], json!("UTC+99:99")), "time_zone"),
         (change(&["surprise"], json!(true)), "surprise"),
+        (
+            change(
+                &["tags_info", "sys_tags"],
+                json!([
+                    {"key": "_sys_enterprise_project_id", "value": "0"},
+                    {"key": "_sys_cost_center", "value": "CC-1042"}
+                ]),
+            ),
+            "tags_info.sys_tags",
+        ),
+        (
+            change(
+                &["tags_info", "sys_tags"],
+                json!([{"key": "_sys_enterprise_project_id", "value": "project-x"}]),
+            ),
+            "tags_info.sys_tags",
+        ),
+        (
+            change(&["security_group_id"], json!("sg-1")),
+            "security_group_id",
+        ),
         (remove("az_code"), "az_code"),
         (remove("tags_info"), "tags_info"),
     ];

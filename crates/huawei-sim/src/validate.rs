@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::SimulatorConfig;
 
 pub(super) const PARAMETER_ERROR: &str = "DBS.200001";
+const ENTERPRISE_PROJECT_TAG: &str = "_sys_enterprise_project_id";
 const INVALID_NAME: &str = "DBS.280234";
 const PASSWORD_SPECIALS: &str = "~!@#$%^*-_=+?,()&|.";
 /// "If you enter a weak password, the system automatically determines that the password is
@@ -299,24 +300,42 @@ fn validate(body: &CreateBody, config: &SimulatorConfig) -> Result<(), Refusal> 
     if let Some(time_zone) = &body.time_zone {
         check_time_zone(time_zone)?;
     }
+    // API notes: "key `_sys_enterprise_project_id`, value the enterprise project ID (`"0"` is
+    // the default project)". The page documents no other system tag.
+    if let Some(tag) = body
+        .tags_info
+        .sys_tags
+        .iter()
+        .find(|t| t.key != ENTERPRISE_PROJECT_TAG)
+    {
+        return Err(parameter(format!(
+            "tags_info.sys_tags: {:?} is not a supported system tag; only {ENTERPRISE_PROJECT_TAG} is.",
+            tag.key
+        )));
+    }
     let project_tag = body
         .tags_info
         .sys_tags
         .iter()
-        .find(|t| t.key == "_sys_enterprise_project_id");
-    if project_tag.is_none_or(|t| t.value.trim().is_empty()) {
+        .find(|t| t.key == ENTERPRISE_PROJECT_TAG);
+    let Some(project_tag) = project_tag else {
         return Err(parameter(
             "tags_info.sys_tags: the _sys_enterprise_project_id system tag is required.",
         ));
+    };
+    if project_tag.value != "0" && uuid::Uuid::try_parse(&project_tag.value).is_err() {
+        return Err(parameter(format!(
+            "tags_info.sys_tags: {:?} is not an enterprise project ID (\"0\" or a UUID).",
+            project_tag.value
+        )));
     }
-    if body
-        .security_group_id
-        .as_deref()
-        .is_some_and(|g| g.trim().is_empty())
+    // The page's example answers a UUID `security_group_id`, like every security group ID.
+    if let Some(group) = body.security_group_id.as_deref()
+        && uuid::Uuid::try_parse(group).is_err()
     {
-        return Err(parameter(
-            "security_group_id: must not be empty when given.",
-        ));
+        return Err(parameter(format!(
+            "security_group_id: {group:?} is not a security group ID (a UUID)."
+        )));
     }
     check_pay_info(body)
 }

@@ -77,16 +77,10 @@ fn an_allowed_request_expands_the_size_profile_and_injects_every_system_tag() {
     assert_eq!(plan.body.az_code, "cn-north-4a");
     assert_eq!(
         plan.body.tags_info.sys_tags,
-        vec![
-            Tag {
-                key: ENTERPRISE_PROJECT_TAG.into(),
-                value: "0".into()
-            },
-            Tag {
-                key: "_sys_cost_center".into(),
-                value: "CC-1042".into()
-            },
-        ]
+        vec![Tag {
+            key: ENTERPRISE_PROJECT_TAG.into(),
+            value: "0".into()
+        }]
     );
 }
 
