@@ -12,9 +12,12 @@ use crate::helpers::{TestApp, small_instance};
 
 const SILENT_CLIENTS: usize = 2_000;
 
-/// Opens a connection, sends a create's head and the start of its body, and goes silent.
-async fn silent_partial_create(address: &str, token: &str) -> Option<TcpStream> {
-    let mut stream = TcpStream::connect(address).await.ok()?;
+/// Opens a connection to the gateway at `url`, sends a create's head and the start of its
+/// body, and goes silent.
+async fn silent_partial_create(url: &str, token: &str) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .ok()?;
     let head = format!(
         "POST /v1/starrocks HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"name\": \"slow"
@@ -37,16 +40,12 @@ async fn thousands_of_silent_partial_requests_neither_stop_others_nor_stay_held(
         .settings(|s| s.server.body_timeout_ms = 2_000)
         .spawn()
         .await;
-    let address = app
-        .stack
-        .gateway_url
-        .trim_start_matches("http://")
-        .to_owned();
     let token = app.alice();
 
     let mut held = Vec::with_capacity(SILENT_CLIENTS);
     for batch in 0..SILENT_CLIENTS / 250 {
-        let opened = join_all((0..250).map(|_| silent_partial_create(&address, &token))).await;
+        let opened =
+            join_all((0..250).map(|_| silent_partial_create(&app.stack.gateway_url, &token))).await;
         held.extend(opened.into_iter().flatten());
         assert_eq!(held.len(), (batch + 1) * 250, "every silent client got in");
     }
@@ -91,20 +90,16 @@ async fn probes_on_the_operations_listener_answer_while_every_connection_is_held
         })
         .spawn()
         .await;
-    let address = app
-        .stack
-        .gateway_url
-        .trim_start_matches("http://")
-        .to_owned();
     let ops_url = app.stack.ops_url.clone().expect("an operations listener");
     let token = app.alice();
     let probe = |url: String| app.client.get(url).timeout(Duration::from_secs(1)).send();
 
-    let held: Vec<TcpStream> = join_all((0..CAP).map(|_| silent_partial_create(&address, &token)))
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let held: Vec<TcpStream> =
+        join_all((0..CAP).map(|_| silent_partial_create(&app.stack.gateway_url, &token)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
     let main_while_held = probe(format!("{}/healthz", app.stack.gateway_url)).await;
     let mut ops_answers = Vec::new();
     for path in ["/healthz", "/readyz", "/metrics"] {
