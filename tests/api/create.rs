@@ -200,6 +200,7 @@ async fn a_weak_password_is_400_naming_the_field_without_echoing_it() {
         "alllowercase1",
         "ALLUPPER-ONLY",
         "NoSpecials/Slash1",
+        "Password1",
     ] {
         let body = json!({"name": "sales-cube", "target": "analytics-prod", "size": "small",
             "root_password": password});
