@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
+
+use crate::identity::SigningAlgorithm;
 
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "SRGW_";
@@ -230,9 +231,11 @@ pub struct AuthSettings {
     pub oidc_discovery: bool,
     /// ... or a file of PEM public keys or a JWKS document, for closed networks.
     pub keys_file: Option<PathBuf>,
-    /// Accepted signing algorithms; anything else is refused before any key is looked at.
-    #[serde(default = "default_algorithms")]
-    pub algorithms: Vec<Algorithm>,
+    /// An allow-list of signing algorithms; anything else is refused before any key is
+    /// looked at. Absent: every asymmetric algorithm the gateway verifies, each key still
+    /// pinned to its JWK's `alg` (or its key type).
+    #[serde(default)]
+    pub algorithms: Option<Vec<SigningAlgorithm>>,
     /// Clock skew tolerated on `exp` and `nbf`.
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
@@ -247,9 +250,12 @@ pub struct AuthSettings {
     /// How often fetched keys are refreshed in the background.
     #[serde(default = "default_jwks_refresh")]
     pub jwks_refresh_secs: u64,
-    /// Least time between two refetches forced by an unknown `kid`.
+    /// Refetches forced by an unknown `kid` are earned one per this interval ...
     #[serde(default = "default_jwks_refetch_interval")]
     pub jwks_min_refetch_interval_secs: u64,
+    /// ... and saved up to this many, so back-to-back rotations are all picked up at once.
+    #[serde(default = "default_jwks_refetch_burst")]
+    pub jwks_refetch_burst: u32,
     /// How long the last good keys keep serving when refreshes fail.
     #[serde(default = "default_jwks_max_stale")]
     pub jwks_max_stale_secs: u64,
@@ -292,9 +298,6 @@ impl Default for ClaimSettings {
     }
 }
 
-fn default_algorithms() -> Vec<Algorithm> {
-    vec![Algorithm::RS256]
-}
 fn default_leeway() -> u64 {
     30
 }
@@ -308,7 +311,10 @@ fn default_jwks_refresh() -> u64 {
     300
 }
 fn default_jwks_refetch_interval() -> u64 {
-    30
+    20
+}
+fn default_jwks_refetch_burst() -> u32 {
+    3
 }
 fn default_jwks_max_stale() -> u64 {
     3_600
@@ -470,19 +476,14 @@ impl Settings {
                 "and auth.claims.admin_value must be set together",
             );
         }
-        if self.auth.algorithms.is_empty() {
-            return invalid("auth.algorithms", "must name at least one algorithm");
-        }
-        if self
-            .auth
-            .algorithms
-            .iter()
-            .any(|alg| matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
-        {
+        if self.auth.algorithms.as_ref().is_some_and(Vec::is_empty) {
             return invalid(
                 "auth.algorithms",
-                "must not contain HMAC algorithms: a JWKS publishes public keys only",
+                "must name at least one algorithm (leave it out to accept every supported one)",
             );
+        }
+        if self.auth.jwks_refetch_burst == 0 {
+            return invalid("auth.jwks_refetch_burst", "must be at least 1");
         }
         if self.auth.leeway_secs > 300 {
             return invalid("auth.leeway_secs", "must be at most 300");
@@ -534,7 +535,8 @@ mod tests {
     fn a_minimal_file_gets_the_documented_defaults() {
         let settings = Settings::from_toml_str(MINIMAL).expect("minimal config loads");
         assert_eq!(settings.auth.leeway_secs, 30);
-        assert_eq!(settings.auth.algorithms, vec![Algorithm::RS256]);
+        assert_eq!(settings.auth.algorithms, None, "every supported algorithm");
+        assert_eq!(settings.auth.jwks_refetch_burst, 3);
         assert_eq!(settings.cloud.token_refresh_margin_secs, 3_600);
     }
 
@@ -561,6 +563,22 @@ mod tests {
         );
         let error = Settings::from_toml_str(&bad).expect_err("HS256 is refused");
         assert!(error.to_string().contains("auth.algorithms"), "{error}");
+        assert!(error.to_string().contains("HMAC"), "{error}");
+    }
+
+    #[test]
+    fn an_algorithm_the_gateway_cannot_verify_is_a_clear_start_up_error() {
+        let bad = MINIMAL.replace(
+            "jwks_url = \"https://idp.example.com/jwks.json\"",
+            "jwks_url = \"https://idp.example.com/jwks.json\"\nalgorithms = [\"ES256\", \"ES512\"]",
+        );
+        let error = Settings::from_toml_str(&bad)
+            .expect_err("ES512 is refused")
+            .to_string();
+        assert!(error.contains("auth.algorithms"), "{error}");
+        assert!(error.contains("`ES512`"), "{error}");
+        assert!(error.contains("supported: RS256"), "{error}");
+        assert!(!error.contains("unknown variant"), "{error}");
     }
 
     #[test]

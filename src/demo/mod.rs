@@ -142,7 +142,7 @@ pub fn settings(
         auth: AuthSettings {
             issuer: idp_url.to_owned(),
             audience: DEMO_AUDIENCE.into(),
-            algorithms: vec![jsonwebtoken::Algorithm::RS256],
+            algorithms: None,
             leeway_secs: 30,
             jwks_url: Some(
                 format!("{idp_url}/.well-known/jwks.json")
@@ -155,7 +155,8 @@ pub fn settings(
             max_token_bytes: 8 * 1024,
             max_token_lifetime_secs: 24 * 3_600,
             jwks_refresh_secs: 300,
-            jwks_min_refetch_interval_secs: 30,
+            jwks_min_refetch_interval_secs: 20,
+            jwks_refetch_burst: 3,
             jwks_max_stale_secs: 3_600,
             jwks_timeout_ms: 2_000,
             verified_token_cache_size: 10_000,

@@ -1,23 +1,29 @@
 //! Phase 1, **authenticate**: verify the bearer JWT and turn its claims into an [`Employee`].
 //!
-//! Checks, in order: size, header shape, pinned algorithm, no `crit`, the expected `typ`, a
-//! configured key (by `kid`, honouring the JWK's own `alg` and `use`, never a key of another
-//! family), then signature, `iss`, `aud`, `exp`, `nbf` (explicit leeway), numeric claims and
+//! Checks, in order: size, compact JWS shape, an accepted algorithm, no `crit`, the expected
+//! `typ`, a configured key (by `kid`, pinned to its JWK's own `alg` or its key type, honouring
+//! `use`), then signature, `exp`, `nbf` (explicit leeway), `iss`, `aud`, numeric claims and
 //! the longest allowed lifetime. Keys embedded in or pointed to by the token (`jwk`, `jku`,
 //! `x5u`, `x5c`) are never used: keys come only from [`crate::identity::KeyStore`].
 //! A verified token is remembered (by its SHA-256) until it expires.
+//!
+//! The header is read here rather than by `jsonwebtoken::decode`, whose `Algorithm` cannot
+//! name RFC 9864's `Ed25519`; jsonwebtoken still verifies every signature
+//! ([`jsonwebtoken::crypto::verify`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
 use moka::Expiry;
 use moka::future::Cache;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{AuthSettings, ClaimSettings};
-use crate::identity::{KeyStore, KeysError, VerificationKey};
+use crate::identity::{KeyStore, KeysError, SigningAlgorithm, VerificationKey};
 
 /// Most keys tried for a token without `kid`; real key sets hold two or three.
 const MAX_KEYS_WITHOUT_KID: usize = 8;
@@ -42,19 +48,19 @@ pub enum AuthError {
     TooLarge,
     #[error("the bearer token is malformed")]
     Malformed,
-    #[error(
-        "the token's signing algorithm is not accepted: it is {arrived:?}; accepted: {accepted}"
-    )]
-    AlgorithmNotAllowed {
-        arrived: Algorithm,
-        accepted: String,
-    },
+    #[error("the token's signing algorithm is not accepted: it is {arrived}; accepted: {accepted}")]
+    AlgorithmNotAllowed { arrived: String, accepted: String },
     #[error("the token has critical header parameters the gateway does not understand")]
     UnsupportedCritical,
     #[error("the token's type (typ) is not the expected one")]
     WrongType,
     #[error("the token was signed by an unknown key")]
     UnknownKey,
+    #[error("the token is signed with {arrived}, but its key verifies {key_verifies} only")]
+    AlgorithmNotForKey {
+        arrived: SigningAlgorithm,
+        key_verifies: String,
+    },
     #[error("the token signature is invalid")]
     BadSignature,
     #[error("the token has expired")]
@@ -152,10 +158,14 @@ impl Authenticator {
                 return Ok(verified.employee);
             }
         }
-        let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
-        if !self.settings.algorithms.contains(&header.alg) {
-            return Err(self.algorithm_not_allowed(header.alg));
-        }
+        let jws = CompactJws::parse(token)?;
+        let header = &jws.header;
+        let algorithm = header
+            .alg
+            .parse::<SigningAlgorithm>()
+            .ok()
+            .filter(|algorithm| self.accepted().contains(algorithm))
+            .ok_or_else(|| self.algorithm_not_allowed(&header.alg))?;
         // RFC 7515 §4.1.11: critical parameters the recipient does not implement must be
         // rejected, and this gateway implements none.
         if header.crit.is_some() {
@@ -169,13 +179,9 @@ impl Authenticator {
         {
             return Err(AuthError::WrongType);
         }
-        let (claims, key_generation) = self
-            .verify_signature_and_claims(token, header.kid.as_deref(), header.alg)
-            .await?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| AuthError::InvalidClaim("exp".into()))?;
+        let key_generation = self.verify_signature(&jws, algorithm).await?;
+        let claims = jws.claims()?;
+        let exp = self.validate_claims(&claims)?;
         self.check_lifetime(&claims, exp)?;
         let employee = Arc::new(employee_from(&self.settings.claims, &claims)?);
         self.verified
@@ -191,20 +197,22 @@ impl Authenticator {
         Ok(employee)
     }
 
-    /// The token's claims, and the generation of the key set that verified them.
-    async fn verify_signature_and_claims(
-        &self,
-        token: &str,
-        kid: Option<&str>,
-        algorithm: Algorithm,
-    ) -> Result<(Map<String, Value>, u64), AuthError> {
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = self.settings.leeway_secs;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    /// The configured allow-list, or every supported algorithm.
+    fn accepted(&self) -> &[SigningAlgorithm] {
+        self.settings
+            .algorithms
+            .as_deref()
+            .unwrap_or(&SigningAlgorithm::ALL)
+    }
 
+    /// Verifies the signature with a configured key; returns the generation of the key set
+    /// that verified it.
+    async fn verify_signature(
+        &self,
+        jws: &CompactJws<'_>,
+        algorithm: SigningAlgorithm,
+    ) -> Result<u64, AuthError> {
+        let kid = jws.header.kid.as_deref();
         let mut snapshot = self.keys.keys().await.map_err(AuthError::KeysUnavailable)?;
         if candidates(&snapshot.keys, kid, algorithm).is_empty()
             && kid.is_some()
@@ -214,30 +222,94 @@ impl Authenticator {
         }
         let candidates = candidates(&snapshot.keys, kid, algorithm);
         if candidates.is_empty() {
-            return Err(AuthError::UnknownKey);
+            // A key named by the token but pinned to another algorithm is worth saying so.
+            return Err(
+                match snapshot
+                    .keys
+                    .iter()
+                    .find(|key| kid.is_some() && key.kid.as_deref() == kid)
+                {
+                    Some(key) => AuthError::AlgorithmNotForKey {
+                        arrived: algorithm,
+                        key_verifies: SigningAlgorithm::list(&key.algorithms),
+                    },
+                    None => AuthError::UnknownKey,
+                },
+            );
         }
-        let mut outcome = Err(AuthError::BadSignature);
         for key in candidates {
-            outcome = decode::<Map<String, Value>>(token, key, &validation)
-                .map(|data| data.claims)
-                .map_err(|error| classify(error, || self.algorithm_not_allowed(algorithm)));
-            if !matches!(outcome, Err(AuthError::BadSignature)) {
-                break;
+            match jsonwebtoken::crypto::verify(
+                jws.signature,
+                jws.signed.as_bytes(),
+                key,
+                algorithm.verifier(),
+            ) {
+                Ok(true) => return Ok(snapshot.generation),
+                Err(error)
+                    if matches!(error.kind(), jsonwebtoken::errors::ErrorKind::Base64(_)) =>
+                {
+                    return Err(AuthError::Malformed);
+                }
+                // A key that cannot take this algorithm did not sign the token either.
+                Ok(false) | Err(_) => {}
             }
         }
-        outcome.map(|claims| (claims, snapshot.generation))
+        Err(AuthError::BadSignature)
     }
 
-    fn algorithm_not_allowed(&self, arrived: Algorithm) -> AuthError {
-        let accepted: Vec<String> = self
-            .settings
-            .algorithms
-            .iter()
-            .map(|algorithm| format!("{algorithm:?}"))
-            .collect();
+    /// Checks `exp`, `nbf`, `iss` and `aud` (RFC 7519 §4.1) with the configured leeway;
+    /// returns `exp`.
+    fn validate_claims(&self, claims: &Map<String, Value>) -> Result<u64, AuthError> {
+        let now = now_secs();
+        let leeway = self.settings.leeway_secs;
+        let exp =
+            numeric_claim(claims, "exp")?.ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
+        if exp.saturating_add(leeway) < now {
+            return Err(AuthError::Expired);
+        }
+        if let Some(nbf) = numeric_claim(claims, "nbf")?
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        match claims.get("iss") {
+            None => return Err(AuthError::MissingClaim("iss".into())),
+            Some(Value::String(issuer)) if *issuer == self.settings.issuer => {}
+            Some(Value::String(_)) => return Err(AuthError::WrongIssuer),
+            Some(_) => return Err(AuthError::InvalidClaim("iss".into())),
+        }
+        let audience = self.settings.audience.as_str();
+        let for_us = match claims.get("aud") {
+            None => return Err(AuthError::MissingClaim("aud".into())),
+            Some(Value::String(aud)) => aud == audience,
+            Some(Value::Array(auds)) => {
+                if !auds.iter().all(Value::is_string) {
+                    return Err(AuthError::InvalidClaim("aud".into()));
+                }
+                auds.iter().any(|aud| aud.as_str() == Some(audience))
+            }
+            Some(_) => return Err(AuthError::InvalidClaim("aud".into())),
+        };
+        if !for_us {
+            return Err(AuthError::WrongAudience);
+        }
+        Ok(exp)
+    }
+
+    fn algorithm_not_allowed(&self, arrived: &str) -> AuthError {
+        // The header is the caller's text: echo it only when it looks like an algorithm name.
+        let printable = !arrived.is_empty()
+            && arrived.len() <= 20
+            && arrived
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+'));
         AuthError::AlgorithmNotAllowed {
-            arrived,
-            accepted: accepted.join(", "),
+            arrived: if printable {
+                format!("`{arrived}`")
+            } else {
+                "not a registered name".into()
+            },
+            accepted: SigningAlgorithm::list(self.accepted()),
         }
     }
 
@@ -265,7 +337,7 @@ impl Authenticator {
 fn candidates<'k>(
     keys: &'k [VerificationKey],
     kid: Option<&str>,
-    algorithm: Algorithm,
+    algorithm: SigningAlgorithm,
 ) -> Vec<&'k DecodingKey> {
     keys.iter()
         .filter(|key| {
@@ -279,21 +351,63 @@ fn candidates<'k>(
         .collect()
 }
 
-/// The refusal a verification error means; `not_allowed` names the algorithm's refusal.
-fn classify(
-    error: jsonwebtoken::errors::Error,
-    not_allowed: impl FnOnce() -> AuthError,
-) -> AuthError {
-    match error.into_kind() {
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-        ErrorKind::InvalidAudience => AuthError::WrongAudience,
-        ErrorKind::InvalidSignature => AuthError::BadSignature,
-        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
-        ErrorKind::InvalidClaimFormat(claim) => AuthError::InvalidClaim(claim),
-        ErrorKind::InvalidAlgorithm => not_allowed(),
-        _ => AuthError::Malformed,
+/// A compact JWS, split and its header read; the signature not yet checked.
+struct CompactJws<'t> {
+    header: JoseHeader,
+    /// `header.payload`, the signed bytes.
+    signed: &'t str,
+    payload: &'t str,
+    signature: &'t str,
+}
+
+/// The header parameters the gateway acts on; any others (`jwk`, `jku`, `x5u`, `x5c`, …) are
+/// ignored, never followed.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: Option<Value>,
+}
+
+impl<'t> CompactJws<'t> {
+    fn parse(token: &'t str) -> Result<Self, AuthError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::Malformed);
+        };
+        let header: JoseHeader = decode_json(header)?;
+        Ok(Self {
+            header,
+            signed: &token[..token.len() - signature.len() - 1],
+            payload,
+            signature,
+        })
+    }
+
+    /// The payload as a JSON object; read only once the signature verified.
+    fn claims(&self) -> Result<Map<String, Value>, AuthError> {
+        decode_json(self.payload)
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
+}
+
+/// A NumericDate claim: absent, or a non-negative integer.
+fn numeric_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| AuthError::InvalidClaim(name.to_owned())),
     }
 }
 

@@ -93,7 +93,7 @@ fn attacks(app: &TestApp, bait: &str) -> Vec<(&'static str, Option<String>)> {
             "HS512 signed with the RSA public key",
             bearer(hmac_with_public_key(Algorithm::HS512)),
         ),
-        ("PS256, a pinned-out algorithm, with the real key", {
+        ("PS256 with the real key, which its JWK pins to RS256", {
             let mut header = Header::new(Algorithm::PS256);
             header.kid = Some(kid.clone());
             bearer(
@@ -264,20 +264,19 @@ fn reason_of(attack: &str) -> &'static str {
         "no Authorization header" | "empty bearer token" | "Basic instead of Bearer" => {
             "missing bearer token"
         }
-        "garbage"
-        | "two segments only"
-        | "header is not base64"
-        | "header is not JSON"
-        | "alg none"
-        | "alg nOnE" => "malformed",
+        "garbage" | "two segments only" | "header is not base64" | "header is not JSON" => {
+            "malformed"
+        }
+        "alg none" => "algorithm is not accepted: it is `none`; accepted: RS256, RS384",
+        "alg nOnE" => "algorithm is not accepted: it is `nOnE`; accepted: RS256, RS384",
         "HS256 signed with the RSA public key" => {
-            "algorithm is not accepted: it is HS256; accepted: RS256"
+            "algorithm is not accepted: it is `HS256`; accepted: RS256, RS384"
         }
         "HS512 signed with the RSA public key" => {
-            "algorithm is not accepted: it is HS512; accepted: RS256"
+            "algorithm is not accepted: it is `HS512`; accepted: RS256, RS384"
         }
-        "PS256, a pinned-out algorithm, with the real key" => {
-            "algorithm is not accepted: it is PS256; accepted: RS256"
+        "PS256 with the real key, which its JWK pins to RS256" => {
+            "signed with PS256, but its key verifies RS256 only"
         }
         "unknown kid"
         | "embedded jwk with the attacker's key"

@@ -1,6 +1,7 @@
 //! Black-box tests: the gateway on port 0, with the Huawei Cloud simulator and the demo
 //! identity provider on port 0 beside it, driven over HTTP only.
 
+mod algorithms;
 mod auth;
 mod cloud;
 mod create;

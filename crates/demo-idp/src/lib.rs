@@ -92,6 +92,8 @@ pub struct DemoIdp {
     keys: RwLock<Vec<Arc<SigningKey>>>,
     mode: AtomicU8,
     jwks_fetches: AtomicU64,
+    /// `Cache-Control: max-age` on the JWKS, in seconds; `u64::MAX` sends none.
+    jwks_max_age: AtomicU64,
 }
 
 fn now_secs() -> u64 {
@@ -109,6 +111,7 @@ impl DemoIdp {
             keys: RwLock::new(vec![Arc::new(SigningKey::generate()?)]),
             mode: AtomicU8::new(JwksMode::Normal as u8),
             jwks_fetches: AtomicU64::new(0),
+            jwks_max_age: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -157,6 +160,12 @@ impl DemoIdp {
 
     pub fn set_jwks_mode(&self, mode: JwksMode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    /// Serves the JWKS with `Cache-Control: max-age` (`None`: no such header).
+    pub fn set_jwks_max_age(&self, secs: Option<u64>) {
+        self.jwks_max_age
+            .store(secs.unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
     /// How many times the JWKS was requested.
@@ -242,7 +251,16 @@ async fn jwks(idp: web::Data<DemoIdp>) -> HttpResponse {
         m if m == JwksMode::Garbage as u8 => HttpResponse::Ok()
             .content_type("application/json")
             .body("{\"keys\": [{\"kty\": 42"),
-        _ => HttpResponse::Ok().json(idp.jwks()),
+        _ => {
+            let mut response = HttpResponse::Ok();
+            match idp.jwks_max_age.load(Ordering::SeqCst) {
+                u64::MAX => {}
+                secs => {
+                    response.insert_header(("Cache-Control", format!("public, max-age={secs}")));
+                }
+            }
+            response.json(idp.jwks())
+        }
     }
 }
 
