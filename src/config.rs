@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -267,6 +267,26 @@ pub struct AuthSettings {
     pub verified_token_cache_size: u64,
     #[serde(default)]
     pub claims: ClaimSettings,
+    /// RFC 7662 introspection for access tokens that are not JWTs; absent: only JWTs.
+    pub introspection: Option<IntrospectionSettings>,
+    /// Longest time an introspection answer is remembered (an active token's never past its
+    /// `exp`): how long a revoked opaque token may still work.
+    #[serde(default = "default_introspection_cache")]
+    pub introspection_cache_secs: u64,
+}
+
+/// Where and as whom the gateway introspects opaque tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionSettings {
+    /// The IdP's introspection endpoint (discovery's `introspection_endpoint`).
+    pub endpoint: Url,
+    /// The gateway's own client at the IdP, authenticated with HTTP Basic.
+    pub client_id: String,
+    /// Set it from the environment: `SRGW_AUTH__INTROSPECTION__CLIENT_SECRET`.
+    pub client_secret: SecretString,
+    #[serde(default = "default_introspection_timeout")]
+    pub timeout_ms: u64,
 }
 
 /// Which claims carry what. Dotted names are not interpreted: a claim is a top-level key.
@@ -321,6 +341,12 @@ fn default_jwks_max_stale() -> u64 {
 }
 fn default_jwks_timeout() -> u64 {
     5_000
+}
+fn default_introspection_cache() -> u64 {
+    60
+}
+fn default_introspection_timeout() -> u64 {
+    2_000
 }
 fn default_verified_cache() -> u64 {
     10_000
@@ -485,6 +511,20 @@ impl Settings {
         if self.auth.jwks_refetch_burst == 0 {
             return invalid("auth.jwks_refetch_burst", "must be at least 1");
         }
+        if let Some(introspection) = &self.auth.introspection {
+            if introspection.client_id.trim().is_empty() {
+                return invalid("auth.introspection.client_id", "must not be empty");
+            }
+            if introspection.client_secret.expose_secret().is_empty() {
+                return invalid(
+                    "auth.introspection.client_secret",
+                    "must not be empty (set SRGW_AUTH__INTROSPECTION__CLIENT_SECRET)",
+                );
+            }
+            if introspection.timeout_ms == 0 {
+                return invalid("auth.introspection.timeout_ms", "must be positive");
+            }
+        }
         if self.auth.leeway_secs > 300 {
             return invalid("auth.leeway_secs", "must be at most 300");
         }
@@ -579,6 +619,28 @@ mod tests {
         assert!(error.contains("`ES512`"), "{error}");
         assert!(error.contains("supported: RS256"), "{error}");
         assert!(!error.contains("unknown variant"), "{error}");
+    }
+
+    #[test]
+    fn introspection_needs_its_client_secret_and_keeps_it_secret() {
+        let with = |block: &str| {
+            MINIMAL.replace(
+                "jwks_url = \"https://idp.example.com/jwks.json\"",
+                &format!("jwks_url = \"https://idp.example.com/jwks.json\"\n{block}"),
+            )
+        };
+        let without_secret = with(
+            "[auth.introspection]\nendpoint = \"https://idp.example.com/introspect\"\nclient_id = \"gw\"",
+        );
+        let error = Settings::from_toml_str(&without_secret).expect_err("the secret is required");
+        assert!(error.to_string().contains("client_secret"), "{error}");
+
+        let complete = with(
+            "[auth.introspection]\nendpoint = \"https://idp.example.com/introspect\"\nclient_id = \"gw\"\nclient_secret = \"s3cret-introspection\"",
+        );
+        let settings = Settings::from_toml_str(&complete).expect("loads");
+        assert_eq!(settings.auth.introspection_cache_secs, 60);
+        assert!(!format!("{settings:?}").contains("s3cret-introspection"));
     }
 
     #[test]

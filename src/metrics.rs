@@ -22,6 +22,8 @@ pub struct Metrics {
     pub cloud_duration: HistogramVec,
     /// Key-set fetches from the identity provider by result (`ok`, `error`).
     pub jwks_fetches: IntCounterVec,
+    /// Token introspection calls by the endpoint's HTTP status.
+    pub introspections: IntCounterVec,
     /// IAM token fetches by result (`ok`, `error`).
     pub iam_token_fetches: IntCounterVec,
     /// Rows per table of the gateway's database, as of the last retention pass.
@@ -148,6 +150,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "jwks_fetches_total",
             "Identity-provider key-set fetches",
             &["result"],
+        ),
+        introspections: counter(
+            &registry,
+            "token_introspections_total",
+            "RFC 7662 introspection calls to the identity provider",
+            &["status"],
         ),
         iam_token_fetches: counter(
             &registry,

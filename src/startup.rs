@@ -13,13 +13,14 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
 use crate::cloud::CloudClient;
-use crate::config::Settings;
+use crate::config::{AuthSettings, Settings};
 use crate::http::extract::{BodyLimit, BodyTimeout};
 use crate::http::fallback;
 use crate::http::rate_limit::RateLimits;
 use crate::http::request_id::{GatewayRootSpan, assign_request_id};
 use crate::http::router;
 use crate::identity::KeyStore;
+use crate::identity::introspection::Introspector;
 use crate::openapi;
 use crate::pipeline::authenticate::Authenticator;
 use crate::pipeline::reconcile;
@@ -35,6 +36,25 @@ pub struct AppParts {
     pub rate_limits: web::Data<RateLimits>,
     pub body_limit: usize,
     pub body_timeout: Duration,
+}
+
+/// The authenticator over `keys`, introspecting opaque tokens when configured.
+fn authenticator(settings: &AuthSettings, keys: Arc<KeyStore>) -> anyhow::Result<Authenticator> {
+    let authenticator = Authenticator::new(settings.clone(), keys);
+    let Some(introspection) = &settings.introspection else {
+        return Ok(authenticator);
+    };
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("starrocks-gateway/", env!("CARGO_PKG_VERSION")))
+        .timeout(Duration::from_millis(introspection.timeout_ms))
+        .build()
+        .context("building the introspection HTTP client")?;
+    Ok(authenticator.with_introspector(Introspector::new(
+        introspection.clone(),
+        Duration::from_secs(settings.introspection_cache_secs),
+        settings.verified_token_cache_size,
+        client,
+    )))
 }
 
 impl AppParts {
@@ -91,7 +111,7 @@ impl AppParts {
         );
         Ok(Self {
             gateway,
-            authenticator: web::Data::new(Authenticator::new(settings.auth.clone(), keys)),
+            authenticator: web::Data::new(authenticator(&settings.auth, keys)?),
             rate_limits: web::Data::from(RateLimits::start(&settings.limits)),
             body_limit: settings.server.body_limit_bytes,
             body_timeout: Duration::from_millis(settings.server.body_timeout_ms),

@@ -160,6 +160,8 @@ pub fn settings(
             jwks_max_stale_secs: 3_600,
             jwks_timeout_ms: 2_000,
             verified_token_cache_size: 10_000,
+            introspection: None,
+            introspection_cache_secs: 60,
             claims: ClaimSettings {
                 admin_claim: Some("roles".into()),
                 admin_value: Some(DEMO_ADMIN_ROLE.into()),

@@ -19,7 +19,9 @@ use crate::storage::idempotency::IdempotencyError;
 impl Coded for AuthError {
     fn code(&self) -> ErrorCode {
         match self {
-            Self::KeysUnavailable(_) => ErrorCode::IdentityProviderUnavailable,
+            Self::KeysUnavailable(_) | Self::IntrospectionUnavailable(_) => {
+                ErrorCode::IdentityProviderUnavailable
+            }
             _ => ErrorCode::Unauthenticated,
         }
     }
@@ -29,13 +31,19 @@ impl Coded for AuthError {
             Self::KeysUnavailable(_) => {
                 "the identity provider's signing keys are unavailable; try again shortly".into()
             }
+            Self::IntrospectionUnavailable(_) => {
+                "the identity provider cannot check the token right now; try again shortly".into()
+            }
             other => other.to_string(),
         }
     }
 
     fn details(&self) -> Details {
         Details {
-            invalid_token: !matches!(self, Self::MissingToken | Self::KeysUnavailable(_)),
+            invalid_token: !matches!(
+                self,
+                Self::MissingToken | Self::KeysUnavailable(_) | Self::IntrospectionUnavailable(_)
+            ),
             ..Details::default()
         }
     }

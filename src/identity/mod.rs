@@ -27,6 +27,7 @@ use url::Url;
 use crate::config::AuthSettings;
 
 mod algorithm;
+pub mod introspection;
 pub use algorithm::{SigningAlgorithm, UnsupportedAlgorithm};
 
 /// One verification key, with the algorithms it may verify.

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{AuthSettings, ClaimSettings};
+use crate::identity::introspection::{Introspected, IntrospectionError, Introspector};
 use crate::identity::{KeyStore, KeysError, SigningAlgorithm, VerificationKey};
 
 /// Most keys tried for a token without `kid`; real key sets hold two or three.
@@ -79,6 +80,10 @@ pub enum AuthError {
     InvalidClaim(String),
     #[error("the identity provider's keys are unavailable")]
     KeysUnavailable(#[source] KeysError),
+    #[error("the token is not active (the identity provider's introspection says so)")]
+    Inactive,
+    #[error("the identity provider's token introspection is unavailable")]
+    IntrospectionUnavailable(#[source] Arc<IntrospectionError>),
 }
 
 fn now_secs() -> u64 {
@@ -122,6 +127,8 @@ pub struct Authenticator {
     settings: AuthSettings,
     keys: Arc<KeyStore>,
     verified: Cache<[u8; 32], Verified>,
+    /// For tokens that are not JWTs, when configured.
+    introspector: Option<Introspector>,
 }
 
 impl Authenticator {
@@ -135,7 +142,15 @@ impl Authenticator {
             settings,
             keys,
             verified,
+            introspector: None,
         }
+    }
+
+    /// Also accepts opaque tokens (anything but a three-part compact JWS), by introspection.
+    #[must_use]
+    pub fn with_introspector(mut self, introspector: Introspector) -> Self {
+        self.introspector = Some(introspector);
+        self
     }
 
     /// Whether a usable key set is loaded (fetching it if needed); for readiness.
@@ -157,6 +172,11 @@ impl Authenticator {
             if keys.generation == verified.key_generation {
                 return Ok(verified.employee);
             }
+        }
+        if let Some(introspector) = &self.introspector
+            && token.split('.').count() != 3
+        {
+            return self.introspect(introspector, digest, token).await;
         }
         let jws = CompactJws::parse(token)?;
         let header = &jws.header;
@@ -195,6 +215,27 @@ impl Authenticator {
             )
             .await;
         Ok(employee)
+    }
+
+    /// An opaque token's employee, from the provider's introspection answer; its claims are
+    /// checked as a JWT's are.
+    async fn introspect(
+        &self,
+        introspector: &Introspector,
+        digest: [u8; 32],
+        token: &str,
+    ) -> Result<Arc<Employee>, AuthError> {
+        let answer = introspector
+            .introspect(digest, token)
+            .await
+            .map_err(AuthError::IntrospectionUnavailable)?;
+        match answer.as_ref() {
+            Introspected::Inactive => Err(AuthError::Inactive),
+            Introspected::Active(claims) => {
+                self.validate_claims(claims)?;
+                Ok(Arc::new(employee_from(&self.settings.claims, claims)?))
+            }
+        }
     }
 
     /// The configured allow-list, or every supported algorithm.
