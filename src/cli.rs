@@ -70,7 +70,14 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a policy file; errors name the table, key and line.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// Also check the sizes' flavors, modes, zones, storage types and volumes against
+        /// what the cloud sells (the HTAP flavors and storage-type APIs), with the
+        /// credentials of this gateway config.
+        #[arg(long, value_name = "CONFIG")]
+        against_cloud: Option<PathBuf>,
+    },
     /// Run table-driven cases against a policy file; exits non-zero when any case fails.
     Test {
         file: PathBuf,

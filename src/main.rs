@@ -4,8 +4,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use starrocks_gateway::cli::{Cli, Command, PolicyCommand};
+use starrocks_gateway::cloud::CloudClient;
 use starrocks_gateway::config::{ClaimSettings, Settings};
-use starrocks_gateway::policy::Policy;
+use starrocks_gateway::policy::{Policy, cloud_check};
 use starrocks_gateway::startup::Application;
 use starrocks_gateway::{openapi, policy_cases, telemetry};
 
@@ -71,7 +72,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             simulator::start(config, listener)?.await.context("serving")
         }
-        Command::Policy { command } => policy(command),
+        Command::Policy { command } => policy(command).await,
         Command::Openapi => {
             let mut stdout = std::io::stdout().lock();
             stdout
@@ -83,29 +84,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// `policy check` and `policy test`: results on stdout, errors on stderr, non-zero on failure.
-fn policy(command: PolicyCommand) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
+async fn policy(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
-        PolicyCommand::Check { file } => {
+        PolicyCommand::Check {
+            file,
+            against_cloud,
+        } => {
             let policy = Policy::load(&file)?;
             for warning in policy.warnings() {
                 eprintln!("warning: {warning}");
             }
             writeln!(
-                stdout,
+                std::io::stdout(),
                 "{}: valid, revision {}, {} teams, {} sizes",
                 file.display(),
                 policy.revision,
                 policy.file.teams.len(),
                 policy.file.sizes.len()
             )?;
-            Ok(())
+            match against_cloud {
+                Some(config) => check_against_cloud(&policy, &config).await,
+                None => Ok(()),
+            }
         }
         PolicyCommand::Test {
             file,
             cases,
             config,
         } => {
+            let mut stdout = std::io::stdout().lock();
             let policy = Policy::load(&file)?;
             let mapping = match config {
                 Some(config) => Settings::load(&config)?.auth.claims,
@@ -130,4 +137,35 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The policy's sizes and zones against the flavors and storage types the configured
+/// region sells.
+async fn check_against_cloud(policy: &Policy, config: &std::path::Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let cloud = CloudClient::new(settings.cloud.clone(), &settings.limits)
+        .context("building the cloud HTTP client")?;
+    let request_id = "policy-check";
+    let (flavors, storage) =
+        tokio::try_join!(cloud.flavors(request_id), cloud.storage_types(request_id))
+            .with_context(|| format!("reading the catalog of {}", settings.cloud.endpoint))?;
+    let problems = cloud_check::problems(&policy.file, &flavors, &storage);
+    let mut stdout = std::io::stdout().lock();
+    for problem in &problems {
+        writeln!(stdout, "cloud: {problem}")?;
+    }
+    anyhow::ensure!(
+        problems.is_empty(),
+        "{} problem(s) against the flavors and storage types of {}",
+        problems.len(),
+        settings.cloud.endpoint
+    );
+    writeln!(
+        stdout,
+        "fits the cloud: {} flavors and {} storage types of {} checked",
+        flavors.len(),
+        storage.len(),
+        settings.cloud.endpoint
+    )?;
+    Ok(())
 }

@@ -13,8 +13,8 @@ use crate::config::{CloudSettings, LimitSettings};
 use crate::metrics::METRICS;
 use iam::{IamToken, IamTokenCache};
 use model::{
-    CreateStarRocksBody, CreateStarRocksResponse, DeleteAnswer, HtapList, Job, JobAnswer,
-    StarRocksDetail, StarRocksDetails,
+    CreateStarRocksBody, CreateStarRocksResponse, DeleteAnswer, Flavor, FlavorList, HtapList, Job,
+    JobAnswer, StarRocksDetail, StarRocksDetails, StorageType, StorageTypeList,
 };
 
 /// Reads and deletes: at most this many attempts while the cloud is busy.
@@ -518,6 +518,31 @@ impl CloudClient {
             .forget(&(target_instance_id.to_owned(), starrocks_id.to_owned()))
             .await;
         Ok(answer?.workflow_id)
+    }
+
+    /// `GET /v3/{project_id}/htap/flavors/star-rocks`: every flavor the region sells.
+    pub async fn flavors(&self, request_id: &str) -> Result<Vec<Flavor>, Arc<CloudError>> {
+        let path = format!(
+            "v3/{}/htap/flavors/star-rocks?availability_zone_mode=single",
+            self.settings.project_id
+        );
+        self.send_retrying::<FlavorList>(reqwest::Method::GET, &path, request_id)
+            .await
+            .map(|list| list.flavors)
+    }
+
+    /// `GET /v3/{project_id}/htap/storage-type/star-rocks`: the storage types.
+    pub async fn storage_types(
+        &self,
+        request_id: &str,
+    ) -> Result<Vec<StorageType>, Arc<CloudError>> {
+        let path = format!(
+            "v3/{}/htap/storage-type/star-rocks",
+            self.settings.project_id
+        );
+        self.send_retrying::<StorageTypeList>(reqwest::Method::GET, &path, request_id)
+            .await
+            .map(|list| list.storage_type)
     }
 
     /// `GET /v3/{project_id}/jobs?id=`.

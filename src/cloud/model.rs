@@ -134,6 +134,53 @@ pub struct CreatedInstance {
     pub status: String,
 }
 
+/// `GET /v3/{project_id}/htap/flavors/star-rocks`: the flavors the region sells.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FlavorList {
+    #[serde(default)]
+    pub flavors: Vec<Flavor>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Flavor {
+    pub id: String,
+    #[serde(default)]
+    pub spec_code: String,
+    /// `Single` or `Cluster`.
+    #[serde(default)]
+    pub instance_mode: String,
+    /// AZ → `normal`, `unsupported` or `sellout`.
+    #[serde(default)]
+    pub az_status: std::collections::BTreeMap<String, String>,
+}
+
+/// `GET /v3/{project_id}/htap/storage-type/star-rocks`: the storage types (`io_type`s).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageTypeList {
+    #[serde(default)]
+    pub storage_type: Vec<StorageType>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageType {
+    pub name: String,
+    #[serde(default)]
+    pub az_status: std::collections::BTreeMap<String, String>,
+    /// In GB; a number or a numeric string (the page does not say which).
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub min_volume_size: Option<u64>,
+}
+
+fn number_or_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(number) => number.as_u64(),
+        serde_json::Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    })
+}
+
 /// `GET …/htap`: the HTAP instances attached to a TaurusDB instance.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HtapList {

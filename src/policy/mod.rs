@@ -5,6 +5,7 @@
 //! bytes, quoted in every decision so a denial can be traced to the exact rules that made it.
 //! [`PolicyStore`] holds the policy in force and swaps in a new one only after it validated.
 
+pub mod cloud_check;
 mod file;
 pub mod rules;
 mod store;

@@ -466,3 +466,126 @@ async fn reloading_an_embedded_policy_is_409() {
     assert_eq!(response.status(), 409);
     assert_eq!(problem(response).await["code"], "policy_not_reloadable");
 }
+
+/// The example config's `[cloud]` pointed at this stack's simulator, in a temporary file.
+fn config_for_the_simulator(app: &TestApp) -> std::path::PathBuf {
+    let simulator = starrocks_gateway::demo::simulator::SimulatorConfig::default();
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/gateway.example.toml"
+    ))
+    .expect("the example config")
+    .replace(
+        "https://iam.cn-north-4.myhuaweicloud.com",
+        &app.stack.simulator_url,
+    )
+    .replace(
+        "https://gaussdb.cn-north-4.myhuaweicloud.com",
+        &app.stack.simulator_url,
+    )
+    .replace("23a50154cf494ec9ad6883979a12db0a", &simulator.project_id)
+    .replace(
+        "domain = \"acme\"",
+        &format!("domain = \"{}\"", simulator.domain),
+    )
+    .replace(
+        "user = \"svc-starrocks-gateway\"",
+        &format!("user = \"{}\"", simulator.user),
+    )
+    .replace(
+        "password = \"change-me\"",
+        &format!("password = \"{}\"", simulator.password),
+    );
+    let path = std::env::temp_dir().join(format!(
+        "srgw-against-cloud-{}.toml",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, config).expect("the config file");
+    path
+}
+
+fn policy_check_against(
+    policy: &std::path::Path,
+    config: &std::path::Path,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_starrocks-gateway"))
+        .args(["policy", "check"])
+        .arg(policy)
+        .arg("--against-cloud")
+        .arg(config)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn policy_check_against_the_cloud_finds_flavors_and_zones_the_region_does_not_sell() {
+    let app = TestApp::spawn().await;
+    let config = config_for_the_simulator(&app);
+    let example = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policy.example.toml"
+    ));
+
+    let fits = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || policy_check_against(example, &config)
+    })
+    .await
+    .expect("joined");
+    let broken_text = std::fs::read_to_string(example)
+        .expect("the example policy")
+        .replacen(
+            "fe_flavor_id = \"afef3bfd-ac7c-32e1-ba44-c388acbb196a\"",
+            "fe_flavor_id = \"afef3bfd-ac7c-32e1-ba44-c388acbb196b\"",
+            1,
+        )
+        .replace(
+            "allowed_azs = [\"cn-north-4a\", \"cn-north-4b\"]",
+            "allowed_azs = [\"cn-north-4a\", \"mars-1z\"]",
+        );
+    let broken = std::env::temp_dir().join(format!(
+        "srgw-broken-policy-{}.toml",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&broken, broken_text).expect("the broken policy");
+    let refused = tokio::task::spawn_blocking({
+        let (config, broken) = (config.clone(), broken.clone());
+        move || policy_check_against(&broken, &config)
+    })
+    .await
+    .expect("joined");
+    drop(std::fs::remove_file(&config));
+    drop(std::fs::remove_file(&broken));
+
+    let stdout =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        fits.status.success(),
+        "{}{}",
+        stdout(&fits),
+        String::from_utf8_lossy(&fits.stderr)
+    );
+    assert!(
+        stdout(&fits).contains("fits the cloud: 6 flavors"),
+        "{}",
+        stdout(&fits)
+    );
+    assert!(!refused.status.success());
+    let report = stdout(&refused);
+    assert!(
+        report.contains("sizes.small.fe_flavor_id: `afef3bfd-ac7c-32e1-ba44-c388acbb196b` is not a flavor of this region"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "teams.analytics: size medium's gaussdb.sr-fe.2xlarge.x86.4 is not sold in mars-1z"
+        ),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("problem(s) against the flavors"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

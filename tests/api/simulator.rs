@@ -211,45 +211,134 @@ async fn every_documented_rule_refuses_with_an_error_naming_the_field() {
         body.as_object_mut().expect("object").remove(key);
         body
     };
+    let cluster_of = |fe_flavor: &str, be_flavor: &str, az: &str| {
+        let mut body = documented_example();
+        body["ha"]["mode"] = json!("Cluster");
+        body["fe_count"] = json!(3);
+        body["be_count"] = json!(3);
+        body["fe_flavor_id"] = json!(fe_flavor);
+        body["be_flavor_id"] = json!(be_flavor);
+        body["az_code"] = json!(az);
+        body
+    };
+    const LARGE_FE: &str = "d3c8e2e4-5179-3c90-9f3c-7e3a2b8c4d32";
+    const LARGE_BE: &str = "e4d9f3f5-628a-3da1-a04d-8f4b3c9d5e43";
+    // (where the rule comes from, the request, the field its refusal names)
     let cases = [
-        (change(&["name"], json!("1htap")), "name"),
-        (change(&["name"], json!("abc")), "name"),
         (
+            "API notes: name: 4-64 chars, starts with a letter",
+            change(&["name"], json!("1htap")),
+            "name",
+        ),
+        (
+            "API notes: name: 4-64 chars",
+            change(&["name"], json!("abc")),
+            "name",
+        ),
+        (
+            "API notes: engine.type: star-rocks only",
             change(&["engine", "type"], json!("click-house")),
             "engine.type",
         ),
-        (change(&["ha", "mode"], json!("Double")), "ha.mode"),
-        (change(&["fe_count"], json!(3)), "fe_count"),
-        (change(&["ha", "mode"], json!("Cluster")), "fe_count"),
         (
+            "API notes: ha.mode: Single or Cluster",
+            change(&["ha", "mode"], json!("Double")),
+            "ha.mode",
+        ),
+        (
+            "API notes: Single: fe_count = be_count = 1",
+            change(&["fe_count"], json!(3)),
+            "fe_count",
+        ),
+        (
+            "API notes: Cluster: 3-10 each",
+            cluster_of(LARGE_FE, LARGE_BE, "az")
+                .as_object()
+                .map(|body| {
+                    let mut body = Value::Object(body.clone());
+                    body["fe_count"] = json!(1);
+                    body
+                })
+                .unwrap_or_default(),
+            "fe_count",
+        ),
+        (
+            "page: the password contains at least three types of the following",
             change(&["db_root_pwd"], json!("weakpassword")),
             "db_root_pwd",
         ),
-        (change(&["db_root_pwd"], json!("Sh0rt!")), "db_root_pwd"),
-        (change(&["az_mode"], json!("multi")), "az_mode"),
         (
+            "page: the password consists of 8 to 32 characters",
+            change(&["db_root_pwd"], json!("Sh0rt!")),
+            "db_root_pwd",
+        ),
+        (
+            "page: If you enter a weak password, the system automatically determines that the password is invalid",
+            change(&["db_root_pwd"], json!("Password1")),
+            "db_root_pwd",
+        ),
+        (
+            "page: If you enter a weak password, the system automatically determines that the password is invalid",
+            change(&["db_root_pwd"], json!("Aa123456")),
+            "db_root_pwd",
+        ),
+        (
+            "page: az_mode: Currently, only single AZ is supported",
+            change(&["az_mode"], json!("multi")),
+            "az_mode",
+        ),
+        (
+            "page: az_code | Yes | String | AZ code (one of the region's zones)",
+            change(&["az_code"], json!("mars-1z")),
+            "az_code",
+        ),
+        ("page: az_code | Yes", remove("az_code"), "az_code"),
+        (
+            "page: fe_flavor_id: You can use the value of id in the response to querying HTAP specifications",
+            change(
+                &["fe_flavor_id"],
+                json!("00000000-0000-0000-0000-000000000000"),
+            ),
+            "fe_flavor_id",
+        ),
+        (
+            "API notes: Flavor item: instance_mode (Cluster|Single): a Cluster flavor in Single mode",
+            change(&["be_flavor_id"], json!(LARGE_BE)),
+            "be_flavor_id",
+        ),
+        (
+            "API notes: Flavor item: az_status (map AZ -> normal|unsupported|sellout)",
+            cluster_of(LARGE_FE, LARGE_BE, "cn-north-4c"),
+            "fe_flavor_id",
+        ),
+        (
+            "page: capacity_in_gb: Disk capacity, in GB. Increment: 10 GB",
             change(&["fe_volume", "capacity_in_gb"], json!(55)),
             "fe_volume.capacity_in_gb",
         ),
         (
+            "API notes: Storage-type item: min_volume_size (40 GB here)",
+            change(&["fe_volume", "capacity_in_gb"], json!(10)),
+            "fe_volume.capacity_in_gb",
+        ),
+        (
+            "TaurusDB constraints: storage space of pay-per-use instances at most 128,000 GB",
+            change(&["be_volume", "capacity_in_gb"], json!(1_000_000)),
+            "be_volume.capacity_in_gb",
+        ),
+        (
+            "page: io_type: The value can be obtained from the response to querying HTAP engine resources",
             change(&["be_volume", "io_type"], json!("FLOPPY")),
             "be_volume.io_type",
         ),
         (
+            "page: tags_info | Yes; API notes: key _sys_enterprise_project_id",
             change(&["tags_info", "sys_tags"], json!([])),
             "tags_info.sys_tags",
         ),
+        ("page: tags_info | Yes", remove("tags_info"), "tags_info"),
         (
-            change(&["pay_info"], json!({"pay_model": "1"})),
-            "pay_info.period",
-        ),
-        // "If you enter a weak password, the system automatically determines that the
-        // password is invalid."
-        (change(&["db_root_pwd"], json!("Password1")), "db_root_pwd"),
-        (change(&["time_zone"], json!("Asia/Shanghai")), "time_zone"),
-        (change(&["time_zone"], json!("UTC+99:99")), "time_zone"),
-        (change(&["surprise"], json!(true)), "surprise"),
-        (
+            "API notes: the page documents only _sys_enterprise_project_id",
             change(
                 &["tags_info", "sys_tags"],
                 json!([
@@ -260,6 +349,7 @@ async fn every_documented_rule_refuses_with_an_error_naming_the_field() {
             "tags_info.sys_tags",
         ),
         (
+            "API notes: value the enterprise project ID (\"0\" is the default project)",
             change(
                 &["tags_info", "sys_tags"],
                 json!([{"key": "_sys_enterprise_project_id", "value": "project-x"}]),
@@ -267,22 +357,41 @@ async fn every_documented_rule_refuses_with_an_error_naming_the_field() {
             "tags_info.sys_tags",
         ),
         (
+            "page: region_code: mandatory for yearly/monthly billing",
+            change(&["pay_info"], json!({"pay_model": "1"})),
+            "pay_info.period",
+        ),
+        (
+            "page: time_zone: The default time zone is UTC+08:00 (a UTC offset)",
+            change(&["time_zone"], json!("Asia/Shanghai")),
+            "time_zone",
+        ),
+        (
+            "page: time_zone: a UTC offset, hours up to 14 and minutes under 60",
+            change(&["time_zone"], json!("UTC+99:99")),
+            "time_zone",
+        ),
+        (
+            "page: security_group_id: the security group ID (a UUID)",
             change(&["security_group_id"], json!("sg-1")),
             "security_group_id",
         ),
-        (remove("az_code"), "az_code"),
-        (remove("tags_info"), "tags_info"),
+        (
+            "page: the request parameters table lists every field",
+            change(&["surprise"], json!(true)),
+            "surprise",
+        ),
     ];
-    for (body, field) in cases {
+    for (rule, body, field) in cases {
         let (status, answer) = create(&app, Some(&token), &project, TARGET, &body).await;
 
-        assert_eq!(status, 400, "{field}: {answer}");
+        assert_eq!(status, 400, "{rule}: {answer}");
         let code = answer["error_code"].as_str().unwrap_or_default();
-        assert!(code.starts_with("DBS."), "{field}: {answer}");
+        assert!(code.starts_with("DBS."), "{rule}: {answer}");
         let message = answer["error_msg"].as_str().unwrap_or_default();
         assert!(
-            message.contains(field.split('.').next().unwrap_or(field)),
-            "{field}: {answer}"
+            message.contains(field),
+            "{rule}: {field} not named in {answer}"
         );
     }
     assert_eq!(app.sim_stats().await.instances, 0);
@@ -377,5 +486,73 @@ async fn the_detail_names_the_port_the_create_answered() {
     assert_eq!(
         detail["instances"][0]["port_info"]["mysql_port"], 3306,
         "{detail}"
+    );
+}
+
+/// The flavors API ("Flavor item: `id`, `spec_code`, …, `instance_mode`, `az_status`") and
+/// the storage-type API ("`name`, `az_status`, `min_volume_size`") serve the catalog the
+/// simulator validates creates against.
+#[tokio::test]
+async fn the_catalog_is_served_as_the_flavor_and_storage_type_apis_answer() {
+    let app = TestApp::spawn().await;
+    let token = token(&app).await;
+    let project = SimulatorConfig::default().project_id;
+    let get = |path: String, token: Option<String>| {
+        let mut request = app.client.get(format!(
+            "{}/v3/{project}/htap/{path}",
+            app.stack.simulator_url
+        ));
+        if let Some(token) = token {
+            request = request.header("X-Auth-Token", token);
+        }
+        async move {
+            let response = request.send().await.expect("answer");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+
+    let (status, flavors) = get(
+        "flavors/star-rocks?availability_zone_mode=single".into(),
+        Some(token.clone()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let example = flavors["flavors"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|f| f["id"] == "afef3bfd-ac7c-32e1-ba44-c388acbb196a")
+        })
+        .cloned()
+        .expect("the page example's FE flavor");
+    assert_eq!(example["instance_mode"], "Single");
+    assert_eq!(example["az_status"]["az"], "normal");
+    for field in ["spec_code", "type", "vcpus", "ram"] {
+        assert!(example[field].is_string(), "{field}: {example}");
+    }
+    let (_, one) = get(
+        format!(
+            "flavors/star-rocks?spec_code={}",
+            example["spec_code"].as_str().unwrap_or_default()
+        ),
+        Some(token.clone()),
+    )
+    .await;
+    assert_eq!(one["flavors"].as_array().map(Vec::len), Some(1));
+
+    let (status, storage) = get("storage-type/star-rocks".into(), Some(token)).await;
+    assert_eq!(status, 200);
+    assert!(
+        storage["storage_type"].as_array().is_some_and(|all| all
+            .iter()
+            .any(|s| s["name"] == "SSD" && s["min_volume_size"] == 40)),
+        "{storage}"
+    );
+
+    let (status, body) = get("flavors/star-rocks".into(), None).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (401, Some("APIGW.0301"))
     );
 }

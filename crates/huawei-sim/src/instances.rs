@@ -7,19 +7,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::access::{INSTANCE_NOT_FOUND, check_access};
+use super::access::{INSTANCE_NOT_FOUND, check_access, check_project, request_token};
 use super::{SimJob, SimState, Simulator, SimulatorConfig, dbs_error, injected_fault};
 
 /// "Another operation is in progress" (one of the documented 409 codes).
 const OPERATION_IN_PROGRESS: &str = "DBS.200019";
 const THROTTLED: &str = "APIGW.0308";
-
-fn token(request: &HttpRequest) -> Option<&str> {
-    request
-        .headers()
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-}
 
 /// Access checks plus the throttling fault shared by every read and delete.
 fn admit(
@@ -28,7 +21,7 @@ fn admit(
     project_id: &str,
     target: &str,
 ) -> Result<(), HttpResponse> {
-    check_access(simulator, token(request), project_id, target)?;
+    check_access(simulator, request_token(request), project_id, target)?;
     let mut state = simulator.state();
     if state.faults.throttle_next_calls > 0 {
         state.faults.throttle_next_calls -= 1;
@@ -218,17 +211,10 @@ pub(super) async fn job(
     query: web::Query<JobQuery>,
 ) -> HttpResponse {
     let project_id = path.into_inner();
-    let state = simulator.state();
-    let token_ok = token(&request)
-        .and_then(|t| state.tokens.get(t))
-        .is_some_and(|t| t.expires_at > chrono::Utc::now() && t.project_id == project_id);
-    if !token_ok {
-        return dbs_error(
-            StatusCode::UNAUTHORIZED,
-            "APIGW.0301",
-            "Incorrect IAM authentication information.",
-        );
+    if let Err(refusal) = check_project(&simulator, request_token(&request), &project_id) {
+        return refusal;
     }
+    let state = simulator.state();
     let Some(job) = state.jobs.iter().find(|j| j.id == query.id) else {
         return dbs_error(
             StatusCode::BAD_REQUEST,

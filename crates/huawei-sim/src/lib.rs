@@ -10,10 +10,13 @@
 //! Besides the cloud API it serves a small control API under `/_sim` for tests:
 //! `GET /_sim/creates` (every create received), `GET /_sim/instances` (what exists now),
 //! `GET /_sim/stats`, `PUT /_sim/faults`, `POST /_sim/release` (held creates go on),
-//! `POST /_sim/tokens/expire`. Instances move from `creating` to `normal` after
+//! `POST /_sim/tokens/expire`. The flavors and storage-type APIs serve the region's catalog
+//! ([`SimulatorConfig::flavors`], …), and creates are checked against it. Instances move
+//! from `creating` to `normal` after
 //! `create_duration`; `GET …/htap` lists them and `GET …/starrocks/{id}` shows one.
 
 mod access;
+mod catalog;
 mod control;
 mod create;
 mod iam;
@@ -29,6 +32,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde::{Deserialize, Serialize};
 
+pub use catalog::{Flavor, MAX_VOLUME_GB, StorageType};
 pub use control::{ExistingInstance, Faults, ReceivedCreate, Stats};
 
 /// What the simulated account looks like.
@@ -44,7 +48,10 @@ pub struct SimulatorConfig {
     /// TaurusDB instances (`…in07`) StarRocks can attach to.
     pub taurusdb_instances: Vec<String>,
     pub engine_versions: Vec<String>,
-    pub io_types: Vec<String>,
+    /// What the region sells; creates are validated against it.
+    pub flavors: Vec<Flavor>,
+    pub storage_types: Vec<StorageType>,
+    pub availability_zones: Vec<String>,
     /// Lifetime of issued tokens; Huawei's is 24 h.
     pub token_lifetime: Duration,
     /// How long a new instance stays `creating` before it is `normal`.
@@ -67,7 +74,9 @@ impl Default for SimulatorConfig {
                 "6c2f8e3d0b9a4f5ec7d16b2a3f4e5d6cin07".into(),
             ],
             engine_versions: vec!["3.1".into(), "3.3".into()],
-            io_types: vec!["SSD".into(), "ESSD".into(), "ULTRAHIGH".into()],
+            flavors: catalog::default_flavors(),
+            storage_types: catalog::default_storage_types(),
+            availability_zones: catalog::default_availability_zones(),
             token_lifetime: Duration::from_secs(24 * 3_600),
             create_duration: Duration::from_secs(10),
             delete_duration: Duration::from_secs(5),
@@ -223,6 +232,14 @@ pub fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<
                 web::delete().to(instances::delete_starrocks),
             )
             .route("/v3/{project_id}/jobs", web::get().to(instances::job))
+            .route(
+                "/v3/{project_id}/htap/flavors/{engine_name}",
+                web::get().to(catalog::flavors),
+            )
+            .route(
+                "/v3/{project_id}/htap/storage-type/{database}",
+                web::get().to(catalog::storage_types),
+            )
             .route("/_sim/creates", web::get().to(control::creates))
             .route("/_sim/instances", web::get().to(control::instances))
             .route("/_sim/stats", web::get().to(control::stats))

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::SimulatorConfig;
+use super::catalog::{Flavor, MAX_VOLUME_GB, StorageType};
 
 pub(super) const PARAMETER_ERROR: &str = "DBS.200001";
 const ENTERPRISE_PROJECT_TAG: &str = "_sys_enterprise_project_id";
@@ -186,12 +187,27 @@ fn check_time_zone(time_zone: &str) -> Result<(), Refusal> {
     }
 }
 
-fn check_volume(field: &str, volume: &VolumeSpec, io_types: &[String]) -> Result<(), Refusal> {
-    if !io_types.contains(&volume.io_type) {
+/// "capacity_in_gb: Disk capacity, in GB. Increment: 10 GB"; "io_type: Storage type. The
+/// value can be obtained from the response to querying HTAP engine resources", whose items
+/// carry `min_volume_size`; the largest is [`MAX_VOLUME_GB`].
+fn check_volume(
+    field: &str,
+    volume: &VolumeSpec,
+    az_code: &str,
+    storage_types: &[StorageType],
+) -> Result<(), Refusal> {
+    let Some(storage) = storage_types.iter().find(|s| s.name == volume.io_type) else {
+        let names: Vec<&str> = storage_types.iter().map(|s| s.name.as_str()).collect();
         return Err(parameter(format!(
             "{field}.io_type: {:?} is not an available storage type ({}).",
             volume.io_type,
-            io_types.join(", ")
+            names.join(", ")
+        )));
+    };
+    if storage.az_status.get(az_code).map(String::as_str) != Some("normal") {
+        return Err(parameter(format!(
+            "{field}.io_type: {:?} is not sold in {az_code}.",
+            volume.io_type
         )));
     }
     if volume.capacity_in_gb <= 0 || volume.capacity_in_gb % 10 != 0 {
@@ -200,7 +216,47 @@ fn check_volume(field: &str, volume: &VolumeSpec, io_types: &[String]) -> Result
             volume.capacity_in_gb
         )));
     }
+    if !(storage.min_volume_size..=MAX_VOLUME_GB).contains(&volume.capacity_in_gb) {
+        return Err(parameter(format!(
+            "{field}.capacity_in_gb: {} GB is outside {} to {MAX_VOLUME_GB} GB for {}.",
+            volume.capacity_in_gb, storage.min_volume_size, storage.name
+        )));
+    }
     Ok(())
+}
+
+/// "fe_flavor_id / be_flavor_id: … You can use the value of id in the response to querying
+/// HTAP specifications": a flavor of this region, sold for the requested HA mode
+/// (`instance_mode`) and in the requested AZ (`az_status` is `normal`).
+fn check_flavor(
+    field: &str,
+    id: &str,
+    ha_mode: &str,
+    az_code: &str,
+    flavors: &[Flavor],
+) -> Result<(), Refusal> {
+    let Some(flavor) = flavors.iter().find(|f| f.id == id) else {
+        return Err(parameter(format!(
+            "{field}: {id:?} is not a flavor of this region (GET /v3/{{project_id}}/htap/flavors/star-rocks lists them)."
+        )));
+    };
+    if flavor.instance_mode != ha_mode {
+        return Err(parameter(format!(
+            "{field}: {} is a {} flavor; ha.mode is {ha_mode}.",
+            flavor.spec_code, flavor.instance_mode
+        )));
+    }
+    match flavor.az_status.get(az_code).map(String::as_str) {
+        Some("normal") => Ok(()),
+        Some("sellout") => Err(parameter(format!(
+            "{field}: {} is sold out in {az_code}.",
+            flavor.spec_code
+        ))),
+        _ => Err(parameter(format!(
+            "{field}: {} is not sold in {az_code}.",
+            flavor.spec_code
+        ))),
+    }
 }
 
 fn check_pay_info(body: &CreateBody) -> Result<(), Refusal> {
@@ -277,14 +333,6 @@ fn validate(body: &CreateBody, config: &SimulatorConfig) -> Result<(), Refusal> 
             )));
         }
     }
-    for (field, flavor) in [
-        ("fe_flavor_id", &body.fe_flavor_id),
-        ("be_flavor_id", &body.be_flavor_id),
-    ] {
-        if flavor.trim().is_empty() {
-            return Err(parameter(format!("{field}: must not be empty.")));
-        }
-    }
     check_password(&body.db_root_pwd)?;
     if body.az_mode != "single" {
         return Err(parameter(format!(
@@ -292,11 +340,26 @@ fn validate(body: &CreateBody, config: &SimulatorConfig) -> Result<(), Refusal> 
             body.az_mode
         )));
     }
-    if body.az_code.trim().is_empty() {
-        return Err(parameter("az_code: must not be empty."));
+    // "az_code | Yes | String | AZ code": one of the region's zones.
+    if !config.availability_zones.contains(&body.az_code) {
+        return Err(parameter(format!(
+            "az_code: {:?} is not an availability zone of this region ({}).",
+            body.az_code,
+            config.availability_zones.join(", ")
+        )));
     }
-    check_volume("fe_volume", &body.fe_volume, &config.io_types)?;
-    check_volume("be_volume", &body.be_volume, &config.io_types)?;
+    for (field, flavor) in [
+        ("fe_flavor_id", &body.fe_flavor_id),
+        ("be_flavor_id", &body.be_flavor_id),
+    ] {
+        check_flavor(field, flavor, &body.ha.mode, &body.az_code, &config.flavors)?;
+    }
+    for (field, volume) in [
+        ("fe_volume", &body.fe_volume),
+        ("be_volume", &body.be_volume),
+    ] {
+        check_volume(field, volume, &body.az_code, &config.storage_types)?;
+    }
     if let Some(time_zone) = &body.time_zone {
         check_time_zone(time_zone)?;
     }
