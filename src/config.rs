@@ -34,6 +34,34 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     #[serde(default)]
     pub limits: LimitSettings,
+    #[serde(default)]
+    pub portal: PortalSettings,
+}
+
+/// Browser sign-in for the portal and Swagger UI: OpenID Connect, authorization code with
+/// PKCE, as a public client of the identity provider (`auth.issuer`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSettings {
+    /// The client registered for the portal at the identity provider (public, no secret).
+    /// Absent: no sign-in; the portal takes a pasted token.
+    pub client_id: Option<String>,
+    /// Scopes asked for at sign-in.
+    pub scopes: Vec<String>,
+    /// Where the provider sends the browser back, on this gateway; register
+    /// `{gateway URL}{redirect_path}` (and `{gateway URL}/swagger-ui/oauth2-redirect.html`
+    /// for Swagger UI) as the client's redirect URIs.
+    pub redirect_path: String,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            redirect_path: "/".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -506,6 +534,23 @@ impl Settings {
             return invalid(
                 "auth.algorithms",
                 "must name at least one algorithm (leave it out to accept every supported one)",
+            );
+        }
+        if !self.portal.redirect_path.starts_with('/') {
+            return invalid(
+                "portal.redirect_path",
+                "must be a path on this gateway, starting with /",
+            );
+        }
+        if self
+            .portal
+            .client_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return invalid(
+                "portal.client_id",
+                "must not be empty (leave it out to turn sign-in off)",
             );
         }
         if self.auth.jwks_refetch_burst == 0 {

@@ -4,7 +4,9 @@
 use actix_web::App;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    Http, HttpAuthScheme, OpenIdConnect, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -28,6 +30,7 @@ use crate::http::router;
     tags(
         (name = "instances", description = "StarRocks instances of your team"),
         (name = "admin", description = "For platform admins"),
+        (name = "portal", description = "Signing in from a browser"),
         (name = "operations", description = "Probes for the platform team"),
     )
 )]
@@ -42,6 +45,13 @@ impl Modify for BearerSecurity {
         scheme.bearer_format = Some("JWT".into());
         scheme.description = Some("A JWT from your organisation's identity provider.".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        let mut oidc = OpenIdConnect::new(crate::routes::portal::DISCOVERY_PATH);
+        oidc.description = Some(
+            "Sign in through your organisation's identity provider (authorization code with \
+             PKCE), when the gateway's portal client is configured."
+                .into(),
+        );
+        components.add_security_scheme("oidc", SecurityScheme::OpenIdConnect(oidc));
     }
 }
 
@@ -114,6 +124,11 @@ impl Modify for CommonResponses {
                 serde_json::to_value(requirement).is_ok_and(|v| v.get("bearer").is_some())
             });
             if secured {
+                // Either way in: a pasted bearer token, or a browser sign-in.
+                operation
+                    .security
+                    .get_or_insert_with(Vec::new)
+                    .push(SecurityRequirement::new("oidc", Vec::<String>::new()));
                 let responses = &mut operation.responses.responses;
                 responses.insert("401".into(), unauthenticated.clone().into());
                 // An operation that also passes on the cloud's throttling declares its own.

@@ -13,7 +13,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
 use crate::cloud::CloudClient;
-use crate::config::{AuthSettings, Settings};
+use crate::config::{AuthSettings, PortalSettings, Settings};
 use crate::http::extract::{BodyLimit, BodyTimeout};
 use crate::http::fallback;
 use crate::http::rate_limit::RateLimits;
@@ -25,6 +25,7 @@ use crate::openapi;
 use crate::pipeline::authenticate::Authenticator;
 use crate::pipeline::reconcile;
 use crate::policy::PolicyStore;
+use crate::routes::portal::Portal;
 use crate::service::Gateway;
 use crate::storage::{Store, retention};
 
@@ -34,6 +35,11 @@ pub struct AppParts {
     pub gateway: web::Data<Gateway>,
     pub authenticator: web::Data<Authenticator>,
     pub rate_limits: web::Data<RateLimits>,
+    pub portal: web::Data<Portal>,
+    /// The portal's client, when browser sign-in is configured (for Swagger UI).
+    pub sign_in: PortalSettings,
+    /// The identity provider, which the portal's scripts may reach.
+    pub issuer: String,
     pub body_limit: usize,
     pub body_timeout: Duration,
 }
@@ -73,6 +79,7 @@ impl AppParts {
             .timeout(Duration::from_millis(settings.auth.jwks_timeout_ms))
             .build()
             .context("building the JWKS HTTP client")?;
+        let portal = web::Data::new(Portal::new(settings, jwks_client.clone()));
         let keys = Arc::new(
             KeyStore::new(&settings.auth, jwks_client)
                 .context("loading the identity provider's keys")?,
@@ -113,6 +120,9 @@ impl AppParts {
             gateway,
             authenticator: web::Data::new(authenticator(&settings.auth, keys)?),
             rate_limits: web::Data::from(RateLimits::start(&settings.limits)),
+            portal,
+            sign_in: settings.portal.clone(),
+            issuer: settings.auth.issuer.clone(),
             body_limit: settings.server.body_limit_bytes,
             body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
         })
@@ -135,6 +145,7 @@ pub fn create_app(
         .app_data(parts.gateway)
         .app_data(parts.authenticator)
         .app_data(parts.rate_limits)
+        .app_data(parts.portal)
         .app_data(BodyLimit(parts.body_limit))
         .app_data(BodyTimeout(parts.body_timeout))
         .app_data(web::PayloadConfig::new(parts.body_limit))
@@ -144,8 +155,8 @@ pub fn create_app(
         .openapi(openapi::base());
     let (app, document) = router::routes(app).split_for_parts();
     app.service(fallback::openapi_json(&openapi::finish(document)))
-        .service(fallback::swagger_ui())
-        .service(fallback::portal())
+        .service(fallback::swagger_ui(&parts.sign_in))
+        .service(fallback::portal(&parts.issuer))
         .default_service(web::to(fallback::not_found))
 }
 

@@ -32,7 +32,9 @@ pub enum BreakerState {
     Open = 2,
 }
 
-/// Follows the breaker's transitions into an atomic (for `/readyz`) and a gauge.
+/// Follows the breaker's transitions into an atomic, which `/readyz` reads and `/metrics`
+/// copies into its gauge when scraped (so a scrape shows this gateway's breakers even where
+/// several gateways share a process, as in the tests).
 #[derive(Debug, Clone)]
 struct Follow {
     operation: &'static str,
@@ -42,10 +44,6 @@ struct Follow {
 impl Follow {
     fn set(&self, state: BreakerState) {
         self.state.store(state as u8, Ordering::Relaxed);
-        METRICS
-            .cloud_breaker_state
-            .with_label_values(&[self.operation])
-            .set(state as i64);
     }
 }
 
@@ -149,6 +147,16 @@ impl Breakers {
     }
 
     /// Each operation's state; empty when the breakers are off.
+    /// Copies every breaker's state into the `cloud_breaker_state` gauge.
+    pub fn export(&self) {
+        for (operation, state) in self.states() {
+            METRICS
+                .cloud_breaker_state
+                .with_label_values(&[operation])
+                .set(state as i64);
+        }
+    }
+
     pub fn states(&self) -> BTreeMap<&'static str, BreakerState> {
         self.by_operation
             .iter()

@@ -17,18 +17,20 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{
-    AuthSettings, ClaimSettings, CloudSettings, LimitSettings, PolicySettings, ReconcileSettings,
-    ServerSettings, Settings, StorageSettings,
+    AuthSettings, ClaimSettings, CloudSettings, LimitSettings, PolicySettings, PortalSettings,
+    ReconcileSettings, ServerSettings, Settings, StorageSettings,
 };
 use crate::policy::{Policy, PolicyStore};
 use crate::startup::Application;
 use crate::storage::Store;
-use idp::DemoIdp;
+use idp::{DemoIdp, LoginChoice};
 use simulator::SimulatorConfig;
 
 /// The example policy, compiled in so `demo` runs from anywhere.
 pub const EXAMPLE_POLICY: &str = include_str!("../../config/policy.example.toml");
 pub const DEMO_AUDIENCE: &str = "starrocks-gateway";
+/// The portal's (and Swagger UI's) client at the demo identity provider.
+pub const DEMO_PORTAL_CLIENT: &str = "starrocks-portal";
 /// The `roles` value that makes a demo employee a platform admin.
 pub const DEMO_ADMIN_ROLE: &str = "platform-admin";
 
@@ -205,7 +207,45 @@ pub fn settings(
         limits: LimitSettings::default()
             .with_env_overrides()
             .context("SRGW_LIMITS__* overrides")?,
+        portal: PortalSettings {
+            client_id: Some(DEMO_PORTAL_CLIENT.into()),
+            ..PortalSettings::default()
+        },
     })
+}
+
+/// Lets the demo's employees sign in to the portal and Swagger UI: the identity provider
+/// offers them and accepts the portal's client, sent back to this gateway (by its address,
+/// and by `localhost` for a loopback one).
+fn offer_sign_in(idp: &DemoIdp, settings: &Settings, gateway: SocketAddr) {
+    idp.offer_logins(
+        EXAMPLE_EMPLOYEES
+            .iter()
+            .map(|employee| LoginChoice {
+                sub: employee.sub.into(),
+                teams: employee.teams.iter().map(|&team| team.into()).collect(),
+                roles: employee.roles.iter().map(|&role| role.into()).collect(),
+                note: employee.note.into(),
+            })
+            .collect(),
+    );
+    let Some(client_id) = &settings.portal.client_id else {
+        return;
+    };
+    let mut origins = vec![format!("http://{gateway}")];
+    if gateway.ip().is_loopback() {
+        origins.push(format!("http://localhost:{}", gateway.port()));
+    }
+    let redirect_uris = origins
+        .iter()
+        .flat_map(|origin| {
+            [
+                format!("{origin}{}", settings.portal.redirect_path),
+                format!("{origin}/swagger-ui/oauth2-redirect.html"),
+            ]
+        })
+        .collect();
+    idp.register_public_client(client_id, redirect_uris);
 }
 
 impl DemoStack {
@@ -230,6 +270,7 @@ impl DemoStack {
             &idp_url,
         )?;
         configure(&mut settings);
+        offer_sign_in(&idp, &settings, gateway_listener.local_addr()?);
 
         let simulator = simulator::start(simulator_config, simulator_listener)
             .context("starting the simulator")?;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
-use utoipa_swagger_ui::Config;
+use utoipa_swagger_ui::{Config, oauth};
 
 use super::error::ApiError;
+use crate::config::PortalSettings;
 use crate::error::ErrorCode;
 
 pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -38,11 +39,26 @@ where
 }
 
 /// `GET /`: the self-service portal page, compiled in so the binary serves it from anywhere.
-pub fn portal() -> Resource {
-    read_only("/", || async {
-        HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(include_str!("../../static/index.html"))
+/// Its scripts may reach only this gateway and the identity provider at `issuer` (the token
+/// exchange of a sign-in).
+pub fn portal(issuer: &str) -> Resource {
+    let identity_provider = url::Url::parse(issuer)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+         connect-src 'self' {identity_provider}; img-src 'self' data:; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    read_only("/", move || {
+        let policy = policy.clone();
+        async move {
+            HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .insert_header(("Content-Security-Policy", policy))
+                .insert_header(("Referrer-Policy", "no-referrer"))
+                .body(include_str!("../../static/index.html"))
+        }
     })
 }
 
@@ -60,9 +76,20 @@ pub fn openapi_json(document: &utoipa::openapi::OpenApi) -> Resource {
 }
 
 /// `GET /swagger-ui/…`: the vendored Swagger UI, pointed at `/openapi.json`; a file it does
-/// not have is a problem+json `404`.
-pub fn swagger_ui() -> Resource {
-    let config = Arc::new(Config::new(["/openapi.json"]));
+/// not have is a problem+json `404`. With the portal's client configured, "Authorize" signs
+/// in through the identity provider (authorization code with PKCE).
+pub fn swagger_ui(sign_in: &PortalSettings) -> Resource {
+    let config = match &sign_in.client_id {
+        Some(client_id) => Config::with_oauth_config(
+            ["/openapi.json"],
+            oauth::Config::new()
+                .client_id(client_id)
+                .scopes(sign_in.scopes.clone())
+                .use_pkce_with_authorization_code_grant(true),
+        ),
+        None => Config::new(["/openapi.json"]),
+    };
+    let config = Arc::new(config);
     read_only(
         "/swagger-ui/{file:.*}",
         move |request: HttpRequest, file: web::Path<String>| {

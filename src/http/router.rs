@@ -17,7 +17,7 @@ use super::authenticate::require_employee;
 use super::error::ApiError;
 use super::rate_limit::limit_rate;
 use crate::routes::starrocks::{create, dry_run};
-use crate::routes::{admin, catalog, health, instances};
+use crate::routes::{admin, catalog, health, instances, portal};
 
 /// One path of the API and the operations it answers.
 #[derive(Default)]
@@ -160,6 +160,10 @@ pub fn routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
+    // Public, so registered before the `/v1` scope, which requires an employee.
+    let app = app
+        .service(resource![portal::portal_config])
+        .service(resource![portal::openid_configuration]);
     let app = app.service(
         scope("/v1")
             .wrap(from_fn(limit_rate))

@@ -79,7 +79,8 @@ pub async fn readyz(
 /// operation and result with latency, identity-provider key and IAM token fetches.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "serve",
     responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics() -> HttpResponse {
+pub async fn metrics(gateway: web::Data<Gateway>) -> HttpResponse {
+    gateway.cloud.breakers.export();
     match METRICS.encode() {
         Ok((body, content_type)) => HttpResponse::Ok().content_type(content_type).body(body),
         Err(error) => HttpResponse::InternalServerError().body(error.to_string()),

@@ -7,4 +7,5 @@ pub mod catalog;
 pub mod health;
 pub mod instances;
 pub mod paging;
+pub mod portal;
 pub mod starrocks;

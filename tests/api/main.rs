@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod policy;
 mod real_provider;
+mod sign_in;
 mod simulator;
 mod storage;
 mod surface;

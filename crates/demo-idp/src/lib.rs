@@ -1,14 +1,19 @@
 //! A toy identity provider for the demo and the tests: RSA keys made at start, its JWKS and
-//! OIDC discovery document served, and tokens minted for any employee on request. Keys can
-//! be rotated and the JWKS endpoint switched to fail or serve garbage, to exercise the
-//! gateway's key handling. It signs whatever it is asked to; never trust it in production.
+//! OIDC discovery document served, tokens minted for any employee on request, and browser
+//! sign-in by the authorization-code flow with PKCE ([`authorize`]), choosing one of the
+//! offered employees. Keys can be rotated and the JWKS endpoint switched to fail or serve
+//! garbage, to exercise the gateway's key handling. It signs whatever it is asked to; never
+//! trust it in production.
+
+mod authorize;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Server;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use aws_lc_rs::encoding::AsDer;
@@ -18,6 +23,8 @@ use jsonwebtoken::jwk::{CommonParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUs
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+pub use authorize::LoginChoice;
 
 /// The claims an employee token carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +101,8 @@ pub struct DemoIdp {
     jwks_fetches: AtomicU64,
     /// `Cache-Control: max-age` on the JWKS, in seconds; `u64::MAX` sends none.
     jwks_max_age: AtomicU64,
+    /// Browser sign-in: offered employees, public clients, pending codes.
+    flows: Mutex<authorize::Flows>,
 }
 
 fn now_secs() -> u64 {
@@ -112,11 +121,45 @@ impl DemoIdp {
             mode: AtomicU8::new(JwksMode::Normal as u8),
             jwks_fetches: AtomicU64::new(0),
             jwks_max_age: AtomicU64::new(u64::MAX),
+            flows: Mutex::new(authorize::Flows::default()),
         })
     }
 
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    fn flows(&self) -> MutexGuard<'_, authorize::Flows> {
+        self.flows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The employees the sign-in page offers.
+    pub fn offer_logins(&self, logins: Vec<LoginChoice>) {
+        self.flows().offer(logins);
+    }
+
+    /// Registers a public client (no secret; PKCE) and the exact URIs it may be sent back to.
+    pub fn register_public_client(&self, client_id: &str, redirect_uris: Vec<String>) {
+        self.flows().register(client_id, redirect_uris);
+    }
+
+    /// An OIDC ID token for a public client.
+    fn id_token(
+        &self,
+        sub: &str,
+        email: &str,
+        client_id: &str,
+        nonce: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let now = now_secs();
+        let mut claims = json!({
+            "iss": self.issuer, "aud": client_id, "sub": sub, "email": email,
+            "iat": now, "exp": now + 3_600,
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        self.sign(&claims)
     }
 
     /// The key tokens are signed with now.
@@ -265,9 +308,18 @@ async fn jwks(idp: web::Data<DemoIdp>) -> HttpResponse {
 }
 
 async fn discovery(idp: web::Data<DemoIdp>) -> HttpResponse {
+    let issuer = idp.issuer();
     HttpResponse::Ok().json(json!({
-        "issuer": idp.issuer(),
-        "jwks_uri": format!("{}/.well-known/jwks.json", idp.issuer()),
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": ["openid", "profile", "email"],
+        "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
     }))
 }
@@ -299,19 +351,25 @@ async fn token(idp: web::Data<DemoIdp>, query: web::Query<TokenQuery>) -> HttpRe
     }
 }
 
-/// Serves `/.well-known/jwks.json`, `/.well-known/openid-configuration` and
-/// `GET /token?sub=…&team=…[,…][&roles=…][&email=…][&ttl_secs=…]`.
+/// Serves `/.well-known/jwks.json`, `/.well-known/openid-configuration`, browser sign-in
+/// (`GET`/`POST /authorize`, `POST /token`) and, for scripts,
+/// `GET /token?sub=…&team=…[,…][&roles=…][&email=…][&ttl_secs=…]`. Every answer allows any
+/// origin: browsers call the discovery and token endpoints from the gateway's pages.
 pub fn start(idp: Arc<DemoIdp>, listener: TcpListener) -> std::io::Result<Server> {
     let idp = web::Data::from(idp);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(idp.clone())
+            .wrap(DefaultHeaders::new().add(("Access-Control-Allow-Origin", "*")))
             .route("/.well-known/jwks.json", web::get().to(jwks))
             .route(
                 "/.well-known/openid-configuration",
                 web::get().to(discovery),
             )
+            .route("/authorize", web::get().to(authorize::authorize))
+            .route("/authorize", web::post().to(authorize::choose))
             .route("/token", web::get().to(token))
+            .route("/token", web::post().to(authorize::exchange))
     })
     .workers(1)
     .listen(listener)?
