@@ -82,13 +82,23 @@ pub(super) struct AuthorizeRequest {
     login: Option<String>,
 }
 
-fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
+/// A page of this provider. Its forms post here and are then redirected to `client_origin`,
+/// which `form-action` must allow too (browsers enforce it along redirects).
+fn page(
+    status: actix_web::http::StatusCode,
+    title: &str,
+    body: &str,
+    client_origin: &str,
+) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {client_origin}; \
+                 frame-ancestors 'none'"
+            ),
         ))
         .body(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -115,6 +125,7 @@ fn refuse(message: &str) -> HttpResponse {
             "<h1>Sign-in refused</h1><p>{}</p>",
             html_escape::encode_text(message)
         ),
+        "",
     )
 }
 
@@ -242,6 +253,9 @@ pub(super) async fn authorize(
             )
         })
         .collect();
+    let client_origin = Url::parse(&redirect_uri)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_default();
     page(
         actix_web::http::StatusCode::OK,
         "Sign in to the demo",
@@ -249,6 +263,7 @@ pub(super) async fn authorize(
             "<h1>Sign in to the demo</h1><p>The demo identity provider has no passwords: \
              choose who you are.</p><ul>{choices}</ul>"
         ),
+        &client_origin,
     )
 }
 

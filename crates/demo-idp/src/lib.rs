@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Server;
-use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use aws_lc_rs::encoding::AsDer;
@@ -353,14 +352,21 @@ async fn token(idp: web::Data<DemoIdp>, query: web::Query<TokenQuery>) -> HttpRe
 
 /// Serves `/.well-known/jwks.json`, `/.well-known/openid-configuration`, browser sign-in
 /// (`GET`/`POST /authorize`, `POST /token`) and, for scripts,
-/// `GET /token?sub=…&team=…[,…][&roles=…][&email=…][&ttl_secs=…]`. Every answer allows any
-/// origin: browsers call the discovery and token endpoints from the gateway's pages.
+/// `GET /token?sub=…&team=…[,…][&roles=…][&email=…][&ttl_secs=…]`, to any origin (CORS).
 pub fn start(idp: Arc<DemoIdp>, listener: TcpListener) -> std::io::Result<Server> {
     let idp = web::Data::from(idp);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(idp.clone())
-            .wrap(DefaultHeaders::new().add(("Access-Control-Allow-Origin", "*")))
+            // Browsers call discovery and the token endpoint from the gateway's pages, and
+            // Swagger UI's token request is preflighted.
+            .wrap(
+                actix_cors::Cors::default()
+                    .allow_any_origin()
+                    .allowed_methods(["GET", "POST"])
+                    .allow_any_header()
+                    .max_age(3_600),
+            )
             .route("/.well-known/jwks.json", web::get().to(jwks))
             .route(
                 "/.well-known/openid-configuration",
