@@ -4,7 +4,8 @@
 //
 //   scripts/e2e      (installs chromium and the npm packages, builds, runs this)
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
@@ -26,6 +27,26 @@ function startDemo() {
     });
     demo.on('exit', (code) => reject(new Error(`the demo exited (${code})`)));
   });
+}
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+// No serious or critical accessibility violations on the page as it is now.
+async function accessible(page, what) {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => (await window.axe.run(document)).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+  if (violations.length) throw new Error(`${what}: ${violations.join('; ')}`);
+}
+
+// Nothing wider than the viewport at 375 px.
+async function fitsA375(page, what) {
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 375, height: 800 });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  await page.setViewportSize(size);
+  if (width > 375) throw new Error(`${what}: the page is ${width} px wide at 375 px`);
 }
 
 const steps = [];
@@ -57,8 +78,54 @@ try {
     await page.screenshot({ path: `${SHOTS}/02-signed-in.png`, fullPage: true });
   });
 
-  await step('the gateway knows who signed in', async () => {
+  await step('the gateway knows who signed in, and the quota bars show the team\'s usage', async () => {
     await page.locator('#me-details').getByText('alice').first().waitFor();
+    await page.locator('#quota').getByText('0 of 5 used').waitFor();
+    await accessible(page, 'signed in');
+    await fitsA375(page, 'signed in');
+  });
+
+  await step('a label the policy does not allow is denied live, next to the labels', async () => {
+    await page.getByLabel('Name', { exact: true }).fill('cube-e2e');
+    await page.getByLabel('Target', { exact: true }).selectOption('analytics-prod');
+    await page.getByLabel('Size', { exact: true }).selectOption('small');
+    await page.getByRole('button', { name: 'Add label' }).click();
+    await page.getByLabel('Label 1 key').fill('cost-center');
+    await page.getByLabel('Label 1 value').fill('cc-1');
+    await page.locator('#live').getByText('Denied').waitFor();
+    await page.locator('#labels-msg').getByText(/cost-center/).waitFor();
+    await page.screenshot({ path: `${SHOTS}/03-live-denied.png`, fullPage: true });
+    await page.getByRole('button', { name: 'Remove label 1' }).click();
+    await page.locator('#live').getByText('Allowed').waitFor();
+  });
+
+  await step('creating shows the generated password once, and the quota moves', async () => {
+    await page.getByRole('button', { name: 'Create instance' }).click();
+    await page.locator('#result .secret').getByText('Shown once').waitFor();
+    await page.locator('#quota').getByText('1 of 5 used').waitFor();
+    await page.screenshot({ path: `${SHOTS}/04-created.png`, fullPage: true });
+    await accessible(page, 'after a create');
+  });
+
+  await step('the instance becomes ready', async () => {
+    const row = page.locator('#list-details tr', { hasText: 'cube-e2e' });
+    for (let i = 0; i < 30; i++) {
+      if (await row.getByText('ready', { exact: true }).count()) return;
+      await page.waitForTimeout(1000);
+      await page.getByRole('button', { name: 'Refresh list' }).click();
+    }
+    throw new Error('cube-e2e did not become ready within 30 s');
+  });
+
+  await step('deleting asks for the name to be typed', async () => {
+    const row = page.locator('#list-details tr', { hasText: 'cube-e2e' });
+    await row.getByRole('button', { name: 'Delete cube-e2e' }).click();
+    const confirm = row.getByRole('button', { name: 'Delete for good' });
+    if (await confirm.isEnabled()) throw new Error('deleting is possible before the name is typed');
+    await row.getByLabel('Type cube-e2e to delete it').fill('cube-e2e');
+    await confirm.click();
+    await page.locator('#result').getByText(/Deletion started|Instance deleted/).waitFor();
+    await page.screenshot({ path: `${SHOTS}/05-deleting.png`, fullPage: true });
   });
 
   await step('signing out forgets the token', async () => {
