@@ -135,6 +135,30 @@ try {
     if (kept) throw new Error('the token is still in session storage');
   });
 
+  await step('a platform admin filters the decision log and reconciles', async () => {
+    const adminContext = await browser.newContext();
+    adminContext.setDefaultTimeout(15000);
+    const admin = await adminContext.newPage();
+    await admin.goto(url + '/');
+    await admin.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await admin.getByRole('button', { name: /Continue as erin/ }).click();
+    const section = admin.locator('#admin');
+    await section.getByRole('heading', { name: 'Platform admin' }).waitFor();
+    await section.getByLabel('Subject').fill('alice');
+    await section.getByLabel('Outcome').selectOption('denied');
+    await section.getByRole('button', { name: 'Show decisions' }).click();
+    const row = section.locator('#decisions tbody tr').first();
+    await row.getByText('labels.keys').waitFor();
+    const rows = await section.locator('#decisions tbody tr').allTextContents();
+    if (!rows.every((r) => r.includes('alice') && r.includes('denied'))) throw new Error(`unfiltered rows: ${rows.join(' | ')}`);
+    await section.getByRole('button', { name: 'Reconcile now' }).click();
+    await section.getByText(/^Reconciled:/).waitFor();
+    await admin.screenshot({ path: `${SHOTS}/06-admin.png`, fullPage: true });
+    await accessible(admin, 'the admin panel');
+    await fitsA375(admin, 'the admin panel');
+    await adminContext.close();
+  });
+
   await step('Swagger UI: Authorize signs in, and Try it out on GET /v1/me answers 200', async () => {
     const apiContext = await browser.newContext();
     apiContext.setDefaultTimeout(15000);
