@@ -135,6 +135,21 @@ try {
     if (kept) throw new Error('the token is still in session storage');
   });
 
+  await step('an employee in two teams switches team in the header', async () => {
+    const danaContext = await browser.newContext();
+    danaContext.setDefaultTimeout(15000);
+    const dana = await danaContext.newPage();
+    await dana.goto(url + '/');
+    await dana.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await dana.getByRole('button', { name: /Continue as dana/ }).click();
+    await dana.locator('#quota').getByText('Quota of team analytics').waitFor();
+    await dana.getByRole('banner').getByLabel('Team').selectOption('payments');
+    await dana.locator('#quota').getByText('Quota of team payments').waitFor();
+    await dana.locator('#cat-status').getByText(/Catalog for team payments/).waitFor();
+    await fitsA375(dana, 'two teams');
+    await danaContext.close();
+  });
+
   await step('a platform admin filters the decision log and reconciles', async () => {
     const adminContext = await browser.newContext();
     adminContext.setDefaultTimeout(15000);
