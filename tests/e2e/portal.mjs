@@ -107,14 +107,16 @@ try {
     await accessible(page, 'after a create');
   });
 
-  await step('the instance becomes ready', async () => {
+  await step('the instance becomes ready, and its details show the cloud\'s view', async () => {
     const row = page.locator('#list-details tr', { hasText: 'cube-e2e' });
-    for (let i = 0; i < 30; i++) {
-      if (await row.getByText('ready', { exact: true }).count()) return;
-      await page.waitForTimeout(1000);
-      await page.getByRole('button', { name: 'Refresh list' }).click();
-    }
-    throw new Error('cube-e2e did not become ready within 30 s');
+    await row.getByText('ready', { exact: true }).waitFor({ timeout: 30000 });
+    await row.getByRole('button', { name: 'Details of cube-e2e' }).click();
+    const details = page.locator('#inst-panel');
+    await details.getByRole('heading', { name: 'Instance cube-e2e' }).waitFor();
+    await details.getByText('3306').waitFor();
+    await details.getByText('Latest job').waitFor();
+    await page.screenshot({ path: `${SHOTS}/05-details.png`, fullPage: true });
+    await details.getByRole('button', { name: 'Close details' }).click();
   });
 
   await step('deleting asks for the name to be typed', async () => {
@@ -125,7 +127,7 @@ try {
     await row.getByLabel('Type cube-e2e to delete it').fill('cube-e2e');
     await confirm.click();
     await page.locator('#result').getByText(/Deletion started|Instance deleted/).waitFor();
-    await page.screenshot({ path: `${SHOTS}/05-deleting.png`, fullPage: true });
+    await page.screenshot({ path: `${SHOTS}/06-deleting.png`, fullPage: true });
   });
 
   await step('signing out forgets the token', async () => {
@@ -168,7 +170,7 @@ try {
     if (!rows.every((r) => r.includes('alice') && r.includes('denied'))) throw new Error(`unfiltered rows: ${rows.join(' | ')}`);
     await section.getByRole('button', { name: 'Reconcile now' }).click();
     await section.getByText(/^Reconciled:/).waitFor();
-    await admin.screenshot({ path: `${SHOTS}/06-admin.png`, fullPage: true });
+    await admin.screenshot({ path: `${SHOTS}/07-admin.png`, fullPage: true });
     await accessible(admin, 'the admin panel');
     await fitsA375(admin, 'the admin panel');
     await adminContext.close();
@@ -193,7 +195,7 @@ try {
     await me.getByRole('button', { name: 'Try it out' }).click();
     await me.getByRole('button', { name: 'Execute' }).click();
     await me.locator('.live-responses-table .response .response-col_status').filter({ hasText: '200' }).waitFor();
-    await swagger.screenshot({ path: `${SHOTS}/03-swagger-me.png`, fullPage: true });
+    await swagger.screenshot({ path: `${SHOTS}/08-swagger-me.png`, fullPage: true });
   });
 } catch (error) {
   failed = true;
