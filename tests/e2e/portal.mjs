@@ -137,6 +137,36 @@ try {
     if (kept) throw new Error('the token is still in session storage');
   });
 
+  await step('signing in works from the keyboard alone, with the focus visible', async () => {
+    const keysContext = await browser.newContext();
+    keysContext.setDefaultTimeout(15000);
+    const keys = await keysContext.newPage();
+    await keys.goto(url + '/');
+    await keys.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
+    // Tab until the focus is on `name`; its outline must show where the keyboard is.
+    const tabTo = async (target, name) => {
+      for (let i = 0; i < 40; i++) {
+        await target.keyboard.press('Tab');
+        const focused = await target.evaluate(() => ({
+          text: document.activeElement && document.activeElement.textContent.trim(),
+          outline: document.activeElement ? getComputedStyle(document.activeElement).outlineStyle : 'none',
+        }));
+        if (focused.text.startsWith(name)) {
+          if (focused.outline === 'none') throw new Error(`no visible focus on ${name}`);
+          return;
+        }
+      }
+      throw new Error(`${name} cannot be reached with Tab`);
+    };
+    await tabTo(keys, 'Sign in');
+    await keys.keyboard.press('Enter');
+    await keys.getByRole('button', { name: /Continue as bob/ }).waitFor();
+    await tabTo(keys, 'Continue as bob');
+    await keys.keyboard.press('Enter');
+    await keys.getByText(/Signed in as bob, until/).waitFor();
+    await keysContext.close();
+  });
+
   await step('an employee in two teams switches team in the header', async () => {
     const danaContext = await browser.newContext();
     danaContext.setDefaultTimeout(15000);
