@@ -75,6 +75,11 @@ pub fn openapi_json(document: &utoipa::openapi::OpenApi) -> Resource {
     })
 }
 
+/// Swagger UI's responses table (code, description, links) is wider than a 375 px phone:
+/// it scrolls inside its box instead of widening the page.
+const SWAGGER_UI_NARROW: &str =
+    "\n/* starrocks-gateway */\n.swagger-ui .responses-wrapper { overflow-x: auto; }\n";
+
 /// `GET /swagger-ui/…`: the vendored Swagger UI, pointed at `/openapi.json`; a file it does
 /// not have is a problem+json `404`. With the portal's client configured, "Authorize" signs
 /// in through the identity provider (authorization code with PKCE).
@@ -96,10 +101,16 @@ pub fn swagger_ui(sign_in: &PortalSettings) -> Resource {
             let config = Arc::clone(&config);
             async move {
                 match utoipa_swagger_ui::serve(&file, config) {
-                    Ok(Some(found)) => Ok(HttpResponse::Ok()
-                        .content_type(found.content_type)
-                        .insert_header((CACHE_CONTROL, "no-cache"))
-                        .body(found.bytes.into_owned())),
+                    Ok(Some(found)) => {
+                        let mut body = found.bytes.into_owned();
+                        if file.as_str() == "index.css" {
+                            body.extend_from_slice(SWAGGER_UI_NARROW.as_bytes());
+                        }
+                        Ok(HttpResponse::Ok()
+                            .content_type(found.content_type)
+                            .insert_header((CACHE_CONTROL, "no-cache"))
+                            .body(body))
+                    }
                     Ok(None) => Err(ApiError::new(
                         ErrorCode::NotFound,
                         format!("no resource at {}", request.path()),

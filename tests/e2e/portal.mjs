@@ -95,6 +95,7 @@ try {
     await page.locator('#live').getByText('Denied').waitFor();
     await page.locator('#labels-msg').getByText(/cost-center/).waitFor();
     await page.screenshot({ path: `${SHOTS}/03-live-denied.png`, fullPage: true });
+    await fitsA375(page, 'a live denial');
     await page.getByRole('button', { name: 'Remove label 1' }).click();
     await page.locator('#live').getByText('Allowed').waitFor();
   });
@@ -105,6 +106,7 @@ try {
     await page.locator('#quota').getByText('1 of 5 used').waitFor();
     await page.screenshot({ path: `${SHOTS}/04-created.png`, fullPage: true });
     await accessible(page, 'after a create');
+    await fitsA375(page, 'after a create');
   });
 
   await step('the instance becomes ready, and its details show the cloud\'s view', async () => {
@@ -116,6 +118,7 @@ try {
     await details.getByText('3306').waitFor();
     await details.getByText('Latest job').waitFor();
     await page.screenshot({ path: `${SHOTS}/05-details.png`, fullPage: true });
+    await fitsA375(page, 'the details drawer');
     await details.getByRole('button', { name: 'Close details' }).click();
   });
 
@@ -128,6 +131,7 @@ try {
     await confirm.click();
     await page.locator('#result').getByText(/Deletion started|Instance deleted/).waitFor();
     await page.screenshot({ path: `${SHOTS}/06-deleting.png`, fullPage: true });
+    await fitsA375(page, 'deleting');
   });
 
   await step('signing out forgets the token', async () => {
@@ -226,6 +230,7 @@ try {
     await me.getByRole('button', { name: 'Execute' }).click();
     await me.locator('.live-responses-table .response .response-col_status').filter({ hasText: '200' }).waitFor();
     await swagger.screenshot({ path: `${SHOTS}/08-swagger-me.png`, fullPage: true });
+    await fitsA375(swagger, 'Swagger UI after Try it out');
   });
 } catch (error) {
   failed = true;
