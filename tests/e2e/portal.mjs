@@ -100,10 +100,11 @@ try {
     await page.locator('#live').getByText('Allowed').waitFor();
   });
 
-  await step('creating shows the generated password once, and the quota moves', async () => {
+  await step('creating shows the generated password once, the quota moves, and the row its job\'s progress', async () => {
     await page.getByRole('button', { name: 'Create instance' }).click();
     await page.locator('#result .secret').getByText('Shown once').waitFor();
     await page.locator('#quota').getByText('1 of 5 used').waitFor();
+    await page.locator('#list-details tr', { hasText: 'cube-e2e' }).locator('.job').getByText(/job Running/).waitFor();
     await page.screenshot({ path: `${SHOTS}/04-created.png`, fullPage: true });
     await accessible(page, 'after a create');
     await fitsA375(page, 'after a create');
