@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Row;
 use starrocks_gateway::config::LimitSettings;
+use starrocks_gateway::storage::sql::query;
 
 use helpers::TestApp;
 
@@ -113,26 +113,20 @@ async fn ten_thousand_mixed_requests_leave_memory_bounded_and_the_ledger_equal_t
         .json()
         .await
         .expect("JSON");
-    let ledger: BTreeSet<String> = sqlx::query(
-        "SELECT instance_id FROM reservations WHERE state IN ('committed', 'deleting')",
-    )
-    .fetch_all(app.stack.store.pool())
-    .await
-    .expect("ledger")
-    .iter()
-    .filter_map(|row| {
-        row.try_get::<Option<String>, _>("instance_id")
-            .ok()
-            .flatten()
-    })
-    .collect();
-    let pending: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM reservations WHERE state = 'pending'")
-            .fetch_one(app.stack.store.pool())
+    let ledger: BTreeSet<String> =
+        query("SELECT instance_id FROM reservations WHERE state IN ('committed', 'deleting')")
+            .fetch_all(app.stack.store.db())
             .await
-            .expect("count")
-            .try_get("n")
-            .expect("n");
+            .expect("ledger")
+            .iter()
+            .filter_map(|row| row.try_get::<Option<String>>("instance_id").ok().flatten())
+            .collect();
+    let pending: i64 = query("SELECT COUNT(*) AS n FROM reservations WHERE state = 'pending'")
+        .fetch_one(app.stack.store.db())
+        .await
+        .expect("count")
+        .try_get("n")
+        .expect("n");
     let cloud: Vec<Value> = app
         .client
         .get(format!("{}/_sim/instances", app.stack.simulator_url))

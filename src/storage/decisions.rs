@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ledger::Cost;
+use super::sql::{Conn, Row, Value, query};
 use super::writer::WriteOp;
 use super::{StorageError, Store, stored_enum};
 
@@ -148,7 +148,7 @@ const ROWS_PER_STATEMENT: usize = 4;
 
 /// Inserts `records`, a few hundred rows per statement.
 pub(super) async fn insert_decisions(
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut Conn<'_, '_>,
     records: &[DecisionRecord],
 ) -> Result<(), StorageError> {
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
@@ -164,9 +164,9 @@ pub(super) async fn insert_decisions(
             "INSERT INTO decisions ({DECISION_COLUMNS}) VALUES {}",
             rows.join(", ")
         );
-        let mut query = sqlx::query(&sql);
+        let mut statement = query(&sql);
         for record in chunk {
-            query = query
+            statement = statement
                 .bind(&record.id)
                 .bind(record.at_ms)
                 .bind(&record.request_id)
@@ -187,7 +187,7 @@ pub(super) async fn insert_decisions(
                 .bind(&record.job_id)
                 .bind(record.latency_ms);
         }
-        query.execute(&mut *connection).await?;
+        statement.execute(&mut *connection).await?;
     }
     Ok(())
 }
@@ -199,7 +199,7 @@ pub(super) struct AppendDecisions(pub(super) Arc<Vec<DecisionRecord>>);
 impl WriteOp for AppendDecisions {
     type Output = ();
 
-    async fn apply(&self, connection: &mut sqlx::AnyConnection) -> Result<(), StorageError> {
+    async fn apply(&self, connection: &mut Conn<'_, '_>) -> Result<(), StorageError> {
         insert_decisions(connection, &self.0).await
     }
 }
@@ -218,13 +218,9 @@ impl Store {
         filter: &DecisionFilter,
     ) -> Result<(Vec<DecisionRecord>, bool), StorageError> {
         self.log.flush().await;
-        enum Bind {
-            Text(String),
-            Number(i64),
-        }
         let mut conditions = Vec::new();
         let mut binds = Vec::new();
-        let slot = |bind: Bind, binds: &mut Vec<Bind>| {
+        let slot = |bind: Value, binds: &mut Vec<Value>| {
             binds.push(bind);
             format!("${}", binds.len())
         };
@@ -236,19 +232,19 @@ impl Store {
             if let Some(value) = value {
                 conditions.push(format!(
                     "{column} = {}",
-                    slot(Bind::Text(value.clone()), &mut binds)
+                    slot(Value::from(value.clone()), &mut binds)
                 ));
             }
         }
         if let Some(since) = filter.since_ms {
-            conditions.push(format!("at >= {}", slot(Bind::Number(since), &mut binds)));
+            conditions.push(format!("at >= {}", slot(Value::from(since), &mut binds)));
         }
         if let Some(until) = filter.until_ms {
-            conditions.push(format!("at < {}", slot(Bind::Number(until), &mut binds)));
+            conditions.push(format!("at < {}", slot(Value::from(until), &mut binds)));
         }
         if let Some((at, id)) = &filter.before {
-            let at = slot(Bind::Number(*at), &mut binds);
-            let id = slot(Bind::Text(id.clone()), &mut binds);
+            let at = slot(Value::from(*at), &mut binds);
+            let id = slot(Value::from(id.clone()), &mut binds);
             conditions.push(format!("(at < {at} OR (at = {at} AND id < {id}))"));
         }
         let where_clause = if conditions.is_empty() {
@@ -260,14 +256,11 @@ impl Store {
             "SELECT {DECISION_COLUMNS} FROM decisions {where_clause} ORDER BY at DESC, id DESC LIMIT {}",
             filter.limit + 1
         );
-        let mut query = sqlx::query(&sql);
+        let mut statement = query(&sql);
         for bind in binds {
-            query = match bind {
-                Bind::Text(text) => query.bind(text),
-                Bind::Number(number) => query.bind(number),
-            };
+            statement = statement.bind(bind);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = statement.fetch_all(&self.db).await?;
         let more = rows.len() > filter.limit as usize;
         let records = rows
             .iter()
@@ -278,7 +271,7 @@ impl Store {
     }
 }
 
-fn decision(row: &sqlx::any::AnyRow) -> Result<DecisionRecord, StorageError> {
+fn decision(row: &Row) -> Result<DecisionRecord, StorageError> {
     let at_ms: i64 = row.try_get("at")?;
     let upstream_status: Option<i64> = row.try_get("upstream_status")?;
     Ok(DecisionRecord {
@@ -289,12 +282,12 @@ fn decision(row: &sqlx::any::AnyRow) -> Result<DecisionRecord, StorageError> {
         at_ms,
         request_id: row.try_get("request_id")?,
         decision_id: row.try_get("decision_id")?,
-        action: Action::parse(&row.try_get::<String, _>("action")?)?,
+        action: Action::parse(&row.try_get::<String>("action")?)?,
         subject: row.try_get("subject")?,
         team: row.try_get("team")?,
         target: row.try_get("target")?,
         size: row.try_get("size")?,
-        outcome: Outcome::parse(&row.try_get::<String, _>("outcome")?)?,
+        outcome: Outcome::parse(&row.try_get::<String>("outcome")?)?,
         rules: RawValue::from_string(row.try_get("rules")?)
             .map_err(|e| StorageError::Corrupt(format!("rules: {e}")))?,
         policy_revision: row.try_get("policy_revision")?,

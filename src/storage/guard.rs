@@ -6,12 +6,14 @@
 //! restart.
 
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
+use sqlx::{AnyConnection, Connection, Executor, Row};
 
-use super::{Engine, StorageError};
+use super::sql::{self, Db, SqliteDb};
+use super::{Engine, MIGRATOR, StorageError};
+use crate::config::StorageSettings;
 
 /// The file behind a `sqlite:` URL; `None` for an in-memory database.
 pub(super) fn sqlite_path(url: &str) -> Option<PathBuf> {
@@ -66,23 +68,96 @@ impl FileIdentity {
 pub(super) const SQLITE_SETUP: &str = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA busy_timeout = 2000; PRAGMA synchronous = FULL; \
      PRAGMA journal_mode = WAL";
 
-/// Opens the SQLite file once as the gateway will, to turn what can go wrong into a clear
-/// start-up error: another process holds it, or it cannot be written.
-pub(super) async fn open_exclusively(url: &str, path: &Path) -> Result<(), StorageError> {
-    let file = path.display().to_string();
-    let opened = async {
-        let mut connection = AnyConnection::connect(url).await?;
-        connection.execute(SQLITE_SETUP).await?;
-        connection.close().await
+/// Opens the SQLite database of `url` for the gateway: refuses a missing file or one without a
+/// ledger unless `settings.create_if_missing`; migrates it; then holds it through one
+/// connection in exclusive mode. What goes wrong becomes a clear start-up error: another
+/// process holds the file, or it cannot be written.
+pub(super) async fn open_sqlite(
+    url: &str,
+    settings: &StorageSettings,
+) -> Result<(SqliteDb, Option<FileIdentity>), StorageError> {
+    let wait = Duration::from_millis(settings.acquire_timeout_ms);
+    let Some(path) = sqlite_path(url) else {
+        // A private in-memory database starts empty: every migration applies, in order.
+        let db = SqliteDb::open(None, SQLITE_SETUP, wait)?;
+        db.with(|connection| {
+            MIGRATOR
+                .iter()
+                .try_for_each(|migration| connection.execute_batch(&migration.sql))
+                .map_err(StorageError::from)
+        })
+        .await?;
+        return Ok((db, None));
     };
-    opened.await.map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.message().contains("locked") => StorageError::Locked(file),
-        _ => StorageError::Unwritable(file, Arc::new(error)),
-    })
+    if !settings.create_if_missing && !path.exists() {
+        return Err(StorageError::Missing(path.display().to_string()));
+    }
+    let url = if url.contains("mode=") {
+        url.to_owned()
+    } else {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let mode = if settings.create_if_missing {
+            "rwc"
+        } else {
+            "rw"
+        };
+        format!("{url}{separator}mode={mode}")
+    };
+    let file = path.display().to_string();
+    // sqlx applies the migrations (keeping its own record of them) and lets go of the file;
+    // the gateway's connection takes it over.
+    let migrated = async {
+        let mut connection = AnyConnection::connect(&url)
+            .await
+            .map_err(|error| unwritable(&file, error))?;
+        connection
+            .execute(SQLITE_SETUP)
+            .await
+            .map_err(|error| unwritable(&file, error))?;
+        if !settings.create_if_missing && !has_ledger(&mut connection, Engine::Sqlite).await? {
+            return Err(StorageError::NoLedger);
+        }
+        MIGRATOR
+            .run(&mut connection)
+            .await
+            .map_err(|error| StorageError::Migrate(Arc::new(error)))?;
+        connection.close().await.map_err(StorageError::from)
+    };
+    migrated.await?;
+    let identity = FileIdentity::of(&path)?;
+    let db = SqliteDb::open(Some(&path), SQLITE_SETUP, wait).map_err(|error| match error {
+        StorageError::Unavailable(cause) => StorageError::Unwritable(file.clone(), cause),
+        other => other,
+    })?;
+    // The first write takes the exclusive lock, which the connection then keeps.
+    sql::query("UPDATE write_probe SET at = $1 WHERE id = 1")
+        .bind(super::now_ms())
+        .execute(&Db::Sqlite(db.clone()))
+        .await
+        .map_err(|error| match error {
+            StorageError::Unavailable(cause) if cause.to_string().contains("locked") => {
+                StorageError::Locked(file.clone())
+            }
+            StorageError::Unavailable(cause) => StorageError::Unwritable(file.clone(), cause),
+            other => other,
+        })?;
+    Ok((db, Some(identity)))
+}
+
+fn unwritable(file: &str, error: sqlx::Error) -> StorageError {
+    match &error {
+        sqlx::Error::Database(db) if db.message().contains("locked") => {
+            StorageError::Locked(file.to_owned())
+        }
+        _ => StorageError::Unwritable(file.to_owned(), Arc::new(error)),
+    }
 }
 
 /// Whether the database already holds the ledger's schema.
-pub(super) async fn has_ledger(pool: &AnyPool, engine: Engine) -> Result<bool, StorageError> {
+pub(super) async fn has_ledger(
+    connection: &mut AnyConnection,
+    engine: Engine,
+) -> Result<bool, StorageError> {
     let sql = match engine {
         Engine::Sqlite => {
             "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'reservations'"
@@ -92,7 +167,7 @@ pub(super) async fn has_ledger(pool: &AnyPool, engine: Engine) -> Result<bool, S
              AND table_schema = current_schema()"
         }
     };
-    let row = sqlx::query(sql).fetch_one(pool).await?;
+    let row = sqlx::query(sql).fetch_one(connection).await?;
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 

@@ -9,8 +9,7 @@
 //!
 //! A record expires after the configured time.
 
-use sqlx::{AnyConnection, Row};
-
+use super::sql::{Conn, Target, query};
 use super::{StorageError, Store, now_ms};
 
 /// A request's key: who sent it, the key, and what identifies "the same request".
@@ -77,19 +76,13 @@ pub enum IdempotencyError {
     Storage(#[from] StorageError),
 }
 
-impl From<sqlx::Error> for IdempotencyError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Storage(error.into())
-    }
-}
-
 /// The live record of a key, judged against `request`; `None` when there is none.
 async fn existing(
-    connection: &mut AnyConnection,
+    connection: impl Target,
     request: &KeyedRequest,
     now: i64,
 ) -> Result<Option<KeyConflict>, StorageError> {
-    let Some(row) = sqlx::query(
+    let Some(row) = query(
         "SELECT request_hash, state, status, response, reservation_id FROM idempotency_keys \
          WHERE subject = $1 AND idem_key = $2 AND expires_at > $3",
     )
@@ -119,22 +112,20 @@ async fn existing(
 
 /// Claims the key inside the caller's transaction, or says why it cannot be.
 pub(super) async fn claim(
-    tx: &mut AnyConnection,
+    tx: &mut Conn<'_, '_>,
     claim: &Claim,
 ) -> Result<Result<(), KeyConflict>, StorageError> {
     let request = &claim.request;
     let now = now_ms();
     // An expired record is as good as none.
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2 AND expires_at <= $3",
-    )
-    .bind(&request.subject)
-    .bind(&request.key)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    query("DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2 AND expires_at <= $3")
+        .bind(&request.subject)
+        .bind(&request.key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     // The primary key makes the claim atomic, across replicas too.
-    let inserted = sqlx::query(
+    let inserted = query(
         "INSERT INTO idempotency_keys (subject, idem_key, request_hash, state, created_at, expires_at, reservation_id) \
          VALUES ($1, $2, $3, 'in_flight', $4, $5, $6) ON CONFLICT (subject, idem_key) DO NOTHING",
     )
@@ -146,22 +137,22 @@ pub(super) async fn claim(
     .bind(&claim.reservation_id)
     .execute(&mut *tx)
     .await?;
-    if inserted.rows_affected() == 1 {
+    if inserted == 1 {
         return Ok(Ok(()));
     }
-    Ok(Err(existing(tx, request, now)
+    Ok(Err(existing(&mut *tx, request, now)
         .await?
         .unwrap_or(KeyConflict::InFlight)))
 }
 
 /// Writes a claimed key's outcome inside the caller's transaction.
 pub(super) async fn settle(
-    tx: &mut AnyConnection,
+    tx: &mut Conn<'_, '_>,
     request: &KeyedRequest,
     outcome: &KeyOutcome,
 ) -> Result<(), StorageError> {
     match outcome {
-        KeyOutcome::Save(response) => sqlx::query(
+        KeyOutcome::Save(response) => query(
             "UPDATE idempotency_keys SET state = 'done', status = $3, response = $4, reservation_id = $5 \
              WHERE subject = $1 AND idem_key = $2",
         )
@@ -180,10 +171,10 @@ pub(super) async fn settle(
 
 /// Forgets the key inside the caller's transaction, so a retry with it runs again.
 pub(super) async fn forget(
-    tx: &mut AnyConnection,
+    tx: &mut Conn<'_, '_>,
     request: &KeyedRequest,
 ) -> Result<(), StorageError> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2")
+    query("DELETE FROM idempotency_keys WHERE subject = $1 AND idem_key = $2")
         .bind(&request.subject)
         .bind(&request.key)
         .execute(&mut *tx)
@@ -195,8 +186,7 @@ impl Store {
     /// What a request with this key should do, by reading alone; the claim is made with the
     /// reservation, which settles races between two requests with the same key.
     pub async fn check_key(&self, request: &KeyedRequest) -> Result<NextAction, IdempotencyError> {
-        let mut connection = self.pool.acquire().await?;
-        match existing(&mut connection, request, now_ms()).await? {
+        match existing(&self.db, request, now_ms()).await? {
             None => Ok(NextAction::StartProcessing),
             Some(KeyConflict::Saved(saved)) => Ok(NextAction::ReturnSaved(saved)),
             Some(KeyConflict::InFlight) => Err(IdempotencyError::InFlight),

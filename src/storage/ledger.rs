@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use super::decisions::{DecisionRecord, insert_decisions};
 use super::idempotency::{self, Claim, KeyConflict, KeyOutcome, KeyedRequest};
+use super::sql::{Conn, Row, query};
 use super::usage::{UsageChange, usage_of};
 use super::writer::WriteOp;
 use super::{StorageError, Store, now_ms, stored_enum};
@@ -138,14 +138,14 @@ impl WriteOp for Reserve {
         })
     }
 
-    async fn apply(&self, tx: &mut AnyConnection) -> Result<ReserveOutcome, StorageError> {
+    async fn apply(&self, tx: &mut Conn<'_, '_>) -> Result<ReserveOutcome, StorageError> {
         let new = &self.new;
         if let Some(claim) = &self.key
             && let Err(conflict) = idempotency::claim(tx, claim).await?
         {
             return Ok(ReserveOutcome::KeyTaken(conflict));
         }
-        let used = usage_of(tx, &new.team).await?;
+        let used = usage_of(&mut *tx, &new.team).await?;
         let after = used.plus(new.cost);
         if self
             .limit
@@ -161,7 +161,7 @@ impl WriteOp for Reserve {
         let now = now_ms();
         let labels =
             serde_json::to_string(&new.labels).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        query(
             "INSERT INTO reservations (id, team, subject, state, instances, nodes, storage_gb, project_id, \
              target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
@@ -224,8 +224,8 @@ impl Change {
 
     /// `None` when the reservation was not in `from`; otherwise what the move did to its
     /// team's usage.
-    async fn apply(&self, tx: &mut AnyConnection) -> Result<Option<UsageChange>, StorageError> {
-        let moved = sqlx::query(
+    async fn apply(&self, tx: &mut Conn<'_, '_>) -> Result<Option<UsageChange>, StorageError> {
+        let moved = query(
             "UPDATE reservations SET state = $3, settle_reason = $4, updated_at = $5, \
              instance_id = COALESCE($6, instance_id), job_id = COALESCE($7, job_id) \
              WHERE id = $1 AND state = $2 \
@@ -285,7 +285,7 @@ impl WriteOp for Finish {
         }
     }
 
-    async fn apply(&self, tx: &mut AnyConnection) -> Result<Finished, StorageError> {
+    async fn apply(&self, tx: &mut Conn<'_, '_>) -> Result<Finished, StorageError> {
         let finished = match &self.change {
             Some(change) => match change.apply(tx).await? {
                 Some(moved) => Finished::Done(Some(moved)),
@@ -327,13 +327,13 @@ pub struct Reservation {
 const COLUMNS: &str = "id, team, subject, state, project_id, target, target_instance_id, name, size, \
     labels, instance_id, job_id, decision_id, settle_reason, created_at";
 
-fn reservation(row: &sqlx::any::AnyRow) -> Result<Reservation, StorageError> {
+fn reservation(row: &Row) -> Result<Reservation, StorageError> {
     let labels: String = row.try_get("labels")?;
     Ok(Reservation {
         id: row.try_get("id")?,
         team: row.try_get("team")?,
         subject: row.try_get("subject")?,
-        state: ReservationState::parse(&row.try_get::<String, _>("state")?)?,
+        state: ReservationState::parse(&row.try_get::<String>("state")?)?,
         project_id: row.try_get("project_id")?,
         target: row.try_get("target")?,
         target_instance_id: row.try_get("target_instance_id")?,
@@ -377,7 +377,7 @@ impl Store {
     /// What `team` uses: pending, committed and deleting reservations, for previews; see
     /// [`super::usage`]. Admission never relies on it.
     pub async fn usage(&self, team: &str) -> Result<Cost, StorageError> {
-        self.usage.usage(&self.pool, team).await
+        self.usage.usage(&self.db, team).await
     }
 
     /// `pending` → `committed`, recording the instance. False when it was not pending.
@@ -438,9 +438,9 @@ impl Store {
     }
 
     pub async fn reservation(&self, id: &str) -> Result<Option<Reservation>, StorageError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
+        let row = query(format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         row.as_ref().map(reservation).transpose()
     }
@@ -450,11 +450,11 @@ impl Store {
         &self,
         instance_id: &str,
     ) -> Result<Option<Reservation>, StorageError> {
-        let row = sqlx::query(&format!(
+        let row = query(format!(
             "SELECT {COLUMNS} FROM reservations WHERE instance_id = $1"
         ))
         .bind(instance_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.as_ref().map(reservation).transpose()
     }
@@ -468,7 +468,7 @@ impl Store {
         before: Option<(i64, String)>,
     ) -> Result<(Vec<Reservation>, bool), StorageError> {
         let (at, id) = before.unwrap_or((i64::MAX, String::new()));
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {COLUMNS} FROM reservations WHERE {} \
              AND ($1 = '' OR team = $1) AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
              ORDER BY created_at DESC, id DESC LIMIT {}",
@@ -478,7 +478,7 @@ impl Store {
         .bind(team.unwrap_or_default())
         .bind(at)
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         let more = rows.len() > limit as usize;
         let page = rows
@@ -491,22 +491,22 @@ impl Store {
 
     /// Every reservation being deleted, for reconciliation.
     pub async fn deleting(&self) -> Result<Vec<Reservation>, StorageError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {COLUMNS} FROM reservations WHERE state = $1"
         ))
         .bind(ReservationState::Deleting.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter().map(reservation).collect()
     }
 
     /// Every reservation whose outcome is still unknown, oldest first.
     pub async fn pending(&self) -> Result<Vec<Reservation>, StorageError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {COLUMNS} FROM reservations WHERE state = $1 ORDER BY created_at"
         ))
         .bind(ReservationState::Pending.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter().map(reservation).collect()
     }
@@ -516,17 +516,14 @@ impl Store {
         &self,
         target_instance_id: &str,
     ) -> Result<Vec<String>, StorageError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT instance_id FROM reservations WHERE target_instance_id = $1 AND instance_id IS NOT NULL",
         )
         .bind(target_instance_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter()
-            .map(|row| {
-                row.try_get::<String, _>("instance_id")
-                    .map_err(StorageError::from)
-            })
+            .map(|row| row.try_get::<String>("instance_id"))
             .collect()
     }
 }

@@ -1,9 +1,9 @@
 //! The gateway's state: the quota ledger, idempotency records and the decision log.
 //!
-//! One store, two engines through sqlx's `Any` driver: SQLite (one file, WAL) for a single
-//! gateway, PostgreSQL (`postgres://…`) for several replicas. Same schema, same queries
-//! (`$N` placeholders work on both); the only engine-specific step is how a quota
-//! reservation takes its lock (see [`ledger`]).
+//! One store, two engines: SQLite (one file, WAL, through rusqlite) for a single gateway,
+//! PostgreSQL (`postgres://…`, through sqlx) for several replicas. Same schema, same queries
+//! (`$N` placeholders, see [`sql`]); the only engine-specific step is how a quota reservation
+//! takes its lock (see [`writer`]).
 
 pub mod decisions;
 mod guard;
@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod log;
 pub mod retention;
+pub mod sql;
 pub mod usage;
 pub mod writer;
 
@@ -19,11 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::ExposeSecret;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
 
 use crate::config::StorageSettings;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,9 @@ pub enum StorageError {
     #[error("storage URL must start with sqlite: or postgres://")]
     UnsupportedUrl,
     #[error("the database is unavailable")]
-    Unavailable(#[source] Arc<sqlx::Error>),
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    #[error("the database stayed busy longer than storage.acquire_timeout_ms")]
+    Busy,
     #[error("applying database migrations failed")]
     Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
     #[error("a stored record is unreadable: {0}")]
@@ -69,7 +71,9 @@ pub enum StorageError {
     #[error("the database file {0} is in use by another process (one gateway owns a SQLite file)")]
     Locked(String),
     #[error("the database file {0} cannot be opened for writing")]
-    Unwritable(String, #[source] Arc<sqlx::Error>),
+    Unwritable(String, #[source] Arc<dyn std::error::Error + Send + Sync>),
+    #[error("the database is closed")]
+    Closed,
     #[error("the database writer has stopped")]
     WriterStopped,
     #[error("another operation of the same transaction failed")]
@@ -78,6 +82,12 @@ pub enum StorageError {
 
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> Self {
+        Self::Unavailable(Arc::new(error))
+    }
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(error: rusqlite::Error) -> Self {
         Self::Unavailable(Arc::new(error))
     }
 }
@@ -129,7 +139,7 @@ pub(crate) use stored_enum;
 /// The database handle shared by all requests.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: sql::Db,
     /// The SQLite file opened at start, which must stay the one at its path.
     file: Option<guard::FileIdentity>,
     /// Durable writes, group-committed.
@@ -155,72 +165,28 @@ impl Store {
         install_default_drivers();
         let configured = settings.url.expose_secret();
         let engine = Engine::of(configured).ok_or(StorageError::UnsupportedUrl)?;
-        let sqlite_file = guard::sqlite_path(configured);
-        if let Some(path) = &sqlite_file
-            && !settings.create_if_missing
-            && !path.exists()
-        {
-            return Err(StorageError::Missing(path.display().to_string()));
-        }
-        let url = match engine {
-            Engine::Sqlite if !configured.contains("mode=") => {
-                let separator = if configured.contains('?') { '&' } else { '?' };
-                let mode = if settings.create_if_missing {
-                    "rwc"
-                } else {
-                    "rw"
-                };
-                format!("{configured}{separator}mode={mode}")
+        let (db, file) = match engine {
+            Engine::Sqlite => {
+                let (sqlite, file) = guard::open_sqlite(configured, settings).await?;
+                (sql::Db::Sqlite(sqlite), file)
             }
-            _ => configured.to_owned(),
+            Engine::Postgres => (
+                sql::Db::Postgres(connect_postgres(configured, settings).await?),
+                None,
+            ),
         };
-        // One gateway owns a SQLite file, through one connection: exclusive locking keeps
-        // WAL's index in process memory instead of a memory-mapped `-shm` file, so a file
-        // that turns unwritable is an I/O error (503), never a SIGBUS, and a second process
-        // cannot write behind this one's back.
-        let connections = match engine {
-            Engine::Sqlite => 1,
-            Engine::Postgres => settings.max_connections,
-        };
-        if let Some(path) = &sqlite_file {
-            guard::open_exclusively(&url, path).await?;
-        }
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if engine == Engine::Sqlite {
-                        connection.execute(guard::SQLITE_SETUP).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        if !settings.create_if_missing && !guard::has_ledger(&pool, engine).await? {
-            return Err(StorageError::NoLedger);
-        }
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|error| StorageError::Migrate(Arc::new(error)))?;
-        let file = sqlite_file
-            .as_deref()
-            .map(guard::FileIdentity::of)
-            .transpose()?;
         let book = match engine {
-            Engine::Sqlite => Some(Arc::new(usage::UsageBook::load(&pool).await?)),
+            Engine::Sqlite => Some(Arc::new(usage::UsageBook::load(&db).await?)),
             Engine::Postgres => None,
         };
         let usage = match &book {
             Some(book) => usage::UsageView::Book(book.clone()),
             None => usage::UsageView::cached(Duration::from_millis(settings.usage_cache_ms)),
         };
-        let writer = writer::Writer::spawn(pool.clone(), engine, book);
+        let writer = writer::Writer::spawn(db.clone(), book);
         let log = log::DecisionLog::spawn(writer.clone());
         Ok(Self {
-            pool,
+            db,
             file,
             writer,
             log,
@@ -228,10 +194,10 @@ impl Store {
         })
     }
 
-    /// The connection pool, for maintenance tools and tests that inspect the database. On
-    /// SQLite it holds the one connection the gateway owns.
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// The database, for maintenance tools and tests that inspect it (through [`sql::query`]).
+    /// On SQLite it is the one connection the gateway owns.
+    pub fn db(&self) -> &sql::Db {
+        &self.db
     }
 
     /// Transactions committed by the group writer since start.
@@ -248,11 +214,16 @@ impl Store {
     /// SQLite file's lock). For a graceful shutdown.
     pub async fn close(&self) {
         self.log.flush().await;
-        self.pool.close().await;
-        // sqlx closes idle connections first and then waits for the checked-out ones, so one
-        // returned meanwhile stays open; a second pass closes it and releases the file.
-        if self.pool.size() > 0 {
-            self.pool.close().await;
+        match &self.db {
+            sql::Db::Sqlite(sqlite) => sqlite.close().await,
+            sql::Db::Postgres(pool) => {
+                pool.close().await;
+                // sqlx closes idle connections first and then waits for the checked-out
+                // ones, so one returned meanwhile stays open; a second pass closes it.
+                if pool.size() > 0 {
+                    pool.close().await;
+                }
+            }
         }
     }
 
@@ -266,12 +237,34 @@ impl Store {
     /// For readiness: the database is the one opened at start, and it takes a write.
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.check_file()?;
-        sqlx::query("UPDATE write_probe SET at = $1 WHERE id = 1")
+        sql::query("UPDATE write_probe SET at = $1 WHERE id = 1")
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
+}
+
+/// A pool of `settings.max_connections`, migrated; refuses a database without a ledger unless
+/// `settings.create_if_missing`.
+async fn connect_postgres(
+    url: &str,
+    settings: &StorageSettings,
+) -> Result<sqlx::AnyPool, StorageError> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .connect(url)
+        .await?;
+    let mut connection = pool.acquire().await?;
+    if !settings.create_if_missing && !guard::has_ledger(&mut connection, Engine::Postgres).await? {
+        return Err(StorageError::NoLedger);
+    }
+    MIGRATOR
+        .run(&mut *connection)
+        .await
+        .map_err(|error| StorageError::Migrate(Arc::new(error)))?;
+    Ok(pool)
 }
 
 #[cfg(test)]

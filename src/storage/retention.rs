@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
-
+use super::sql::query;
 use super::{StorageError, Store, now_ms};
 use crate::metrics::METRICS;
 
@@ -33,12 +32,11 @@ impl Store {
     async fn prune_all(&self, delete: &str, cutoff_ms: i64) -> Result<u64, StorageError> {
         let mut total = 0;
         loop {
-            let deleted = sqlx::query(delete)
+            let deleted = query(delete)
                 .bind(cutoff_ms)
                 .bind(BATCH)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+                .execute(&self.db)
+                .await?;
             total += deleted;
             if deleted < u64::try_from(BATCH).unwrap_or(u64::MAX) {
                 return Ok(total);
@@ -70,8 +68,8 @@ impl Store {
                 .inc_by(pruned);
         }
         for table in TABLES {
-            let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
-                .fetch_one(&self.pool)
+            let row = query(format!("SELECT COUNT(*) AS n FROM {table}"))
+                .fetch_one(&self.db)
                 .await?;
             METRICS
                 .storage_rows

@@ -11,10 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sqlx::{AnyConnection, AnyPool, Row};
-
 use super::StorageError;
 use super::ledger::{Cost, ReservationState, state_in};
+use super::sql::{Db, Target, query};
 
 /// What one committed write changed in one team's usage (fields may be negative).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,14 +30,14 @@ pub struct UsageBook {
 
 impl UsageBook {
     /// Sums the ledger per team; before any write, so no change can be missed or counted twice.
-    pub async fn load(pool: &AnyPool) -> Result<Self, StorageError> {
-        let rows = sqlx::query(&format!(
+    pub async fn load(db: &Db) -> Result<Self, StorageError> {
+        let rows = query(format!(
             "SELECT team, CAST(SUM(instances) AS BIGINT) AS instances, \
              CAST(SUM(nodes) AS BIGINT) AS nodes, CAST(SUM(storage_gb) AS BIGINT) AS storage_gb \
              FROM reservations WHERE {} GROUP BY team",
             state_in(&ReservationState::COUNTED)
         ))
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
         let mut teams = HashMap::with_capacity(rows.len());
         for row in rows {
@@ -92,11 +91,8 @@ impl UsageView {
         )
     }
 
-    pub async fn usage(&self, pool: &AnyPool, team: &str) -> Result<Cost, StorageError> {
-        let read = async {
-            let mut connection = pool.acquire().await?;
-            usage_of(&mut connection, team).await
-        };
+    pub async fn usage(&self, db: &Db, team: &str) -> Result<Cost, StorageError> {
+        let read = usage_of(db, team);
         match self {
             Self::Book(book) => Ok(book.of(team)),
             Self::Cached(cache) => cache
@@ -116,11 +112,8 @@ impl UsageView {
 }
 
 /// What `team` uses: the cost of its pending, committed and deleting reservations.
-pub(super) async fn usage_of(
-    connection: &mut AnyConnection,
-    team: &str,
-) -> Result<Cost, StorageError> {
-    let row = sqlx::query(&format!(
+pub(super) async fn usage_of(connection: impl Target, team: &str) -> Result<Cost, StorageError> {
+    let row = query(format!(
         "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS instances, \
          CAST(COALESCE(SUM(nodes), 0) AS BIGINT) AS nodes, \
          CAST(COALESCE(SUM(storage_gb), 0) AS BIGINT) AS storage_gb \

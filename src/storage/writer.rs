@@ -18,11 +18,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::FutureExt;
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::StorageError;
+use super::sql::{Conn, Db, Session, SqliteDb};
 use super::usage::{UsageBook, UsageChange};
-use super::{Engine, StorageError};
 
 /// Operations applied in one transaction at most.
 pub const MAX_BATCH: usize = 256;
@@ -47,7 +49,7 @@ pub trait WriteOp: Send + Sync + 'static {
 
     fn apply(
         &self,
-        connection: &mut AnyConnection,
+        connection: &mut Conn<'_, '_>,
     ) -> impl Future<Output = Result<Self::Output, StorageError>> + Send;
 }
 
@@ -57,7 +59,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 trait Job: Send {
     fn teams(&self) -> Vec<String>;
     /// Applies the operation, keeping its result for [`Job::answer`]; false when it failed.
-    fn apply<'a>(&'a mut self, connection: &'a mut AnyConnection) -> BoxFuture<'a, bool>;
+    fn apply<'a>(&'a mut self, connection: &'a mut Conn<'_, '_>) -> BoxFuture<'a, bool>;
     /// Answers the waiter once the transaction's fate is known, after entering a committed
     /// usage change in `book`.
     fn answer(self: Box<Self>, committed: Result<(), StorageError>, book: Option<&UsageBook>);
@@ -74,7 +76,7 @@ impl<O: WriteOp> Job for Queued<O> {
         self.op.teams()
     }
 
-    fn apply<'a>(&'a mut self, connection: &'a mut AnyConnection) -> BoxFuture<'a, bool> {
+    fn apply<'a>(&'a mut self, connection: &'a mut Conn<'_, '_>) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let result = self.op.apply(connection).await;
             let applied = result.is_ok();
@@ -117,10 +119,10 @@ impl Writer {
     /// Starts the writer task on the current runtime; it ends when every handle is dropped.
     /// With a `book`, every committed change to usage is entered in it before its caller
     /// hears back.
-    pub fn spawn(pool: AnyPool, engine: Engine, book: Option<Arc<UsageBook>>) -> Self {
+    pub fn spawn(db: Db, book: Option<Arc<UsageBook>>) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let transactions = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(pool, engine, book, jobs, transactions.clone()));
+        tokio::spawn(run(db, book, jobs, transactions.clone()));
         Self {
             queue,
             transactions,
@@ -148,9 +150,10 @@ impl Writer {
     }
 }
 
+type Batch = Vec<Box<dyn Job>>;
+
 async fn run(
-    pool: AnyPool,
-    engine: Engine,
+    db: Db,
     book: Option<Arc<UsageBook>>,
     mut jobs: mpsc::Receiver<Box<dyn Job>>,
     transactions: Arc<AtomicU64>,
@@ -160,7 +163,9 @@ async fn run(
         crate::metrics::METRICS
             .storage_batch_size
             .observe(batch.len() as f64);
-        match commit(&pool, engine, &mut batch).await {
+        let committed;
+        (batch, committed) = commit(&db, batch).await;
+        match committed {
             Ok(()) => {
                 transactions.fetch_add(1, Ordering::Relaxed);
                 batch
@@ -172,36 +177,83 @@ async fn run(
                 .for_each(|job| job.answer(Err(error.clone()), None)),
             Err(error) => {
                 tracing::warn!(error = ?error, operations = batch.len(), "a write batch failed; retrying its operations one by one");
-                for mut job in batch.drain(..) {
-                    let committed = commit(&pool, engine, std::slice::from_mut(&mut job)).await;
+                for job in batch.drain(..) {
+                    let (mut alone, committed) = commit(&db, vec![job]).await;
                     if committed.is_ok() {
                         transactions.fetch_add(1, Ordering::Relaxed);
                     }
-                    job.answer(committed, book.as_deref());
+                    if let Some(job) = alone.pop() {
+                        job.answer(committed, book.as_deref());
+                    }
                 }
             }
         }
     }
 }
 
-/// Applies `jobs` in one transaction and commits it. `Err` when any of them failed (its own
-/// error is kept for its answer) or the transaction did.
-async fn commit(
-    pool: &AnyPool,
-    engine: Engine,
-    jobs: &mut [Box<dyn Job>],
-) -> Result<(), StorageError> {
-    let mut tx = match engine {
-        // Take the write lock up front: the batch reads usage and then writes.
-        Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Engine::Postgres => pool.begin().await?,
-    };
-    if engine == Engine::Postgres {
-        let teams = jobs.iter().flat_map(|job| job.teams()).collect();
-        lock_teams(&mut tx, teams).await?;
+/// Applies `jobs` in one transaction and commits it; hands them back with the result. `Err`
+/// when any of them failed (its own error is kept for its answer) or the transaction did.
+async fn commit(db: &Db, mut jobs: Batch) -> (Batch, Result<(), StorageError>) {
+    match db {
+        Db::Sqlite(sqlite) => commit_sqlite(sqlite, jobs).await,
+        Db::Postgres(pool) => {
+            let committed = commit_postgres(pool, &mut jobs).await;
+            (jobs, committed)
+        }
     }
+}
+
+/// The whole batch runs on one blocking thread, synchronously: SQLite's statements never
+/// wait on anything but the disk, so every operation's future is ready when first polled.
+async fn commit_sqlite(sqlite: &SqliteDb, jobs: Batch) -> (Batch, Result<(), StorageError>) {
+    let sqlite = sqlite.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut jobs = jobs;
+        let committed = sqlite
+            .hold()
+            .and_then(|mut connection| apply_sqlite(&mut connection, &mut jobs));
+        (jobs, committed)
+    })
+    .await
+    // A panic took the jobs with it: their waiters hear that the writer stopped.
+    .unwrap_or_else(|_| (Vec::new(), Err(StorageError::WriterStopped)))
+}
+
+fn apply_sqlite(
+    connection: &mut rusqlite::Connection,
+    jobs: &mut Batch,
+) -> Result<(), StorageError> {
+    if !connection.is_autocommit() {
+        // A batch that panicked left its transaction open.
+        connection.execute_batch("ROLLBACK")?;
+    }
+    // Take the write lock up front: the batch reads usage and then writes.
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = {
+        let session = Session::new(connection);
+        jobs.iter_mut().all(|job| {
+            job.apply(&mut Conn::Sqlite(&session))
+                .now_or_never()
+                .unwrap_or(false)
+        })
+    };
+    if !applied {
+        connection.execute_batch("ROLLBACK")?;
+        return Err(StorageError::BatchFailed);
+    }
+    if let Err(error) = connection.execute_batch("COMMIT") {
+        drop(connection.execute_batch("ROLLBACK"));
+        return Err(error.into());
+    }
+    Ok(())
+}
+
+async fn commit_postgres(pool: &AnyPool, jobs: &mut Batch) -> Result<(), StorageError> {
+    let mut tx = pool.begin().await?;
+    let teams = jobs.iter().flat_map(|job| job.teams()).collect();
+    lock_teams(&mut tx, teams).await?;
     for job in jobs.iter_mut() {
-        if !job.apply(&mut tx).await {
+        if !job.apply(&mut Conn::Any(&mut tx)).await {
             tx.rollback().await?;
             return Err(StorageError::BatchFailed);
         }
@@ -238,9 +290,7 @@ async fn lock_teams(
 mod tests {
     use std::time::Duration;
 
-    use sqlx::Row;
-    use sqlx::any::{AnyPoolOptions, install_default_drivers};
-
+    use super::super::sql::query;
     use super::*;
 
     /// Appends its number; 0 holds the transaction a while (so the rest queue), a negative
@@ -250,38 +300,36 @@ mod tests {
     impl WriteOp for Append {
         type Output = i64;
 
-        async fn apply(&self, connection: &mut AnyConnection) -> Result<i64, StorageError> {
+        async fn apply(&self, connection: &mut Conn<'_, '_>) -> Result<i64, StorageError> {
             if self.0 == 0 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // The batch's blocking thread is busy, as with a slow disk.
+                std::thread::sleep(Duration::from_millis(100));
             }
             if self.0 < 0 {
-                sqlx::query("INSERT INTO no_such_table VALUES (1)")
+                query("INSERT INTO no_such_table VALUES (1)")
                     .execute(&mut *connection)
                     .await?;
             }
-            sqlx::query("INSERT INTO appended (n) VALUES ($1)")
+            query("INSERT INTO appended (n) VALUES ($1)")
                 .bind(self.0)
                 .execute(&mut *connection)
                 .await?;
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM appended")
+            query("SELECT COUNT(*) AS n FROM appended")
                 .fetch_one(&mut *connection)
-                .await?;
-            Ok(row.try_get("n")?)
+                .await?
+                .try_get("n")
         }
     }
 
-    async fn pool() -> AnyPool {
-        install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .expect("in-memory SQLite");
-        sqlx::query("CREATE TABLE appended (n BIGINT NOT NULL)")
-            .execute(&pool)
-            .await
-            .expect("table");
-        pool
+    fn db() -> Db {
+        Db::Sqlite(
+            SqliteDb::open(
+                None,
+                "CREATE TABLE appended (n BIGINT NOT NULL)",
+                Duration::from_secs(5),
+            )
+            .expect("in-memory SQLite"),
+        )
     }
 
     /// Runs `Append(0)` (slow) and then `Append(n)` for each of `numbers` while it holds the
@@ -301,7 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_writes_share_one_transaction() {
-        let writer = Writer::spawn(pool().await, Engine::Sqlite, None);
+        let writer = Writer::spawn(db(), None);
 
         let results = burst(&writer, (1..50).collect()).await;
 
@@ -319,8 +367,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_write_fails_alone() {
-        let pool = pool().await;
-        let writer = Writer::spawn(pool.clone(), Engine::Sqlite, None);
+        let db = db();
+        let writer = Writer::spawn(db.clone(), None);
 
         let results = burst(&writer, vec![1, 2, -1, 3, 4]).await;
 
@@ -328,10 +376,10 @@ mod tests {
             .filter(|i| results[*i].is_err())
             .collect();
         assert_eq!(failed, vec![3], "only Append(-1) fails: {results:?}");
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM appended")
-            .fetch_one(&pool)
+        let row = query("SELECT COUNT(*) AS n FROM appended")
+            .fetch_one(&db)
             .await
             .expect("count");
-        assert_eq!(row.try_get::<i64, _>("n").expect("n"), 5);
+        assert_eq!(row.try_get::<i64>("n").expect("n"), 5);
     }
 }

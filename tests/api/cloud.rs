@@ -1,17 +1,18 @@
 use futures_util::future::join_all;
 use serde_json::json;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
+use starrocks_gateway::storage::sql::query;
 
 use crate::helpers::{TestApp, decisions, instances_used, problem, small_instance};
 
 /// Why each reservation settled, oldest first.
 async fn settle_reasons(app: &TestApp) -> Vec<Option<String>> {
-    sqlx::query("SELECT settle_reason FROM reservations ORDER BY created_at")
-        .fetch_all(app.stack.store.pool())
+    query("SELECT settle_reason FROM reservations ORDER BY created_at")
+        .fetch_all(app.stack.store.db())
         .await
         .expect("query")
         .iter()
-        .map(|row| sqlx::Row::try_get(row, "settle_reason").expect("settle_reason"))
+        .map(|row| row.try_get("settle_reason").expect("settle_reason"))
         .collect()
 }
 

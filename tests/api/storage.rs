@@ -4,10 +4,10 @@
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Row;
 use starrocks_gateway::config::StorageSettings;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::policy::{Policy, PolicyStore};
+use starrocks_gateway::storage::sql::{self, Row, query};
 use starrocks_gateway::storage::{StorageError, Store};
 
 use crate::helpers::{
@@ -50,12 +50,12 @@ on_both_engines!(
 
 /// What the ledger counts for `team`, summed by the database.
 async fn ledger_usage(app: &TestApp, team: &str) -> i64 {
-    let row = sqlx::query(
+    let row = query(
         "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n FROM reservations \
          WHERE team = $1 AND state IN ('pending', 'committed', 'deleting')",
     )
     .bind(team)
-    .fetch_one(app.stack.store.pool())
+    .fetch_one(app.stack.store.db())
     .await
     .expect("query");
     row.try_get("n").expect("n")
@@ -131,13 +131,10 @@ async fn on_sqlite_a_usage_preview_never_waits_for_the_database() {
     let token = app.alice();
     assert_eq!(app.create(&token, &small_instance()).await.status(), 201);
     app.stack.store.flush().await;
-    let held = app
-        .stack
-        .store
-        .pool()
-        .acquire()
-        .await
-        .expect("the one connection");
+    let sql::Db::Sqlite(sqlite) = app.stack.store.db() else {
+        panic!("the default database is SQLite");
+    };
+    let held = sqlite.hold().expect("the one connection");
 
     let me = app
         .authed(Method::GET, "/v1/me", &token)
@@ -174,8 +171,8 @@ async fn a_graceful_shutdown_writes_the_buffered_decisions(db: Db) {
     let policy = PolicyStore::fixed(Policy::parse(EXAMPLE_POLICY).expect("valid"));
     app.stack.restart_gateway(policy).await.expect("restarted");
 
-    let logged = sqlx::query("SELECT id FROM decisions WHERE action = 'dry_run'")
-        .fetch_all(app.stack.store.pool())
+    let logged = query("SELECT id FROM decisions WHERE action = 'dry_run'")
+        .fetch_all(app.stack.store.db())
         .await
         .expect("query");
     assert_eq!(logged.len(), 20);
@@ -523,16 +520,16 @@ async fn ledger_states(app: &TestApp) -> Vec<String> {
     rows(app, "SELECT state FROM reservations ORDER BY created_at")
         .await
         .iter()
-        .map(|row| row.try_get::<String, _>("state").expect("state"))
+        .map(|row| row.try_get::<String>("state").expect("state"))
         .collect()
 }
 
 /// Rows of `sql`, through the gateway's own connection (a SQLite file has one owner), after
 /// the decision log's buffer is written.
-async fn rows(app: &TestApp, sql: &str) -> Vec<sqlx::any::AnyRow> {
+async fn rows(app: &TestApp, sql: &str) -> Vec<Row> {
     app.stack.store.flush().await;
-    sqlx::query(sql)
-        .fetch_all(app.stack.store.pool())
+    query(sql)
+        .fetch_all(app.stack.store.db())
         .await
         .expect("query")
 }
@@ -656,7 +653,7 @@ async fn no_table_ever_holds_a_password_or_token(db: Db) {
             .iter()
             .flat_map(|row| {
                 (0..row.len()).map(move |i| {
-                    row.try_get::<Option<String>, _>(i)
+                    row.try_get::<Option<String>>(i)
                         .ok()
                         .flatten()
                         .unwrap_or_default()
