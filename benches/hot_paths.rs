@@ -2,7 +2,9 @@
 //! ES256, EdDSA, through the gateway's own `Authenticator` and a JWKS key file, as an IdP
 //! publishes them), a verified-token cache hit, policy evaluation (which expands the request
 //! into the upstream body), serializing that body as it goes upstream, and the per-employee
-//! rate limit every `/v1` request passes (over 1,000 employees' buckets).
+//! rate limit every `/v1` request passes (over 1,000 employees' buckets), and a create's two
+//! ledger writes on SQLite (in memory, which isolates the hand-off to the writer and the SQL
+//! from the disk, and in a file, with its two fsyncs).
 //!
 //! `cargo bench --bench hot_paths` measures; `cargo bench --bench hot_paths -- --test` runs
 //! each benchmark once (the CI smoke run). The keys are generated at start with aws-lc-rs.
@@ -11,6 +13,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
@@ -25,6 +28,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use actix_web::http::Method;
+use starrocks_gateway::config::StorageSettings;
 use starrocks_gateway::config::{AuthSettings, LimitSettings};
 use starrocks_gateway::domain::{InstanceName, RootPassword};
 use starrocks_gateway::http::rate_limit::{Admission, RateLimits};
@@ -32,6 +36,8 @@ use starrocks_gateway::identity::KeyStore;
 use starrocks_gateway::pipeline::authenticate::{Authenticator, Employee};
 use starrocks_gateway::pipeline::evaluate::{CreateRequest, evaluate};
 use starrocks_gateway::policy::Policy;
+use starrocks_gateway::storage::Store;
+use starrocks_gateway::storage::ledger::{Cost, NewReservation, Reserve, ReserveOutcome};
 
 const ISSUER: &str = "https://idp.bench.example";
 const AUDIENCE: &str = "starrocks-gateway";
@@ -257,5 +263,77 @@ fn rate_limit(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, jwt, policy, rate_limit);
+/// A create's storage: the reservation, then its commit, each through the group writer. Each
+/// for a team of its own: a team's usage is summed from its rows, and a real team holds a
+/// few instances, not the thousands one team would pile up here.
+async fn reserve_and_commit(store: &Store) {
+    static TEAMS: AtomicU64 = AtomicU64::new(0);
+    let team = format!("team-{}", TEAMS.fetch_add(1, Ordering::Relaxed));
+    let id = uuid::Uuid::now_v7().to_string();
+    let new = NewReservation {
+        id: id.clone(),
+        team,
+        subject: "alice".into(),
+        cost: Cost {
+            instances: 1,
+            nodes: 4,
+            storage_gb: 400,
+        },
+        project_id: "23a50154cf494ec9ad6883979a12db0a".into(),
+        target: "analytics-dev".into(),
+        target_instance_id: "0a1b2c3d4e5f4a5b8c9d0e1f2a3b4c5din07".into(),
+        name: "bench".into(),
+        size: "small".into(),
+        labels: BTreeMap::new(),
+        decision_id: id.clone(),
+        request_id: id.clone(),
+    };
+    let reserved = store
+        .reserve(Reserve {
+            new,
+            limit: None,
+            key: None,
+        })
+        .await
+        .expect("reserved");
+    assert!(matches!(reserved, ReserveOutcome::Reserved { .. }));
+    let committed = store
+        .commit(&id, &format!("{id}in17"), None, "created")
+        .await
+        .expect("committed");
+    assert!(committed);
+}
+
+fn ledger(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let file = std::env::temp_dir().join(format!("hot-paths-{}.db", uuid::Uuid::new_v4()));
+    let mut group = c.benchmark_group("ledger_reserve_and_commit");
+    for (name, url) in [
+        ("sqlite_in_memory", "sqlite::memory:".to_owned()),
+        ("sqlite_file", format!("sqlite://{}", file.display())),
+    ] {
+        let settings = StorageSettings {
+            url: url.into(),
+            create_if_missing: true,
+            ..StorageSettings::default()
+        };
+        let store = runtime
+            .block_on(Store::connect(&settings))
+            .expect("the store opens");
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| reserve_and_commit(&store));
+        });
+        runtime.block_on(store.close());
+    }
+    group.finish();
+    for suffix in ["", "-wal", "-shm"] {
+        drop(std::fs::remove_file(format!("{}{suffix}", file.display())));
+    }
+}
+
+criterion_group!(benches, jwt, policy, rate_limit, ledger);
 criterion_main!(benches);

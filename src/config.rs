@@ -689,6 +689,42 @@ mod tests {
     }
 
     #[test]
+    fn every_refused_value_is_named_in_its_error() {
+        let auth = |lines: &str| {
+            MINIMAL.replace(
+                "jwks_url = \"https://idp.example.com/jwks.json\"",
+                &format!("jwks_url = \"https://idp.example.com/jwks.json\"\n{lines}"),
+            )
+        };
+        let introspection = |lines: &str| {
+            auth(&format!(
+                "[auth.introspection]\nendpoint = \"https://idp.example.com/introspect\"\n\
+                 client_secret = \"s3cret\"\n{lines}"
+            ))
+        };
+        let portal = |lines: &str| format!("{MINIMAL}\n[portal]\n{lines}");
+        let cases = [
+            (auth("jwks_refetch_burst = 0"), "auth.jwks_refetch_burst"),
+            (auth("algorithms = []"), "auth.algorithms"),
+            (auth("leeway_secs = 301"), "auth.leeway_secs"),
+            (
+                introspection("client_id = \" \""),
+                "auth.introspection.client_id",
+            ),
+            (
+                introspection("client_id = \"gw\"\ntimeout_ms = 0"),
+                "auth.introspection.timeout_ms",
+            ),
+            (portal("redirect_path = \"portal\""), "portal.redirect_path"),
+            (portal("client_id = \"\""), "portal.client_id"),
+        ];
+        for (config, key) in cases {
+            let error = Settings::from_toml_str(&config).expect_err(key).to_string();
+            assert!(error.contains(&format!("`{key}`")), "{key}: {error}");
+        }
+    }
+
+    #[test]
     fn the_password_never_prints() {
         let settings = Settings::from_toml_str(MINIMAL).expect("minimal config loads");
         assert!(!format!("{settings:?}").contains("not-a-real-password"));

@@ -2,7 +2,7 @@
 //! Rows are built from typed values that hold no secret, so no password, token or
 //! `Authorization` header can be written here.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -146,25 +146,38 @@ const DECISION_COLUMNS: &str = "id, at, request_id, decision_id, action, subject
 const DECISION_WIDTH: usize = 19;
 const ROWS_PER_STATEMENT: usize = 4;
 
-/// Inserts `records`, a few hundred rows per statement.
+/// The `INSERT` of 1 to [`ROWS_PER_STATEMENT`] rows, built once.
+static INSERT_DECISIONS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (1..=ROWS_PER_STATEMENT)
+        .map(|rows| {
+            let rows: Vec<String> = (0..rows)
+                .map(|row| {
+                    let slots: Vec<String> = (1..=DECISION_WIDTH)
+                        .map(|column| format!("${}", row * DECISION_WIDTH + column))
+                        .collect();
+                    format!("({})", slots.join(", "))
+                })
+                .collect();
+            format!(
+                "INSERT INTO decisions ({DECISION_COLUMNS}) VALUES {}",
+                rows.join(", ")
+            )
+        })
+        .collect()
+});
+
+/// Inserts `records`: on PostgreSQL a few rows per statement, to save round trips; on SQLite,
+/// in process, one per statement, which needs no statement journal.
 pub(super) async fn insert_decisions(
     connection: &mut Conn<'_, '_>,
     records: &[DecisionRecord],
 ) -> Result<(), StorageError> {
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let slots: Vec<String> = (1..=DECISION_WIDTH)
-                    .map(|column| format!("${}", row * DECISION_WIDTH + column))
-                    .collect();
-                format!("({})", slots.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO decisions ({DECISION_COLUMNS}) VALUES {}",
-            rows.join(", ")
-        );
-        let mut statement = query(&sql);
+    let per_statement = match connection {
+        Conn::Sqlite(_) => 1,
+        Conn::Any(_) => ROWS_PER_STATEMENT,
+    };
+    for chunk in records.chunks(per_statement) {
+        let mut statement = query(INSERT_DECISIONS[chunk.len() - 1].as_str());
         for record in chunk {
             statement = statement
                 .bind(&record.id)
@@ -256,7 +269,7 @@ impl Store {
             "SELECT {DECISION_COLUMNS} FROM decisions {where_clause} ORDER BY at DESC, id DESC LIMIT {}",
             filter.limit + 1
         );
-        let mut statement = query(&sql);
+        let mut statement = query(sql);
         for bind in binds {
             statement = statement.bind(bind);
         }

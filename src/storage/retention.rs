@@ -29,7 +29,7 @@ const PRUNE_KEYS: &str = "DELETE FROM idempotency_keys WHERE (subject, idem_key)
 
 impl Store {
     /// Runs `delete` (one of the statements above) until it finds fewer than a batch.
-    async fn prune_all(&self, delete: &str, cutoff_ms: i64) -> Result<u64, StorageError> {
+    async fn prune_all(&self, delete: &'static str, cutoff_ms: i64) -> Result<u64, StorageError> {
         let mut total = 0;
         loop {
             let deleted = query(delete)

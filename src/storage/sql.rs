@@ -8,6 +8,7 @@
 //! connection sits behind a mutex and a whole group-commit batch runs synchronously on one
 //! blocking thread: one hand-off per batch, none per statement.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -82,11 +83,11 @@ impl rusqlite::ToSql for Value {
 /// A statement with its parameters; `$N` takes the N-th bound value.
 #[derive(Debug, Clone)]
 pub struct Query {
-    sql: String,
+    sql: Cow<'static, str>,
     values: Vec<Value>,
 }
 
-pub fn query(sql: impl Into<String>) -> Query {
+pub fn query(sql: impl Into<Cow<'static, str>>) -> Query {
     Query {
         sql: sql.into(),
         values: Vec::new(),

@@ -1,4 +1,4 @@
-//! Group commit: one task writes, many wait. Every write that must be durable before its
+//! Group commit: one writer, many waiters. Every write that must be durable before its
 //! caller goes on (a reservation, a settlement with its decision, an idempotency claim) is an
 //! operation ([`WriteOp`]) sent to the writer. The writer takes whatever has queued up while
 //! the previous transaction committed (up to [`MAX_BATCH`] operations), applies them in order
@@ -116,13 +116,28 @@ impl std::fmt::Debug for dyn Job {
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime; it ends when every handle is dropped.
-    /// With a `book`, every committed change to usage is entered in it before its caller
-    /// hears back.
+    /// Starts the writer: on PostgreSQL a task on the current runtime, on SQLite a thread of
+    /// its own that owns the batches (no runtime hop between a write and its commit). It ends
+    /// when every handle is dropped. With a `book`, every committed change to usage is entered
+    /// in it before its caller hears back.
     pub fn spawn(db: Db, book: Option<Arc<UsageBook>>) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let transactions = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(db, book, jobs, transactions.clone()));
+        let counter = transactions.clone();
+        match db {
+            Db::Postgres(pool) => {
+                tokio::spawn(run_postgres(pool, book, jobs, counter));
+            }
+            Db::Sqlite(sqlite) => {
+                let started = std::thread::Builder::new()
+                    .name("sqlite-writer".into())
+                    .spawn(move || run_sqlite(&sqlite, book.as_deref(), jobs, &counter));
+                if let Err(error) = started {
+                    // Its queue is closed with it: every write answers `WriterStopped`.
+                    tracing::error!(%error, "the SQLite writer thread could not start");
+                }
+            }
+        }
         Self {
             queue,
             transactions,
@@ -152,71 +167,82 @@ impl Writer {
 
 type Batch = Vec<Box<dyn Job>>;
 
-async fn run(
-    db: Db,
+async fn run_postgres(
+    pool: AnyPool,
     book: Option<Arc<UsageBook>>,
     mut jobs: mpsc::Receiver<Box<dyn Job>>,
     transactions: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        crate::metrics::METRICS
-            .storage_batch_size
-            .observe(batch.len() as f64);
-        let committed;
-        (batch, committed) = commit(&db, batch).await;
-        match committed {
-            Ok(()) => {
-                transactions.fetch_add(1, Ordering::Relaxed);
-                batch
-                    .drain(..)
-                    .for_each(|job| job.answer(Ok(()), book.as_deref()));
-            }
-            Err(error) if batch.len() == 1 => batch
+        let committed = commit_postgres(&pool, &mut batch).await;
+        for job in settle(&mut batch, committed, book.as_deref(), &transactions) {
+            let mut alone = vec![job];
+            let committed = commit_postgres(&pool, &mut alone).await;
+            settle(&mut alone, committed, book.as_deref(), &transactions);
+        }
+    }
+}
+
+fn run_sqlite(
+    sqlite: &SqliteDb,
+    book: Option<&UsageBook>,
+    mut jobs: mpsc::Receiver<Box<dyn Job>>,
+    transactions: &AtomicU64,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(job) = jobs.blocking_recv() {
+        batch.push(job);
+        while batch.len() < MAX_BATCH
+            && let Ok(job) = jobs.try_recv()
+        {
+            batch.push(job);
+        }
+        let committed = commit_sqlite(sqlite, &mut batch);
+        for job in settle(&mut batch, committed, book, transactions) {
+            let mut alone = vec![job];
+            let committed = commit_sqlite(sqlite, &mut alone);
+            settle(&mut alone, committed, book, transactions);
+        }
+    }
+}
+
+/// Answers the waiters of a batch whose transaction has ended, and empties it. A batch of
+/// several that failed is handed back instead, to be retried one operation per transaction,
+/// so one bad operation costs the others only time.
+fn settle(
+    batch: &mut Batch,
+    committed: Result<(), StorageError>,
+    book: Option<&UsageBook>,
+    transactions: &AtomicU64,
+) -> Batch {
+    crate::metrics::METRICS
+        .storage_batch_size
+        .observe(batch.len() as f64);
+    match committed {
+        Ok(()) => {
+            transactions.fetch_add(1, Ordering::Relaxed);
+            batch.drain(..).for_each(|job| job.answer(Ok(()), book));
+            Vec::new()
+        }
+        Err(error) if batch.len() == 1 => {
+            batch
                 .drain(..)
-                .for_each(|job| job.answer(Err(error.clone()), None)),
-            Err(error) => {
-                tracing::warn!(error = ?error, operations = batch.len(), "a write batch failed; retrying its operations one by one");
-                for job in batch.drain(..) {
-                    let (mut alone, committed) = commit(&db, vec![job]).await;
-                    if committed.is_ok() {
-                        transactions.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if let Some(job) = alone.pop() {
-                        job.answer(committed, book.as_deref());
-                    }
-                }
-            }
+                .for_each(|job| job.answer(Err(error.clone()), None));
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::warn!(error = ?error, operations = batch.len(), "a write batch failed; retrying its operations one by one");
+            std::mem::take(batch)
         }
     }
 }
 
-/// Applies `jobs` in one transaction and commits it; hands them back with the result. `Err`
-/// when any of them failed (its own error is kept for its answer) or the transaction did.
-async fn commit(db: &Db, mut jobs: Batch) -> (Batch, Result<(), StorageError>) {
-    match db {
-        Db::Sqlite(sqlite) => commit_sqlite(sqlite, jobs).await,
-        Db::Postgres(pool) => {
-            let committed = commit_postgres(pool, &mut jobs).await;
-            (jobs, committed)
-        }
-    }
-}
-
-/// The whole batch runs on one blocking thread, synchronously: SQLite's statements never
-/// wait on anything but the disk, so every operation's future is ready when first polled.
-async fn commit_sqlite(sqlite: &SqliteDb, jobs: Batch) -> (Batch, Result<(), StorageError>) {
-    let sqlite = sqlite.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut jobs = jobs;
-        let committed = sqlite
-            .hold()
-            .and_then(|mut connection| apply_sqlite(&mut connection, &mut jobs));
-        (jobs, committed)
-    })
-    .await
-    // A panic took the jobs with it: their waiters hear that the writer stopped.
-    .unwrap_or_else(|_| (Vec::new(), Err(StorageError::WriterStopped)))
+/// Applies `jobs` in one transaction and commits it. `Err` when any of them failed (its own
+/// error is kept for its answer) or the transaction did. SQLite's statements never wait on
+/// anything but the disk, so every operation's future is ready when first polled.
+fn commit_sqlite(sqlite: &SqliteDb, jobs: &mut Batch) -> Result<(), StorageError> {
+    apply_sqlite(&mut *sqlite.hold()?, jobs)
 }
 
 fn apply_sqlite(
@@ -248,6 +274,7 @@ fn apply_sqlite(
     Ok(())
 }
 
+/// [`commit_sqlite`]'s counterpart, taking the admitted teams' locks first.
 async fn commit_postgres(pool: &AnyPool, jobs: &mut Batch) -> Result<(), StorageError> {
     let mut tx = pool.begin().await?;
     let teams = jobs.iter().flat_map(|job| job.teams()).collect();

@@ -133,13 +133,6 @@ async fn gateway(keys: &[&Key], algorithms: Option<&[&str]>) -> TestApp {
     app
 }
 
-async fn me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.authed(reqwest::Method::GET, "/v1/me", token)
-        .send()
-        .await
-        .expect("GET /v1/me")
-}
-
 #[tokio::test]
 async fn every_family_is_accepted_by_default_including_the_ed25519_name() {
     let (rsa, p256, p384, ed) = (
@@ -164,7 +157,7 @@ async fn every_family_is_accepted_by_default_including_the_ed25519_name() {
         (&ed, "EdDSA", ed.verifier),
         (&ed, "Ed25519", ed.verifier),
     ] {
-        let response = me(&app, &sign(key, alg, verifier, &claims)).await;
+        let response = app.me(&sign(key, alg, verifier, &claims)).await;
         assert_eq!(response.status(), 200, "{alg} with key {}", key.kid);
         let body: Value = response.json().await.expect("JSON");
         assert_eq!(body["subject"], "alice", "{alg}");
@@ -182,14 +175,14 @@ async fn each_key_verifies_only_its_own_algorithm() {
 
     // The P-384 key's JWK names no alg: its curve pins it to ES384. (A header may claim any
     // algorithm; the signature is the key's own.)
-    let p384_as_es256 = me(&app, &sign(&p384, "ES256", p384.verifier, &claims)).await;
+    let p384_as_es256 = app.me(&sign(&p384, "ES256", p384.verifier, &claims)).await;
     assert_eq!(p384_as_es256.status(), 401);
     assert!(
         problem(p384_as_es256).await["detail"]
             .as_str()
             .is_some_and(|d| d.contains("signed with ES256, but its key verifies ES384 only")),
     );
-    let p256_as_es384 = me(&app, &sign(&p256, "ES384", p256.verifier, &claims)).await;
+    let p256_as_es384 = app.me(&sign(&p256, "ES384", p256.verifier, &claims)).await;
     assert_eq!(p256_as_es384.status(), 401);
 }
 
@@ -203,12 +196,14 @@ async fn an_allow_list_refuses_other_algorithms_and_names_them() {
         .standard_claims(&employee("alice", "analytics"));
 
     assert_eq!(
-        me(&app, &sign(&rsa, "PS256", Algorithm::PS256, &claims))
+        app.me(&sign(&rsa, "PS256", Algorithm::PS256, &claims))
             .await
             .status(),
         200
     );
-    let refused = me(&app, &sign(&ed, "Ed25519", Algorithm::EdDSA, &claims)).await;
+    let refused = app
+        .me(&sign(&ed, "Ed25519", Algorithm::EdDSA, &claims))
+        .await;
     assert_eq!(refused.status(), 401);
     let challenge = refused
         .headers()

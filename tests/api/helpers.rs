@@ -258,6 +258,14 @@ impl TestApp {
             .bearer_auth(token)
     }
 
+    /// `GET /v1/me` with `token`: the cheapest authenticated call.
+    pub async fn me(&self, token: &str) -> reqwest::Response {
+        self.authed(reqwest::Method::GET, "/v1/me", token)
+            .send()
+            .await
+            .expect("GET /v1/me")
+    }
+
     pub async fn create(&self, token: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}/v1/starrocks", self.stack.gateway_url))

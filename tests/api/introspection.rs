@@ -113,21 +113,14 @@ async fn gateway(url: &str, cache_secs: u64) -> TestApp {
         .await
 }
 
-async fn me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.authed(reqwest::Method::GET, "/v1/me", token)
-        .send()
-        .await
-        .expect("GET /v1/me")
-}
-
 #[tokio::test]
 async fn an_active_opaque_token_is_accepted_and_its_answer_remembered() {
     let (endpoint, url) = endpoint();
     let app = gateway(&url, 60).await;
     endpoint.answer(Some(active(&app, now() + 600)));
 
-    let first = me(&app, "opaque-token").await;
-    let second = me(&app, "opaque-token").await;
+    let first = app.me("opaque-token").await;
+    let second = app.me("opaque-token").await;
 
     assert_eq!(first.status(), 200);
     let body: Value = first.json().await.expect("JSON");
@@ -144,7 +137,7 @@ async fn an_active_opaque_token_is_accepted_and_its_answer_remembered() {
         "the gateway authenticated as its client and sent the token"
     );
     // A JWT still goes the JWT way.
-    assert_eq!(me(&app, &app.alice()).await.status(), 200);
+    assert_eq!(app.me(&app.alice()).await.status(), 200);
     assert_eq!(endpoint.calls(), 1);
 }
 
@@ -154,7 +147,7 @@ async fn an_inactive_token_is_401() {
     let app = gateway(&url, 60).await;
     endpoint.answer(Some(json!({"active": false})));
 
-    let response = me(&app, "opaque-token").await;
+    let response = app.me("opaque-token").await;
 
     assert_eq!(response.status(), 401);
     let challenge = response
@@ -179,12 +172,12 @@ async fn a_revoked_token_stops_working_once_the_cache_time_has_passed() {
     let (endpoint, url) = endpoint();
     let app = gateway(&url, 1).await;
     endpoint.answer(Some(active(&app, now() + 600)));
-    assert_eq!(me(&app, "opaque-token").await.status(), 200);
+    assert_eq!(app.me("opaque-token").await.status(), 200);
 
     endpoint.answer(Some(json!({"active": false})));
-    let within = me(&app, "opaque-token").await.status();
+    let within = app.me("opaque-token").await.status();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let after = me(&app, "opaque-token").await.status();
+    let after = app.me("opaque-token").await.status();
 
     assert_eq!(within, 200, "remembered for introspection_cache_secs");
     assert_eq!(after, 401);
@@ -198,7 +191,7 @@ async fn an_answer_for_another_audience_or_an_expired_token_is_401() {
     let mut elsewhere = active(&app, now() + 600);
     elsewhere["aud"] = json!("another-service");
     endpoint.answer(Some(elsewhere));
-    let wrong_audience = me(&app, "opaque-token").await;
+    let wrong_audience = app.me("opaque-token").await;
     assert_eq!(wrong_audience.status(), 401);
     assert!(
         problem(wrong_audience).await["detail"]
@@ -207,7 +200,7 @@ async fn an_answer_for_another_audience_or_an_expired_token_is_401() {
     );
 
     endpoint.answer(Some(active(&app, now() - 3_600)));
-    let expired = me(&app, "another-opaque-token").await;
+    let expired = app.me("another-opaque-token").await;
     assert_eq!(expired.status(), 401);
     assert!(
         problem(expired).await["detail"]
@@ -222,7 +215,7 @@ async fn an_unreachable_or_failing_endpoint_is_503_and_not_remembered() {
     let app = gateway(&url, 60).await;
     endpoint.answer(None);
 
-    let failing = me(&app, "opaque-token").await;
+    let failing = app.me("opaque-token").await;
     assert_eq!(failing.status(), 503);
     assert_eq!(
         problem(failing).await["code"],
@@ -230,7 +223,7 @@ async fn an_unreachable_or_failing_endpoint_is_503_and_not_remembered() {
     );
     endpoint.answer(Some(active(&app, now() + 600)));
     assert_eq!(
-        me(&app, "opaque-token").await.status(),
+        app.me("opaque-token").await.status(),
         200,
         "a failure is not remembered"
     );
@@ -243,7 +236,7 @@ async fn an_unreachable_or_failing_endpoint_is_503_and_not_remembered() {
         )
     };
     let unreachable = gateway(&nowhere, 60).await;
-    let response = me(&unreachable, "opaque-token").await;
+    let response = unreachable.me("opaque-token").await;
     assert_eq!(response.status(), 503);
     assert_eq!(
         problem(response).await["code"],

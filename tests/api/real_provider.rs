@@ -134,20 +134,13 @@ async fn gateway(provider: &Provider) -> TestApp {
         .await
 }
 
-async fn me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.authed(reqwest::Method::GET, "/v1/me", token)
-        .send()
-        .await
-        .expect("GET /v1/me")
-}
-
 #[tokio::test]
 async fn tokens_of_every_algorithm_family_from_a_real_provider_are_accepted() {
     let provider = Provider::start().await;
     let app = gateway(&provider).await;
 
     for kind in ["RS256", "PS256", "ES256", "EdDSA", "Ed25519", "opaque"] {
-        let response = me(&app, &provider.token(kind).await).await;
+        let response = app.me(&provider.token(kind).await).await;
         let status = response.status();
         let body: Value = response.json().await.expect("JSON");
         assert_eq!(status, 200, "{kind}: {body}");
@@ -164,12 +157,12 @@ async fn after_a_rotation_the_new_key_is_accepted_and_the_rotated_out_one_is_not
     let provider = Provider::start().await;
     let app = gateway(&provider).await;
     let old = provider.token("ES256").await;
-    assert_eq!(me(&app, &old).await.status(), 200);
+    assert_eq!(app.me(&old).await.status(), 200);
 
     provider.rotate().await;
     let new = provider.token("ES256").await;
-    let with_the_new_key = me(&app, &new).await;
-    let with_the_old_key = me(&app, &old).await;
+    let with_the_new_key = app.me(&new).await;
+    let with_the_old_key = app.me(&old).await;
 
     assert_eq!(with_the_new_key.status(), 200);
     assert_eq!(with_the_old_key.status(), 401);

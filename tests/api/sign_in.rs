@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use starrocks_gateway::demo::DEMO_PORTAL_CLIENT;
 
-use crate::helpers::{TestApp, json_of};
+use crate::helpers::{TestApp, json_of, problem};
 
 /// A client that shows redirects instead of following them.
 fn browser() -> reqwest::Client {
@@ -124,6 +124,32 @@ async fn without_a_portal_client_sign_in_is_off() {
 
     assert_eq!(config["sign_in"], Value::Null);
     assert_eq!(discovery.status(), 404);
+}
+
+/// A provider that does not answer is a clear `503` naming what is missing.
+#[tokio::test]
+async fn an_unreachable_provider_makes_the_relayed_discovery_a_503() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address");
+    let app = TestApp::builder()
+        .settings(move |s| s.auth.issuer = format!("http://{closed_port}"))
+        .spawn()
+        .await;
+
+    let first = app.get("/v1/portal/openid-configuration").await;
+    let status = first.status();
+    let body = problem(first).await;
+
+    assert_eq!(status, 503);
+    assert_eq!(body["code"], "identity_provider_unavailable", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("discovery document")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

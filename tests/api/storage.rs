@@ -528,7 +528,7 @@ async fn ledger_states(app: &TestApp) -> Vec<String> {
 /// the decision log's buffer is written.
 async fn rows(app: &TestApp, sql: &str) -> Vec<Row> {
     app.stack.store.flush().await;
-    query(sql)
+    query(sql.to_owned())
         .fetch_all(app.stack.store.db())
         .await
         .expect("query")
