@@ -1,6 +1,6 @@
 //! The decision log's background writer, for requests that changed nothing: dry-runs,
 //! refusals, failures before anything was reserved. Their entries are buffered and written in
-//! one statement per [`FLUSH_INTERVAL`] (or sooner, at [`FLUSH_ROWS`]), through the group
+//! one transaction per [`FLUSH_INTERVAL`] (or sooner, at [`FLUSH_ROWS`]), through the group
 //! writer, so such a request pays no commit at all. The price is a bounded loss window: a
 //! crash loses at most the entries of the last [`FLUSH_INTERVAL`] plus one commit. A graceful
 //! shutdown and every read of the log flush first, so nothing buffered is ever missing from
