@@ -151,6 +151,40 @@ async fn on_sqlite_a_usage_preview_never_waits_for_the_database() {
     assert_eq!(preview, 1);
 }
 
+/// While the one SQLite connection stays busy past `storage.acquire_timeout_ms`, the gateway
+/// fails closed: creates are `503 storage_unavailable` with nothing sent upstream, and
+/// `/readyz` is `503`. Once it is free again, creates go through.
+#[tokio::test]
+async fn a_busy_sqlite_connection_fails_creates_closed_and_the_gateway_unready() {
+    let app = TestApp::builder()
+        .settings(|s| s.storage.acquire_timeout_ms = 200)
+        .spawn()
+        .await;
+    let token = app.alice();
+    let sql::Db::Sqlite(sqlite) = app.stack.store.db() else {
+        panic!("the default database is SQLite");
+    };
+    let held = sqlite.hold().expect("the one connection");
+
+    let refused = app.create(&token, &small_instance()).await;
+    let refused_status = refused.status();
+    let refused = problem(refused).await;
+    let ready = app.get("/readyz").await.status();
+    drop(held);
+    let created = app.create(&token, &small_instance()).await.status();
+
+    assert_eq!(refused_status, 503);
+    assert_eq!(refused["code"], "storage_unavailable", "{refused}");
+    assert_eq!(ready, 503);
+    assert_eq!(created, 201);
+    assert_eq!(
+        app.sim_creates().await.len(),
+        1,
+        "only the second create went upstream"
+    );
+    assert_eq!(ledger_usage(&app, "analytics").await, 1);
+}
+
 /// Dry-run decisions wait in the background log's buffer; stopping the gateway gracefully
 /// writes them before the database closes.
 async fn a_graceful_shutdown_writes_the_buffered_decisions(db: Db) {
