@@ -234,9 +234,13 @@ impl Store {
             .map_or(Ok(()), guard::FileIdentity::check)
     }
 
-    /// For readiness: the database is the one opened at start, and it takes a write.
+    /// For readiness: the database is the one opened at start, it takes a write, and the
+    /// writer that every durable write goes through is running.
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.check_file()?;
+        if !self.writer.running() {
+            return Err(StorageError::WriterStopped);
+        }
         sql::query("UPDATE write_probe SET at = $1 WHERE id = 1")
             .bind(now_ms())
             .execute(&self.db)

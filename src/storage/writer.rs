@@ -149,6 +149,12 @@ impl Writer {
         self.transactions.load(Ordering::Relaxed)
     }
 
+    /// False once the writer has ended (it panicked): every write would answer
+    /// `WriterStopped`, so the gateway is not ready.
+    pub fn running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Applies `op` in the next batch and answers once that batch has committed.
     pub async fn write<O: WriteOp>(&self, op: O) -> Result<O::Output, StorageError> {
         let (reply, answer) = oneshot::channel();
@@ -390,6 +396,33 @@ mod tests {
             matches!(results.last(), Some(Ok(50))),
             "each write sees the ones before it"
         );
+    }
+
+    /// Panics when applied.
+    struct Panics;
+
+    impl WriteOp for Panics {
+        type Output = ();
+
+        async fn apply(&self, _: &mut Conn<'_, '_>) -> Result<(), StorageError> {
+            panic!("a bug in an operation");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_died_says_so_instead_of_hanging() {
+        let writer = Writer::spawn(db(), None);
+        assert!(writer.running());
+
+        let died = writer.write(Panics).await;
+        let after = writer.write(Append(1)).await;
+
+        assert!(matches!(died, Err(StorageError::WriterStopped)), "{died:?}");
+        assert!(
+            matches!(after, Err(StorageError::WriterStopped)),
+            "{after:?}"
+        );
+        assert!(!writer.running());
     }
 
     #[tokio::test]
