@@ -5,8 +5,8 @@
 //! every statement and every row handed across threads, two wake-ups each. A create makes
 //! about eight such round trips, and on this kind of machine they cost more than its two
 //! fsyncs (BENCHMARKS.md, "why the create targets are still missed"). Here the one
-//! connection sits behind a mutex and a whole group-commit batch runs synchronously on one
-//! blocking thread: one hand-off per batch, none per statement.
+//! connection sits behind a mutex: the group writer's thread runs a whole batch
+//! synchronously, and a read is one hand-off to a blocking thread; none per statement.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -104,6 +104,7 @@ pub enum Want {
 /// What a statement did.
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// Rows an `INSERT`, `UPDATE` or `DELETE` changed; meaningless for a `SELECT`.
     pub rows_affected: u64,
     pub rows: Vec<Row>,
 }
