@@ -120,6 +120,14 @@ async fn usage_previews_equal_the_ledger_after_creates_releases_and_a_restart(db
     assert_eq!(ledger, 2);
 }
 
+/// The gateway's one SQLite connection (the default database).
+fn sqlite_of(app: &TestApp) -> &sql::SqliteDb {
+    let sql::Db::Sqlite(sqlite) = app.stack.store.db() else {
+        panic!("the default database is SQLite");
+    };
+    sqlite
+}
+
 /// On SQLite the one gateway keeps usage in memory: a preview answers at once even while the
 /// one connection is busy (here: held by the test), instead of queueing behind the writes.
 #[tokio::test]
@@ -131,10 +139,7 @@ async fn on_sqlite_a_usage_preview_never_waits_for_the_database() {
     let token = app.alice();
     assert_eq!(app.create(&token, &small_instance()).await.status(), 201);
     app.stack.store.flush().await;
-    let sql::Db::Sqlite(sqlite) = app.stack.store.db() else {
-        panic!("the default database is SQLite");
-    };
-    let held = sqlite.hold().expect("the one connection");
+    let held = sqlite_of(&app).hold().expect("the one connection");
 
     let me = app
         .authed(Method::GET, "/v1/me", &token)
@@ -161,10 +166,7 @@ async fn a_busy_sqlite_connection_fails_creates_closed_and_the_gateway_unready()
         .spawn()
         .await;
     let token = app.alice();
-    let sql::Db::Sqlite(sqlite) = app.stack.store.db() else {
-        panic!("the default database is SQLite");
-    };
-    let held = sqlite.hold().expect("the one connection");
+    let held = sqlite_of(&app).hold().expect("the one connection");
 
     let refused = app.create(&token, &small_instance()).await;
     let refused_status = refused.status();
