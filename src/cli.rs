@@ -40,8 +40,15 @@ pub enum Command {
         /// Create the quota ledger when the database has none. Needed once, on the first
         /// start; without it a missing or empty database is refused, so a lost ledger never
         /// comes back empty.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "check_config")]
         init_storage: bool,
+        /// Validate the configuration and its policy file, print what was found, and exit
+        /// (non-zero on any problem) instead of serving.
+        #[arg(long)]
+        check_config: bool,
+        /// With `--check-config`: also reach the identity provider, the database and IAM.
+        #[arg(long, requires = "check_config")]
+        probe: bool,
     },
     /// Run the Huawei Cloud simulator alone (IAM + TaurusDB StarRocks create).
     #[cfg(feature = "demo")]

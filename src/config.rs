@@ -22,6 +22,7 @@ pub const ENV_PREFIX: &str = "SRGW_";
 pub const ENV_SEPARATOR: &str = "__";
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -41,6 +42,7 @@ pub struct Settings {
 /// Browser sign-in for the portal and Swagger UI: OpenID Connect, authorization code with
 /// PKCE, as a public client of the identity provider (`auth.issuer`).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct PortalSettings {
     /// The client registered for the portal at the identity provider (public, no secret).
@@ -65,10 +67,12 @@ impl Default for PortalSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSettings {
     /// `sqlite://FILE` (embedded, one gateway) or `postgres://…` (several replicas). A secret,
     /// because a PostgreSQL URL may carry a password.
+    #[cfg_attr(test, schemars(with = "String"))]
     pub url: SecretString,
     pub max_connections: u32,
     /// How long a request waits for a database connection before it gets `503`.
@@ -108,6 +112,7 @@ impl Default for StorageSettings {
 /// Rate limits, counted by each replica on its own: N replicas admit up to N times these.
 /// `0` turns a limit off.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
     /// Creates one employee may make per minute once their burst is spent.
@@ -167,6 +172,7 @@ impl LimitSettings {
 
 /// Resolving creates whose outcome is unknown (a timeout or 5xx after sending).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconcileSettings {
     /// How often pending reservations are checked against the cloud; `0` turns the loop off.
@@ -185,6 +191,7 @@ impl Default for ReconcileSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
@@ -246,6 +253,7 @@ impl ServerSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Expected `iss` claim, exactly.
@@ -263,6 +271,7 @@ pub struct AuthSettings {
     /// looked at. Absent: every asymmetric algorithm the gateway verifies, each key still
     /// pinned to its JWK's `alg` (or its key type).
     #[serde(default)]
+    #[cfg_attr(test, schemars(with = "Option<Vec<String>>"))]
     pub algorithms: Option<Vec<SigningAlgorithm>>,
     /// Clock skew tolerated on `exp` and `nbf`.
     #[serde(default = "default_leeway")]
@@ -305,6 +314,7 @@ pub struct AuthSettings {
 
 /// Where and as whom the gateway introspects opaque tokens.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectionSettings {
     /// The IdP's introspection endpoint (discovery's `introspection_endpoint`).
@@ -312,6 +322,7 @@ pub struct IntrospectionSettings {
     /// The gateway's own client at the IdP, authenticated with HTTP Basic.
     pub client_id: String,
     /// Set it from the environment: `SRGW_AUTH__INTROSPECTION__CLIENT_SECRET`.
+    #[cfg_attr(test, schemars(with = "String"))]
     pub client_secret: SecretString,
     #[serde(default = "default_introspection_timeout")]
     pub timeout_ms: u64,
@@ -319,6 +330,7 @@ pub struct IntrospectionSettings {
 
 /// Which claims carry what. Dotted names are not interpreted: a claim is a top-level key.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ClaimSettings {
     pub subject: String,
@@ -381,6 +393,7 @@ fn default_verified_cache() -> u64 {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CloudSettings {
     /// IAM endpoint, e.g. `https://iam.cn-north-4.myhuaweicloud.com`.
@@ -394,6 +407,7 @@ pub struct CloudSettings {
     pub domain: String,
     /// IAM user the gateway acts as.
     pub user: String,
+    #[cfg_attr(test, schemars(with = "String"))]
     pub password: SecretString,
     /// A cached IAM token is replaced this long before its `expires_at`.
     #[serde(default = "default_refresh_margin")]
@@ -448,6 +462,7 @@ impl CloudSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
     pub path: PathBuf,
@@ -728,6 +743,102 @@ mod tests {
     fn the_password_never_prints() {
         let settings = Settings::from_toml_str(MINIMAL).expect("minimal config loads");
         assert!(!format!("{settings:?}").contains("not-a-real-password"));
+    }
+
+    /// Every key `Settings` accepts, with its JSON Schema type, read from the derived schema.
+    fn keys_in_code() -> std::collections::BTreeMap<String, String> {
+        fn walk(
+            schema: &serde_json::Value,
+            defs: &serde_json::Value,
+            prefix: &str,
+            keys: &mut std::collections::BTreeMap<String, String>,
+        ) {
+            let resolve = |schema: &serde_json::Value| match schema["$ref"].as_str() {
+                Some(reference) => defs[reference.trim_start_matches("#/$defs/")].clone(),
+                None => schema.clone(),
+            };
+            let schema = resolve(schema);
+            // `Option<Section>`: the section, or nothing.
+            let section = schema["anyOf"]
+                .as_array()
+                .and_then(|choices| {
+                    choices
+                        .iter()
+                        .map(resolve)
+                        .find(|c| c["properties"].is_object())
+                })
+                .unwrap_or(schema);
+            let properties = section["properties"].as_object().expect("a section");
+            for (name, property) in properties {
+                let key = format!("{prefix}{name}");
+                let resolved = resolve(property);
+                let nested = resolved["properties"].is_object()
+                    || resolved["anyOf"].as_array().is_some_and(|choices| {
+                        choices.iter().any(|c| resolve(c)["properties"].is_object())
+                    });
+                if nested {
+                    walk(property, defs, &format!("{key}."), keys);
+                } else {
+                    keys.insert(key, resolved["type"].to_string());
+                }
+            }
+        }
+        let schema = serde_json::to_value(schemars::schema_for!(Settings)).expect("a schema");
+        let mut keys = std::collections::BTreeMap::new();
+        walk(&schema, &schema["$defs"], "", &mut keys);
+        keys
+    }
+
+    #[test]
+    fn every_key_is_in_the_configuration_reference_and_nothing_else_is() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+        let reference = std::fs::read_to_string(&path).expect("docs/configuration.md");
+        // A key's row: | `key` | `SRGW_KEY` | type | default | example | meaning |, in every
+        // section before the one on variables that are not keys.
+        let (keys_part, _) = reference
+            .split_once("## Outside the file")
+            .expect("the section on other variables");
+        let rows: std::collections::BTreeMap<String, Vec<String>> = keys_part
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<String> = line
+                    .trim_matches('|')
+                    .split(" | ")
+                    .map(|cell| cell.trim().trim_matches('`').to_owned())
+                    .collect();
+                (cells[0].clone(), cells)
+            })
+            .collect();
+        let in_code = keys_in_code();
+        let undocumented: Vec<&String> = in_code
+            .keys()
+            .filter(|key| !rows.contains_key(*key))
+            .collect();
+        let unknown: Vec<&String> = rows
+            .keys()
+            .filter(|key| !in_code.contains_key(*key))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "keys missing from docs/configuration.md: {undocumented:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "docs/configuration.md documents keys the code lacks: {unknown:?}"
+        );
+        for (key, cells) in &rows {
+            assert_eq!(cells.len(), 6, "`{key}`: a row has six cells: {cells:?}");
+            let env = format!(
+                "{ENV_PREFIX}{}",
+                key.to_uppercase().replace('.', ENV_SEPARATOR)
+            );
+            assert_eq!(cells[1], env, "`{key}`'s environment override");
+            assert!(
+                cells[2..].iter().all(|cell| !cell.is_empty()),
+                "`{key}`: an empty cell: {cells:?}"
+            );
+        }
     }
 
     #[test]

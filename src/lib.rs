@@ -9,6 +9,7 @@
 //! re-exports them as `demo::simulator` and `demo::idp`. A `--no-default-features` build has
 //! neither in its dependency tree.
 
+pub mod check;
 pub mod cli;
 pub mod cloud;
 pub mod config;

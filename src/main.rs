@@ -8,7 +8,8 @@ use starrocks_gateway::cloud::CloudClient;
 use starrocks_gateway::config::{ClaimSettings, Settings};
 use starrocks_gateway::policy::{Policy, cloud_check};
 use starrocks_gateway::startup::Application;
-use starrocks_gateway::{openapi, policy_cases, telemetry};
+use starrocks_gateway::telemetry::LogFormat;
+use starrocks_gateway::{check, openapi, policy_cases, telemetry};
 
 /// mimalloc: the request path allocates many small, short-lived values across worker
 /// threads, where glibc's allocator spends a sixth of the CPU and keeps freed memory.
@@ -18,7 +19,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init("info");
+    // `serve` feeds a log shipper; the other commands talk to a person.
+    let default_format = match cli.command {
+        Command::Serve {
+            check_config: false,
+            ..
+        } => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    match LogFormat::from_env_or(default_format) {
+        Ok(format) => telemetry::init("info", format),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -38,7 +53,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => starrocks_gateway::demo::run(listen, policy.as_deref(), storage_url).await,
         Command::Serve {
             config,
+            check_config: true,
+            probe,
+            ..
+        } => {
+            let findings = check::check(&config, probe).await;
+            let mut stdout = std::io::stdout().lock();
+            for found in &findings {
+                writeln!(stdout, "{found}")?;
+            }
+            let failed = findings
+                .iter()
+                .filter(|found| found.status == check::Status::Failed)
+                .count();
+            anyhow::ensure!(
+                failed == 0,
+                "{failed} problem(s) found in {}",
+                config.display()
+            );
+            writeln!(stdout, "{}: no problems found", config.display())?;
+            Ok(())
+        }
+        Command::Serve {
+            config,
             init_storage,
+            ..
         } => {
             let mut settings = Settings::load(&config)?;
             settings.storage.create_if_missing |= init_storage;

@@ -359,7 +359,7 @@ async fn the_gateways_own_trace_logs_in_both_formats_hold_no_secret_on_any_path(
     let dir = std::env::temp_dir().join(format!("srgw-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a work directory");
     let client = reqwest::Client::new();
-    for format in ["human", "json"] {
+    for format in ["text", "json"] {
         let demo = Demo::start(format, &dir).await;
         let (tokens, generated) = every_path(&demo, &client).await;
         let log = demo.stop();

@@ -11,7 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use tracing::Span;
-use tracing_actix_web::RootSpanBuilder;
+use tracing_actix_web::{RootSpan, RootSpanBuilder};
 
 use super::error::ApiError;
 use crate::metrics::METRICS;
@@ -90,14 +90,23 @@ pub async fn assign_request_id(
         .http_duration
         .with_label_values(&[route.as_str(), method.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    tracing::info!(
-        request_id = %id,
-        http.method = %method,
-        http.path = %path,
-        http.status_code = status,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request finished"
-    );
+    let log = || {
+        tracing::info!(
+            request_id = %id,
+            http.method = %method,
+            http.path = %path,
+            http.status_code = status,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    };
+    // Inside the request's span, so the line carries what the request learned on the way
+    // (subject, team, decision id).
+    let root = response.request().extensions().get::<RootSpan>().cloned();
+    match root {
+        Some(root) => root.in_scope(log),
+        None => log(),
+    }
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -143,6 +152,7 @@ impl RootSpanBuilder for GatewayRootSpan {
             http.status_code = tracing::field::Empty,
             employee.subject = tracing::field::Empty,
             employee.team = tracing::field::Empty,
+            decision_id = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,

@@ -168,6 +168,7 @@ impl Gateway {
     ) -> Result<Catalog, CatalogError> {
         let policy = self.policy.current();
         let team = select_team(employee, team, &policy)?;
+        crate::telemetry::record_team(&team);
         let usage = self.store.usage(&team).await?;
         catalog_of(&policy, &team, usage).ok_or_else(|| TeamError::Undeclared(team).into())
     }

@@ -147,6 +147,7 @@ impl<'g> Asked<'g> {
     /// Phase 2, **authorize**: the team the employee acts for.
     pub(crate) fn authorize(&mut self) -> Result<String, TeamError> {
         let team = select_team(self.employee, self.input.team.as_deref(), &self.policy)?;
+        crate::telemetry::record_team(&team);
         self.team = Some(team.clone());
         Ok(team)
     }
@@ -159,6 +160,7 @@ impl<'g> Asked<'g> {
             generated
         });
         let decision_id = uuid::Uuid::now_v7().to_string();
+        crate::telemetry::record_decision(&decision_id);
         let evaluation = evaluate::evaluate(
             self.employee,
             team,

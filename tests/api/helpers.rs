@@ -126,7 +126,10 @@ impl<'a> TestAppBuilder<'a> {
             }
         };
         if std::env::var_os("TEST_LOG").is_some() {
-            starrocks_gateway::telemetry::init("debug");
+            starrocks_gateway::telemetry::init(
+                "debug",
+                starrocks_gateway::telemetry::LogFormat::Text,
+            );
         }
         let parsed = Policy::parse(&policy).expect("test policy is valid");
         let mut simulator_config = simulator_config_for(&parsed);

@@ -1,0 +1,223 @@
+//! `serve --check-config`: validates a configuration and the policy it names without serving,
+//! and with `--probe` reaches what the gateway depends on (the identity provider's keys, the
+//! database, IAM), so a deployment can be checked before it takes traffic.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use crate::cloud::CloudClient;
+use crate::config::Settings;
+use crate::identity::KeyStore;
+use crate::policy::Policy;
+use crate::storage::{Engine, Store};
+
+/// How one check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Warning,
+    Failed,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub status: Status,
+    pub subject: &'static str,
+    pub detail: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match self.status {
+            Status::Ok => "ok  ",
+            Status::Warning => "warn",
+            Status::Failed => "FAIL",
+        };
+        write!(f, "{status}  {:<9} {}", self.subject, self.detail)
+    }
+}
+
+fn finding(status: Status, subject: &'static str, detail: impl Into<String>) -> Finding {
+    Finding {
+        status,
+        subject,
+        detail: detail.into(),
+    }
+}
+
+/// Everything found about the configuration at `path`; any [`Status::Failed`] means the
+/// gateway would not start or not work. Never prints a secret.
+pub async fn check(path: &Path, probe: bool) -> Vec<Finding> {
+    let settings = match Settings::load(path) {
+        Ok(settings) => settings,
+        Err(error) => return vec![finding(Status::Failed, "config", error.to_string())],
+    };
+    let mut findings = vec![finding(Status::Ok, "config", describe(path, &settings))];
+    findings.extend(check_policy(&settings));
+    findings.push(storage_summary(&settings));
+    if probe {
+        findings.push(probe_identity(&settings).await);
+        findings.push(probe_storage(&settings).await);
+        findings.push(probe_iam(&settings).await);
+    }
+    findings
+}
+
+fn describe(path: &Path, settings: &Settings) -> String {
+    let keys = match (&settings.auth.jwks_url, &settings.auth.keys_file) {
+        (Some(url), _) => format!("JWKS {url}"),
+        (None, Some(file)) => format!("keys file {}", file.display()),
+        (None, None) => format!("OIDC discovery at {}", settings.auth.issuer),
+    };
+    let ops = settings
+        .server
+        .ops_listen
+        .map_or_else(String::new, |ops| format!(", probes and metrics on {ops}"));
+    format!(
+        "{}: listening on {}{ops}; tokens from {} for audience `{}` ({keys}); cloud {} in {}, project {}",
+        path.display(),
+        settings.server.listen,
+        settings.auth.issuer,
+        settings.auth.audience,
+        settings.cloud.endpoint,
+        settings.cloud.region,
+        settings.cloud.project_id,
+    )
+}
+
+fn check_policy(settings: &Settings) -> Vec<Finding> {
+    let path = &settings.policy.path;
+    match Policy::load(path) {
+        Ok(policy) => {
+            let mut findings = vec![finding(
+                Status::Ok,
+                "policy",
+                format!(
+                    "{}: revision {}, {} teams, {} sizes",
+                    path.display(),
+                    policy.revision,
+                    policy.file.teams.len(),
+                    policy.file.sizes.len()
+                ),
+            )];
+            findings.extend(
+                policy
+                    .warnings()
+                    .into_iter()
+                    .map(|warning| finding(Status::Warning, "policy", warning)),
+            );
+            findings
+        }
+        Err(error) => vec![finding(
+            Status::Failed,
+            "policy",
+            format!("{}: {error}", path.display()),
+        )],
+    }
+}
+
+/// The engine and where its data lives, without the URL's credentials.
+fn storage_summary(settings: &Settings) -> Finding {
+    let url = settings.storage.url.expose_secret();
+    match Engine::of(url) {
+        Some(Engine::Sqlite) => finding(
+            Status::Ok,
+            "storage",
+            format!(
+                "SQLite file {}",
+                url.trim_start_matches("sqlite:").trim_start_matches("//")
+            ),
+        ),
+        Some(Engine::Postgres) => {
+            let place = url::Url::parse(url).map_or_else(
+                |_| "an unparsable URL".to_owned(),
+                |url| {
+                    format!(
+                        "{}:{}{}",
+                        url.host_str().unwrap_or("?"),
+                        url.port().unwrap_or(5432),
+                        url.path()
+                    )
+                },
+            );
+            finding(Status::Ok, "storage", format!("PostgreSQL at {place}"))
+        }
+        None => finding(
+            Status::Failed,
+            "storage",
+            "`storage.url` must start with sqlite: or postgres://",
+        ),
+    }
+}
+
+async fn probe_identity(settings: &Settings) -> Finding {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("starrocks-gateway/", env!("CARGO_PKG_VERSION")))
+        .timeout(Duration::from_millis(settings.auth.jwks_timeout_ms))
+        .build();
+    let keys = match client {
+        Ok(client) => KeyStore::new(&settings.auth, client).map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    let loaded = match keys {
+        Ok(keys) => keys.keys().await.map_err(|e| e.to_string()),
+        Err(error) => Err(error),
+    };
+    match loaded {
+        Ok(snapshot) if snapshot.keys.is_empty() => finding(
+            Status::Failed,
+            "identity",
+            "the key source holds no key the gateway can use",
+        ),
+        Ok(snapshot) => finding(
+            Status::Ok,
+            "identity",
+            format!("{} signing key(s) loaded", snapshot.keys.len()),
+        ),
+        Err(error) => finding(Status::Failed, "identity", error),
+    }
+}
+
+/// Opens the database as `serve` would (so, on SQLite, not while a gateway holds the file).
+async fn probe_storage(settings: &Settings) -> Finding {
+    let store = match Store::connect(&settings.storage).await {
+        Ok(store) => store,
+        Err(error) => return finding(Status::Failed, "database", error.to_string()),
+    };
+    let answer = store.ping().await;
+    store.close().await;
+    match answer {
+        Ok(()) => finding(
+            Status::Ok,
+            "database",
+            "reachable, ledger present and writable",
+        ),
+        Err(error) => finding(Status::Failed, "database", error.to_string()),
+    }
+}
+
+async fn probe_iam(settings: &Settings) -> Finding {
+    let cloud = match CloudClient::new(settings.cloud.clone(), &settings.limits) {
+        Ok(cloud) => cloud,
+        Err(error) => return finding(Status::Failed, "iam", error.to_string()),
+    };
+    match cloud.token().await {
+        Ok(token) => finding(
+            Status::Ok,
+            "iam",
+            format!(
+                "a token for user `{}` in `{}`, valid until {}",
+                settings.cloud.user, settings.cloud.domain, token.expires_at
+            ),
+        ),
+        Err(error) => finding(
+            Status::Failed,
+            "iam",
+            format!("{}: {error}", settings.cloud.iam_url),
+        ),
+    }
+}

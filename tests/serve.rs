@@ -1,0 +1,285 @@
+//! `serve` as an operator runs it, against the demo's simulator and identity provider:
+//! `--check-config --probe` reaches each dependency, and the log is JSON lines whose request
+//! lines carry the request id, subject, team and decision id.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use starrocks_gateway::config::Settings;
+use starrocks_gateway::demo::idp::EmployeeClaims;
+use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
+use starrocks_gateway::policy::{Policy, PolicyStore};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_starrocks-gateway");
+
+/// A scratch directory, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("srgw-serve-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("scratch directory");
+        Self(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        drop(std::fs::remove_dir_all(&self.0));
+    }
+}
+
+async fn stack() -> DemoStack {
+    let policy = Policy::parse(EXAMPLE_POLICY).expect("the example policy");
+    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    DemoStack::start(
+        loopback,
+        simulator_config_for(&policy),
+        PolicyStore::fixed(policy),
+        |_| {},
+    )
+    .await
+    .expect("the demo stack starts")
+}
+
+/// A gateway config for the stack's identity provider and simulator, with its own SQLite
+/// file in `dir`; the IAM password is left to the environment, as in production.
+fn config_for(settings: &Settings, dir: &Path) -> PathBuf {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, EXAMPLE_POLICY).expect("policy file");
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[auth]
+issuer = "{issuer}"
+audience = "{audience}"
+jwks_url = "{jwks}"
+[cloud]
+iam_url = "{iam}"
+endpoint = "{endpoint}"
+project_id = "{project}"
+region = "{region}"
+domain = "{domain}"
+user = "{user}"
+password = "set-from-the-environment"
+[policy]
+path = "{policy}"
+[storage]
+url = "sqlite://{database}"
+"#,
+        issuer = settings.auth.issuer,
+        audience = settings.auth.audience,
+        jwks = settings.auth.jwks_url.as_ref().expect("a JWKS URL"),
+        iam = settings.cloud.iam_url,
+        endpoint = settings.cloud.endpoint,
+        project = settings.cloud.project_id,
+        region = settings.cloud.region,
+        domain = settings.cloud.domain,
+        user = settings.cloud.user,
+        policy = policy.display(),
+        database = dir.join("gateway.db").display(),
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, config).expect("config file");
+    path
+}
+
+fn serve(config: &Path, args: &[&str], password: &str) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .arg("serve")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("SRGW_CLOUD__PASSWORD", password)
+        .env_remove("SRGW_CONFIG")
+        .env_remove("SRGW_LOG_FORMAT")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+// Several threads: the probe runs as a child process while this runtime serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_with_probe_reaches_the_identity_provider_the_database_and_iam() {
+    let stack = stack().await;
+    let dir = Scratch::new("probe");
+    let config = config_for(&stack.settings, &dir.0);
+    let password = stack.settings.cloud.password.expose_secret().to_owned();
+
+    let output = serve(&config, &["--check-config", "--probe"], &password)
+        .env("SRGW_STORAGE__CREATE_IF_MISSING", "true")
+        .output()
+        .expect("the binary runs");
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for subject in ["config", "policy", "storage", "identity", "database", "iam"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.starts_with("ok")
+                    && line.split_whitespace().nth(1) == Some(subject)),
+            "no `ok {subject}` line:\n{stdout}"
+        );
+    }
+
+    let refused = serve(
+        &config,
+        &["--check-config", "--probe"],
+        "not-the-iam-password",
+    )
+    .output()
+    .expect("the binary runs");
+    let (stdout, stderr) = text(&refused);
+    assert!(
+        !refused.status.success(),
+        "a refused IAM login is a problem"
+    );
+    assert!(
+        stdout.lines().any(|line| line.starts_with("FAIL  iam")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("not-the-iam-password") && !stderr.contains("not-the-iam-password"),
+        "the password was printed"
+    );
+}
+
+#[test]
+fn check_config_without_probe_names_a_broken_policy_file_and_exits_non_zero() {
+    let dir = Scratch::new("broken");
+    let config = dir.0.join("gateway.toml");
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/gateway.example.toml"
+    ))
+    .expect("the example config");
+    std::fs::write(&config, example).expect("config file");
+    let policy = dir.0.join("policy.toml");
+    std::fs::write(&policy, "[teams.analytics]\nquota = \"many\"\n").expect("policy file");
+
+    let output = serve(&config, &["--check-config"], "unused")
+        .env("SRGW_POLICY__PATH", &policy)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    let failure = stdout
+        .lines()
+        .find(|line| line.starts_with("FAIL  policy"))
+        .unwrap_or_else(|| panic!("no policy failure:\n{stdout}\n{stderr}"));
+    assert!(failure.contains(&policy.display().to_string()), "{failure}");
+    assert!(stderr.contains("1 problem(s)"), "{stderr}");
+}
+
+/// Stops the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.0.kill());
+        drop(self.0.wait());
+    }
+}
+
+fn json_lines(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn serve_logs_json_lines_that_carry_the_request_subject_team_and_decision() {
+    let stack = stack().await;
+    let dir = Scratch::new("logs");
+    let config = config_for(&stack.settings, &dir.0);
+    let password = stack.settings.cloud.password.expose_secret().to_owned();
+    let log = dir.0.join("stderr.log");
+    let _server = Server(
+        serve(&config, &["--init-storage"], &password)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("serve starts"),
+    );
+    let mut port = None;
+    for _ in 0..200 {
+        port = json_lines(&log)
+            .iter()
+            .find(|line| line["message"] == "starrocks-gateway listening")
+            .and_then(|line| line["port"].as_u64());
+        if port.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let port = port.expect("serve logged its port");
+    let token = stack
+        .idp
+        .sign(&stack.idp.standard_claims(&EmployeeClaims {
+            sub: "alice".into(),
+            email: "alice@example.com".into(),
+            team: "analytics".into(),
+        }))
+        .expect("token");
+
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/starrocks"))
+        .bearer_auth(&token)
+        .header("x-request-id", "log-fields-1")
+        .json(&serde_json::json!({"name": "logged", "target": "analytics-prod", "size": "small"}))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(answer.status(), 201);
+    let created: Value = answer.json().await.expect("JSON");
+    let decision_id = created["decision_id"].as_str().expect("a decision id");
+
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = json_lines(&log)
+            .into_iter()
+            .filter(|line| line["span"]["request_id"] == "log-fields-1")
+            .collect();
+        if lines
+            .iter()
+            .any(|line| line["message"] == "request finished")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["message"] == "request finished"),
+        "the access line is in the request's span: {lines:#?}"
+    );
+    let after_policy: Vec<&Value> = lines
+        .iter()
+        .skip_while(|line| line["message"] != "policy evaluated")
+        .collect();
+    assert!(after_policy.len() >= 2, "{lines:#?}");
+    for line in after_policy {
+        let span = &line["span"];
+        assert_eq!(span["employee.subject"], "alice", "{line}");
+        assert_eq!(span["employee.team"], "analytics", "{line}");
+        assert_eq!(span["decision_id"], decision_id, "{line}");
+    }
+}
