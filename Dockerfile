@@ -4,7 +4,7 @@
 
 # chef: a toolchain image with cargo-chef installed, shared by planner and builder.
 FROM rust:1.95-slim-bookworm AS chef
-RUN cargo install cargo-chef --locked
+RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /app
 
 # planner: turns the manifests into recipe.json (the dependency "fingerprint").
@@ -17,7 +17,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 # builder: compiles dependencies from the recipe first (cached layer), then the app.
 FROM chef AS builder
-# aws-lc-sys (via aws-lc-rs / jsonwebtoken / rustls) compiles C code.
+# aws-lc-sys (via aws-lc-rs / jsonwebtoken / rustls) compiles C code. Versions are not
+# pinned: the base image is, and Debian's point releases withdraw the old package versions.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
  && rm -rf /var/lib/apt/lists/*
@@ -34,6 +36,12 @@ RUN cargo build --release --locked --no-default-features --bin starrocks-gateway
 # runtime: distroless with glibc/libgcc only (no shell, no package manager),
 # running as the unprivileged nonroot user.
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="starrocks-gateway" \
+      org.opencontainers.image.description="Self-service StarRocks on Huawei Cloud TaurusDB, within org policy" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
 WORKDIR /app
 COPY --from=builder /app/target/release/starrocks-gateway /app/starrocks-gateway
 COPY static/ /app/static/
@@ -44,7 +52,7 @@ COPY config/ /app/config/
 # SRGW_STORAGE__URL at PostgreSQL). The gateway refuses to start on an empty volume, so a lost
 # ledger never comes back at zero: create it once with
 #   docker run -v gw-data:/app/data IMAGE serve --config /app/config/gateway.example.toml --init-storage
-COPY --from=builder --chown=nonroot:nonroot /out/data /app/data
+COPY --from=builder --chown=65532:65532 /out/data /app/data
 ENV SRGW_STORAGE__URL=sqlite:///app/data/starrocks-gateway.db
 # mimalloc gives freed memory back to the OS at once instead of after a delay that idle
 # worker threads never reach: after a flood of 9,000 held connections the process returns to
@@ -52,7 +60,12 @@ ENV SRGW_STORAGE__URL=sqlite:///app/data/starrocks-gateway.db
 # measure (BENCHMARKS.md, "Connection flood").
 ENV MIMALLOC_PURGE_DELAY=0
 VOLUME /app/data
-USER nonroot:nonroot
+# distroless `nonroot`, by number so the runtime can tell it is not root without /etc/passwd.
+USER 65532:65532
 EXPOSE 8080
+# No shell or curl in the image: the binary asks /healthz itself. With another listen port
+# (or server.ops_listen), set SRGW_HEALTHCHECK_URL to match.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["/app/starrocks-gateway", "healthcheck"]
 ENTRYPOINT ["/app/starrocks-gateway"]
 CMD ["serve", "--config", "/app/config/gateway.example.toml"]

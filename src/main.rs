@@ -112,6 +112,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             simulator::start(config, listener)?.await.context("serving")
         }
         Command::Policy { command } => policy(command).await,
+        Command::Healthcheck { url, timeout_ms } => {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_millis(timeout_ms))
+                .build()
+                .context("building the HTTP client")?;
+            let answer = client
+                .get(url.clone())
+                .send()
+                .await
+                .with_context(|| format!("{url} did not answer"))?;
+            anyhow::ensure!(
+                answer.status().is_success(),
+                "{url} answered {}",
+                answer.status()
+            );
+            Ok(())
+        }
         Command::Openapi => {
             let mut stdout = std::io::stdout().lock();
             stdout
