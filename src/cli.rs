@@ -68,7 +68,11 @@ pub enum Command {
     /// Ask a running gateway whether it is alive (`GET /healthz`); exits non-zero when it
     /// does not answer `200` in time. For container health checks, where there is no curl.
     Healthcheck {
-        #[arg(long, env = "SRGW_HEALTHCHECK_URL", default_value = "http://127.0.0.1:8080/healthz")]
+        #[arg(
+            long,
+            env = "SRGW_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:8080/healthz"
+        )]
         url: url::Url,
         #[arg(long, default_value_t = 2_000)]
         timeout_ms: u64,

@@ -37,6 +37,46 @@ pub struct Settings {
     pub limits: LimitSettings,
     #[serde(default)]
     pub portal: PortalSettings,
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// Where every decision is also written, as it is made, for a SIEM (besides the database).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    pub stream: StreamTarget,
+    /// The file of `stream = "file"`, rotated by size to `FILE.1`, `FILE.2`, ….
+    pub file: Option<PathBuf>,
+    /// A file past this size is rotated after the line that crossed it.
+    pub max_file_bytes: u64,
+    /// Rotated files kept; older ones are deleted.
+    pub max_files: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            stream: StreamTarget::Off,
+            file: None,
+            max_file_bytes: 100 * 1024 * 1024,
+            max_files: 10,
+        }
+    }
+}
+
+/// Where the decision stream goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum StreamTarget {
+    /// Only the database.
+    Off,
+    /// One JSON line per decision on standard output (the logs go to standard error).
+    Stdout,
+    /// One JSON line per decision in `audit.file`.
+    File,
 }
 
 /// Browser sign-in for the portal and Swagger UI: OpenID Connect, authorization code with
@@ -585,6 +625,15 @@ impl Settings {
                 return invalid("auth.introspection.timeout_ms", "must be positive");
             }
         }
+        if self.audit.stream == StreamTarget::File && self.audit.file.is_none() {
+            return invalid("audit.file", "must be set when audit.stream is \"file\"");
+        }
+        if self.audit.max_file_bytes < 4_096 {
+            return invalid("audit.max_file_bytes", "must be at least 4096");
+        }
+        if self.audit.max_files == 0 {
+            return invalid("audit.max_files", "must be at least 1");
+        }
         if self.auth.leeway_secs > 300 {
             return invalid("auth.leeway_secs", "must be at most 300");
         }
@@ -732,6 +781,18 @@ mod tests {
             ),
             (portal("redirect_path = \"portal\""), "portal.redirect_path"),
             (portal("client_id = \"\""), "portal.client_id"),
+            (
+                format!("{MINIMAL}\n[audit]\nstream = \"file\""),
+                "audit.file",
+            ),
+            (
+                format!("{MINIMAL}\n[audit]\nmax_file_bytes = 100"),
+                "audit.max_file_bytes",
+            ),
+            (
+                format!("{MINIMAL}\n[audit]\nmax_files = 0"),
+                "audit.max_files",
+            ),
         ];
         for (config, key) in cases {
             let error = Settings::from_toml_str(&config).expect_err(key).to_string();

@@ -5,13 +5,15 @@ use std::sync::LazyLock;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The gateway's metrics, registered once per process.
 pub struct Metrics {
     registry: Registry,
+    /// Every metric's full name, for the documentation's test.
+    names: Vec<String>,
     /// Requests by route pattern, method and status.
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
@@ -34,6 +36,8 @@ pub struct Metrics {
     pub storage_batch_size: Histogram,
     /// Decision-log entries given up on while the database was unavailable.
     pub decisions_dropped: IntCounter,
+    /// Decision lines the stream (`audit.stream`) could not keep up with or write.
+    pub decisions_stream_dropped: IntCounter,
     /// Requests refused by an employee's rate limit, by limit (`creates`, `requests`).
     pub rate_limited: IntCounterVec,
     /// Cloud calls refused because the gateway's call budget was spent, by operation.
@@ -42,6 +46,19 @@ pub struct Metrics {
     pub cloud_breaker_state: IntGaugeVec,
     /// Calls not sent because their breaker was open, by operation.
     pub cloud_breaker_rejections: IntCounterVec,
+    /// Read when scraped: each policy team's usage and limit, by dimension (`instances`,
+    /// `nodes`, `storage_gb`). Teams come from the policy, so the label set is bounded.
+    pub quota_used: IntGaugeVec,
+    pub quota_limit: IntGaugeVec,
+    /// Read when scraped: creates whose outcome is not known yet, and the oldest one's age.
+    pub reservations_pending: IntGauge,
+    pub reservations_pending_oldest_seconds: Gauge,
+    /// Read when scraped: how long the cached IAM token has left (`-1`: none cached).
+    pub iam_token_expires_in_seconds: Gauge,
+    /// Read when scraped: the identity provider's keys in use, and how old that set is
+    /// (`-1`: none loaded).
+    pub jwks_keys: IntGauge,
+    pub jwks_age_seconds: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -50,17 +67,30 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// The registry, and the name of every metric registered in it: the registry's own listing
+/// leaves out labelled metrics that have no series yet.
+#[derive(Default)]
+struct Registrar {
+    registry: Registry,
+    names: std::cell::RefCell<Vec<String>>,
+}
+
 /// Registers a metric just built; the names and labels are constants, so neither step fails.
 fn registered<M: Collector + Clone + 'static>(
-    registry: &Registry,
+    registry: &Registrar,
     name: &str,
     built: prometheus::Result<M>,
 ) -> M {
     let metric =
         built.unwrap_or_else(|error| unreachable!("metric {name} is well-formed: {error}"));
     registry
+        .registry
         .register(Box::new(metric.clone()))
         .unwrap_or_else(|error| unreachable!("metric {name} is registered once: {error}"));
+    registry
+        .names
+        .borrow_mut()
+        .extend(metric.desc().iter().map(|desc| desc.fq_name.clone()));
     metric
 }
 
@@ -68,28 +98,28 @@ fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("starrocks_gateway")
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+fn counter(registry: &Registrar, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     registered(registry, name, IntCounterVec::new(opts(name, help), labels))
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+fn gauge(registry: &Registrar, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     registered(registry, name, IntGaugeVec::new(opts(name, help), labels))
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+fn histogram(registry: &Registrar, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let opts = HistogramOpts::from(opts(name, help));
     registered(registry, name, HistogramVec::new(opts, labels))
 }
 
 /// Operations per batch: powers of two up to the writer's largest batch.
-fn batch_histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
+fn batch_histogram(registry: &Registrar, name: &str, help: &str) -> Histogram {
     let opts = HistogramOpts::from(opts(name, help))
         .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
     registered(registry, name, Histogram::with_opts(opts))
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
-    let registry = Registry::new();
+    let registry = Registrar::default();
     Metrics {
         http_requests: counter(
             &registry,
@@ -188,16 +218,112 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 "Decision-log entries given up on while the database was unavailable",
             )),
         ),
-        registry,
+        decisions_stream_dropped: registered(
+            &registry,
+            "decisions_stream_dropped_total",
+            IntCounter::with_opts(opts(
+                "decisions_stream_dropped_total",
+                "Decision lines the stream could not keep up with or write",
+            )),
+        ),
+        quota_used: gauge(
+            &registry,
+            "quota_used",
+            "A team's usage (pending, committed and deleting reservations), by dimension",
+            &["team", "dimension"],
+        ),
+        quota_limit: gauge(
+            &registry,
+            "quota_limit",
+            "A team's quota in the policy, by dimension",
+            &["team", "dimension"],
+        ),
+        reservations_pending: registered(
+            &registry,
+            "reservations_pending",
+            IntGauge::with_opts(opts(
+                "reservations_pending",
+                "Creates whose outcome the cloud has not confirmed yet",
+            )),
+        ),
+        reservations_pending_oldest_seconds: registered(
+            &registry,
+            "reservations_pending_oldest_seconds",
+            Gauge::with_opts(opts(
+                "reservations_pending_oldest_seconds",
+                "Age of the oldest pending reservation (0 when there is none)",
+            )),
+        ),
+        iam_token_expires_in_seconds: registered(
+            &registry,
+            "iam_token_expires_in_seconds",
+            Gauge::with_opts(opts(
+                "iam_token_expires_in_seconds",
+                "Remaining lifetime of the cached IAM token (-1 when none is cached)",
+            )),
+        ),
+        jwks_keys: registered(
+            &registry,
+            "jwks_keys",
+            IntGauge::with_opts(opts("jwks_keys", "Identity-provider signing keys in use")),
+        ),
+        jwks_age_seconds: registered(
+            &registry,
+            "jwks_age_seconds",
+            Gauge::with_opts(opts(
+                "jwks_age_seconds",
+                "Age of the identity provider's key set in use (-1 when none is loaded)",
+            )),
+        ),
+        names: registry.names.take(),
+        registry: registry.registry,
     }
 });
 
 impl Metrics {
+    /// The full name of every metric, with or without series.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Every metric in the Prometheus text format, and that format's media type.
     pub fn encode(&self) -> Result<(Vec<u8>, String), prometheus::Error> {
         let encoder = TextEncoder::new();
         let mut body = Vec::new();
         encoder.encode(&self.registry.gather(), &mut body)?;
         Ok((body, encoder.format_type().to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_documented_and_nothing_else_is() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
+        let page = std::fs::read_to_string(path).expect("docs/metrics.md");
+        let documented: std::collections::BTreeSet<&str> = page
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `starrocks_gateway_"))
+            .filter_map(|rest| rest.split_once('`'))
+            .map(|(name, _)| name)
+            .collect();
+        let in_code: std::collections::BTreeSet<&str> = METRICS
+            .names()
+            .iter()
+            .map(|name| name.strip_prefix("starrocks_gateway_").expect("namespaced"))
+            .collect();
+        assert_eq!(in_code.len(), METRICS.names().len(), "no name twice");
+        let undocumented: Vec<_> = in_code.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&in_code).collect();
+        assert!(
+            undocumented.is_empty(),
+            "missing from docs/metrics.md: {undocumented:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "docs/metrics.md lists metrics the code lacks: {unknown:?}"
+        );
     }
 }

@@ -27,6 +27,7 @@ use crate::pipeline::reconcile;
 use crate::policy::PolicyStore;
 use crate::routes::portal::Portal;
 use crate::service::Gateway;
+use crate::storage::stream::DecisionStream;
 use crate::storage::{Store, retention};
 
 /// The application's shared parts, built once from settings.
@@ -67,9 +68,12 @@ impl AppParts {
     /// Builds the shared parts and starts their background tasks (key refresh, policy watch);
     /// must run inside the runtime.
     pub async fn new(settings: &Settings, policy: PolicyStore) -> anyhow::Result<Self> {
+        let stream =
+            DecisionStream::start(&settings.audit).context("starting the decision stream")?;
         let store = Store::connect(&settings.storage)
             .await
-            .context("opening the gateway's database")?;
+            .context("opening the gateway's database")?
+            .with_decision_stream(stream);
         let cloud = Arc::new(
             CloudClient::new(settings.cloud.clone(), &settings.limits)
                 .context("building the cloud HTTP client")?,

@@ -154,7 +154,10 @@ fn the_binary_is_built_and_copied_by_the_workspace_name_and_is_the_entrypoint() 
         .find(|run| run.contains("cargo build"))
         .expect("the builder runs cargo build");
     assert!(build.contains(&format!("--bin {name}")), "{build}");
-    assert!(build.contains("--release") && build.contains("--locked"), "{build}");
+    assert!(
+        build.contains("--release") && build.contains("--locked"),
+        "{build}"
+    );
     let cook = builder
         .all("RUN")
         .find(|run| run.contains("cargo chef cook"))
@@ -176,7 +179,11 @@ fn the_binary_is_built_and_copied_by_the_workspace_name_and_is_the_entrypoint() 
         .map(|(_, _, destination)| destination.to_owned())
         .expect("the runtime copies the release binary from the builder");
     let entrypoint = exec_form(runtime.last("ENTRYPOINT").expect("an ENTRYPOINT"));
-    assert_eq!(entrypoint, vec![copied.clone()], "the entrypoint is the copied binary");
+    assert_eq!(
+        entrypoint,
+        vec![copied.clone()],
+        "the entrypoint is the copied binary"
+    );
 
     let command = exec_form(runtime.last("CMD").expect("a CMD"));
     assert_eq!(command[0], "serve", "{command:?}");
@@ -197,7 +204,9 @@ fn the_binary_is_built_and_copied_by_the_workspace_name_and_is_the_entrypoint() 
 #[test]
 fn the_runtime_runs_as_a_user_that_is_not_root() {
     let stages = stages();
-    let user = runtime(&stages).last("USER").expect("the runtime sets USER");
+    let user = runtime(&stages)
+        .last("USER")
+        .expect("the runtime sets USER");
     let name = user.split(':').next().unwrap_or_default();
     assert!(
         !["root", "0", ""].contains(&name),
@@ -227,21 +236,33 @@ fn the_health_check_port_volume_and_labels_agree_with_the_code() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("http://127.0.0.1:8080/healthz"), "{help}");
 
-    let example: toml::Value = std::fs::read_to_string(Path::new(ROOT).join("config/gateway.example.toml"))
-        .expect("the example config")
-        .parse()
-        .expect("TOML");
+    let example: toml::Value =
+        std::fs::read_to_string(Path::new(ROOT).join("config/gateway.example.toml"))
+            .expect("the example config")
+            .parse()
+            .expect("TOML");
     let listen = example["server"]["listen"].as_str().expect("server.listen");
     let port = listen.rsplit(':').next().expect("a port");
-    let exposed: Vec<&str> = runtime.all("EXPOSE").flat_map(str::split_whitespace).collect();
-    assert_eq!(exposed, vec![port], "EXPOSE matches the example's server.listen");
+    let exposed: Vec<&str> = runtime
+        .all("EXPOSE")
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert_eq!(
+        exposed,
+        vec![port],
+        "EXPOSE matches the example's server.listen"
+    );
 
-    let volume = runtime.last("VOLUME").expect("a VOLUME for the SQLite data");
+    let volume = runtime
+        .last("VOLUME")
+        .expect("a VOLUME for the SQLite data");
     let database = runtime
         .all("ENV")
         .find_map(|env| env.strip_prefix("SRGW_STORAGE__URL="))
         .expect("the image's storage URL");
-    let file = database.strip_prefix("sqlite://").expect("SQLite by default");
+    let file = database
+        .strip_prefix("sqlite://")
+        .expect("SQLite by default");
     assert_eq!(
         Path::new(file).parent(),
         Some(Path::new(volume)),
@@ -258,11 +279,18 @@ fn the_health_check_port_volume_and_labels_agree_with_the_code() {
             .unwrap_or_else(|| panic!("no {key} label"))
     };
     assert_eq!(label("org.opencontainers.image.title"), "starrocks-gateway");
-    assert_eq!(label("org.opencontainers.image.licenses"), env!("CARGO_PKG_LICENSE"));
+    assert_eq!(
+        label("org.opencontainers.image.licenses"),
+        env!("CARGO_PKG_LICENSE")
+    );
     assert_eq!(label("org.opencontainers.image.version"), "${VERSION}");
     let version = runtime
         .all("ARG")
         .find_map(|arg| arg.strip_prefix("VERSION="))
         .expect("ARG VERSION");
-    assert_eq!(version, env!("CARGO_PKG_VERSION"), "the label's default version");
+    assert_eq!(
+        version,
+        env!("CARGO_PKG_VERSION"),
+        "the label's default version"
+    );
 }

@@ -84,6 +84,11 @@ impl IamTokenCache {
             .await
     }
 
+    /// The cached token of `project_id`, without fetching one.
+    pub async fn cached(&self, project_id: &str) -> Option<Arc<IamToken>> {
+        self.tokens.get(project_id).await
+    }
+
     /// Drops `rejected` if it is still the cached token, so concurrent callers that saw the
     /// same rejection cause one refetch, not one each.
     pub async fn evict(&self, project_id: &str, rejected: &IamToken) {

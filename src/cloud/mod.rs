@@ -292,6 +292,11 @@ impl CloudClient {
         self.tokens.token(&self.settings.project_id).await
     }
 
+    /// The cached IAM token, if any, without fetching one.
+    pub async fn cached_token(&self) -> Option<Arc<IamToken>> {
+        self.tokens.cached(&self.settings.project_id).await
+    }
+
     /// One call with the cached IAM token. When the cloud's API gateway refuses the token
     /// (`APIGW.0301`), it is evicted, refetched and the call sent once more: the refusal
     /// happens before the service runs, so the retry cannot duplicate anything.

@@ -17,8 +17,8 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{
-    AuthSettings, ClaimSettings, CloudSettings, LimitSettings, PolicySettings, PortalSettings,
-    ReconcileSettings, ServerSettings, Settings, StorageSettings,
+    AuditSettings, AuthSettings, ClaimSettings, CloudSettings, LimitSettings, PolicySettings,
+    PortalSettings, ReconcileSettings, ServerSettings, Settings, StorageSettings,
 };
 use crate::policy::{Policy, PolicyStore};
 use crate::startup::Application;
@@ -211,6 +211,7 @@ pub fn settings(
             client_id: Some(DEMO_PORTAL_CLIENT.into()),
             ..PortalSettings::default()
         },
+        audit: AuditSettings::default(),
     })
 }
 

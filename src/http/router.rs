@@ -182,7 +182,8 @@ where
             .service(resource![catalog::me])
             .service(resource![admin::reload_policy])
             .service(resource![admin::reconcile_now])
-            .service(resource![admin::decisions]),
+            .service(resource![admin::decisions])
+            .service(resource![admin::export_decisions]),
     );
     operations().into_iter().fold(app, UtoipaApp::service)
 }

@@ -306,6 +306,15 @@ impl KeyStore {
     /// The keys to verify with. The background refresher keeps them fresh; a set older than
     /// its refresh interval plus the stale allowance is refreshed inline (at most once per
     /// minimum interval), and refused when that fails.
+    /// How many keys are in use and how old their set is, without fetching; `None` before
+    /// the first load.
+    pub fn loaded(&self) -> Option<(usize, Duration)> {
+        self.current
+            .load()
+            .as_ref()
+            .map(|snapshot| (snapshot.keys.len(), snapshot.fetched_at.elapsed()))
+    }
+
     pub async fn keys(&self) -> Result<Arc<KeySnapshot>, KeysError> {
         match self.current.load_full() {
             Some(snapshot)

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use crate::config::{AuthSettings, ClaimSettings};
 use crate::identity::introspection::{Introspected, IntrospectionError, Introspector};
 use crate::identity::{KeyStore, KeysError, SigningAlgorithm, VerificationKey};
+use crate::metrics::METRICS;
 
 /// Most keys tried for a token without `kid`; real key sets hold two or three.
 const MAX_KEYS_WITHOUT_KID: usize = 8;
@@ -154,6 +155,18 @@ impl Authenticator {
     }
 
     /// Whether a usable key set is loaded (fetching it if needed); for readiness.
+    /// Sets the key-set gauges of `/metrics`.
+    pub fn export_metrics(&self) {
+        let (keys, age) = self
+            .keys
+            .loaded()
+            .map_or((0, -1.0), |(keys, age)| (keys, age.as_secs_f64()));
+        METRICS
+            .jwks_keys
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
+        METRICS.jwks_age_seconds.set(age);
+    }
+
     pub async fn keys_available(&self) -> bool {
         self.keys.keys().await.is_ok()
     }

@@ -76,6 +76,9 @@ impl Entry {
 /// its answer; a reservation left unsettled is resolved by reconciliation.
 pub async fn record(store: &Store, entry: Option<Entry>, finish: Option<Finish>) {
     let decision = entry.map(into_record);
+    if let Some(decision) = &decision {
+        store.stream_decision(decision);
+    }
     let Some(mut finish) = finish else {
         if let Some(decision) = decision {
             store.log_decision(decision);

@@ -1,6 +1,7 @@
 //! Platform-admin endpoints.
 
-use actix_web::web;
+use actix_web::{HttpResponse, web};
+use futures_util::TryStreamExt;
 
 use super::paging;
 use crate::http::error::{ApiError, Problem};
@@ -10,7 +11,7 @@ use crate::pipeline::authorize::require_admin;
 use crate::pipeline::reconcile::ReconcileReport;
 use crate::policy::Reloaded;
 use crate::service::Gateway;
-use crate::storage::decisions::{DecisionFilter, DecisionPage, DecisionQuery};
+use crate::storage::decisions::{DecisionFilter, DecisionPage, DecisionQuery, ExportQuery};
 
 /// Reload the policy file.
 ///
@@ -103,4 +104,43 @@ pub async fn decisions(
         decisions,
         next_page,
     }))
+}
+
+/// Export the decision log.
+///
+/// Every decision at or after `since` and before `until` (both optional, RFC 3339), newest
+/// first, as NDJSON: one JSON object per line, each the fields of a decision plus `schema`
+/// (`starrocks-gateway.decision.v1`, documented in `docs/decisions.md`), the same lines
+/// `audit.stream` writes. Streamed a page at a time, so a SIEM can backfill any range.
+#[utoipa::path(get, path = "/admin/decisions/export", tag = "admin",
+    params(ExportQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One decision per line, newest first", body = String, content_type = "application/x-ndjson"),
+        (status = 400, description = "A bad time, or `until` before `since` (`invalid_parameter`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Platform admins only (`admin_required`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn export_decisions(
+    employee: web::ReqData<Employee>,
+    gateway: web::Data<Gateway>,
+    query: QueryParams<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&employee, "the decision log")?;
+    let since = parse_time("since", query.0.since.as_ref())?;
+    let until = parse_time("until", query.0.until.as_ref())?;
+    if let (Some(since), Some(until)) = (since, until)
+        && until < since
+    {
+        return Err(ApiError::invalid_parameter("until", "is before `since`"));
+    }
+    let lines = gateway
+        .export_decisions(&employee, since, until)?
+        .map_ok(web::Bytes::from)
+        .inspect_err(|error| {
+            // The status is sent: the client sees the stream end early.
+            tracing::error!(error = ?error, "the decision export stopped: reading the log failed");
+        });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(lines))
 }

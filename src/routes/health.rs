@@ -76,11 +76,21 @@ pub async fn readyz(
 /// Prometheus metrics.
 ///
 /// Requests by route and status, decisions by action and outcome, calls to Huawei Cloud by
-/// operation and result with latency, identity-provider key and IAM token fetches.
+/// operation and result with latency, breakers and rate limits, identity-provider key and IAM
+/// token fetches; read when scraped: each team's quota used and limit, pending reservations
+/// and the oldest one's age, the IAM token's remaining lifetime, the key set's size and age.
+/// Every metric is listed in `docs/metrics.md`.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "serve",
     responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics(gateway: web::Data<Gateway>) -> HttpResponse {
-    gateway.cloud.breakers.export();
+pub async fn metrics(
+    gateway: web::Data<Gateway>,
+    authenticator: web::Data<Authenticator>,
+) -> HttpResponse {
+    authenticator.export_metrics();
+    if let Err(error) = gateway.export_metrics().await {
+        // The rest is still worth scraping; the database's state shows in `/readyz`.
+        tracing::warn!(error = ?error, "reading the ledger for /metrics failed");
+    }
     match METRICS.encode() {
         Ok((body, content_type)) => HttpResponse::Ok().content_type(content_type).body(body),
         Err(error) => HttpResponse::InternalServerError().body(error.to_string()),

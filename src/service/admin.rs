@@ -1,5 +1,7 @@
 //! What platform admins may do: reload the policy, reconcile now, read the decision log.
 
+use futures_util::Stream;
+
 use super::Gateway;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::authorize::{AdminRequired, require_admin};
@@ -7,6 +9,10 @@ use crate::pipeline::reconcile::{self, ReconcileReport};
 use crate::policy::{PolicyError, Reloaded};
 use crate::storage::StorageError;
 use crate::storage::decisions::{DecisionFilter, DecisionRecord};
+use crate::storage::stream::Line;
+
+/// Decisions read per page of an export.
+const EXPORT_PAGE: u32 = 500;
 
 /// Why an admin operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -51,5 +57,47 @@ impl Gateway {
     ) -> Result<(Vec<DecisionRecord>, bool), AdminError> {
         require_admin(employee, "the decision log")?;
         Ok(self.store.decisions(filter).await?)
+    }
+
+    /// Every decision at or after `since_ms` and before `until_ms`, newest first, as JSON
+    /// lines (each a [`Line`]), read a page at a time as the consumer takes them.
+    pub fn export_decisions(
+        &self,
+        employee: &Employee,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Result<impl Stream<Item = Result<Vec<u8>, StorageError>> + 'static, AdminError> {
+        require_admin(employee, "the decision log")?;
+        let store = self.store.clone();
+        let first = DecisionFilter {
+            since_ms,
+            until_ms,
+            limit: EXPORT_PAGE,
+            ..DecisionFilter::default()
+        };
+        Ok(futures_util::stream::try_unfold(
+            Some(first),
+            move |filter| {
+                let store = store.clone();
+                async move {
+                    let Some(mut filter) = filter else {
+                        return Ok(None);
+                    };
+                    let (page, more) = store.decisions(&filter).await?;
+                    let lines: Vec<u8> = page
+                        .iter()
+                        .flat_map(|record| Line::of(record).to_bytes())
+                        .collect();
+                    let next = match (more, page.last()) {
+                        (true, Some(last)) => {
+                            filter.before = Some((last.at_ms, last.id.clone()));
+                            Some(filter)
+                        }
+                        _ => None,
+                    };
+                    Ok(Some((lines, next)))
+                }
+            },
+        ))
     }
 }

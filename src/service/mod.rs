@@ -11,6 +11,7 @@ pub mod create;
 pub mod delete;
 pub mod dry_run;
 pub mod instances;
+mod observe;
 
 use std::sync::Arc;
 use std::time::Duration;

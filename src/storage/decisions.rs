@@ -112,6 +112,21 @@ pub struct DecisionPage {
     pub next_page: Option<String>,
 }
 
+/// Filters of `GET /v1/admin/decisions/export`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Only decisions at or after this time (RFC 3339).
+    #[serde(default)]
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// Only decisions before this time (RFC 3339).
+    #[serde(default)]
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+}
+
 /// A validated query: times in milliseconds, the cursor decoded.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionFilter {

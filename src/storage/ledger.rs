@@ -500,6 +500,17 @@ impl Store {
         rows.iter().map(reservation).collect()
     }
 
+    /// How many reservations are pending, and when the oldest was made (unix ms).
+    pub async fn pending_summary(&self) -> Result<(i64, Option<i64>), StorageError> {
+        let row = query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM reservations WHERE state = $1",
+        )
+        .bind(ReservationState::Pending.as_str())
+        .fetch_one(&self.db)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("oldest")?))
+    }
+
     /// Every reservation whose outcome is still unknown, oldest first.
     pub async fn pending(&self) -> Result<Vec<Reservation>, StorageError> {
         let rows = query(format!(

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod log;
 pub mod retention;
 pub mod sql;
+pub mod stream;
 pub mod usage;
 pub mod writer;
 
@@ -148,6 +149,8 @@ pub struct Store {
     log: log::DecisionLog,
     /// Teams' usage for previews.
     usage: usage::UsageView,
+    /// Every decision also as a JSON line, for a SIEM (`audit.stream`).
+    stream: Option<stream::DecisionStream>,
 }
 
 /// Unix milliseconds now.
@@ -191,7 +194,22 @@ impl Store {
             writer,
             log,
             usage,
+            stream: None,
         })
+    }
+
+    /// This store, streaming every decision recorded through it to `stream` as well.
+    #[must_use]
+    pub fn with_decision_stream(mut self, stream: Option<stream::DecisionStream>) -> Self {
+        self.stream = stream;
+        self
+    }
+
+    /// Hands `record` to the decision stream, when there is one.
+    pub fn stream_decision(&self, record: &decisions::DecisionRecord) {
+        if let Some(stream) = &self.stream {
+            stream.send(record);
+        }
     }
 
     /// The database, for maintenance tools and tests that inspect it (through [`sql::query`]).

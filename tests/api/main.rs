@@ -2,6 +2,7 @@
 //! identity provider on port 0 beside it, driven over HTTP only.
 
 mod algorithms;
+mod audit;
 mod auth;
 mod cloud;
 mod create;

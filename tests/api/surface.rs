@@ -268,6 +268,101 @@ async fn metrics_count_requests_decisions_and_cloud_calls() {
     assert!(!after.contains("in17"), "instance ids never become labels");
 }
 
+/// The value of `series` (name and labels, exactly as exposed) in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Scrapes until `holds` accepts the text (other tests' gateways share the process's gauges
+/// and may scrape in between), and returns the last scrape.
+async fn scrape_until(app: &TestApp, holds: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..20 {
+        text = app.get("/metrics").await.text().await.expect("text");
+        if holds(&text) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    text
+}
+
+#[tokio::test]
+async fn metrics_show_quota_pending_reservations_the_iam_token_and_the_keys() {
+    let app = TestApp::spawn().await;
+    let alice = app.alice();
+    assert_eq!(
+        app.create(&alice, &crate::helpers::small_instance())
+            .await
+            .status(),
+        201
+    );
+    let used = r#"starrocks_gateway_quota_used{dimension="instances",team="analytics"}"#;
+    let limit = r#"starrocks_gateway_quota_limit{dimension="instances",team="analytics"}"#;
+    let pending = "starrocks_gateway_reservations_pending";
+
+    let text = scrape_until(&app, |text| {
+        sample(text, used) == Some(1.0) && sample(text, pending) == Some(0.0)
+    })
+    .await;
+    assert_eq!(sample(&text, used), Some(1.0), "{text}");
+    assert_eq!(sample(&text, limit), Some(5.0), "the policy's quota");
+    assert_eq!(
+        sample(
+            &text,
+            r#"starrocks_gateway_quota_limit{dimension="storage_gb",team="payments"}"#
+        ),
+        Some(500.0),
+        "every policy team, used or not"
+    );
+    assert_eq!(sample(&text, pending), Some(0.0));
+    let lifetime = sample(&text, "starrocks_gateway_iam_token_expires_in_seconds").expect("IAM");
+    assert!(
+        (82_800.0..=86_400.0).contains(&lifetime),
+        "a fresh 24 h token: {lifetime}"
+    );
+    assert!(sample(&text, "starrocks_gateway_jwks_keys").expect("keys") >= 1.0);
+    let age = sample(&text, "starrocks_gateway_jwks_age_seconds").expect("age");
+    assert!((0.0..60.0).contains(&age), "keys loaded at start: {age}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"starrocks_gateway_cloud_breaker_state{operation="create"}"#
+        ),
+        Some(0.0),
+        "closed"
+    );
+
+    // A create held at the cloud is pending until it answers.
+    app.set_faults(serde_json::json!({"hold_next_creates": 1}))
+        .await;
+    let mut second = crate::helpers::small_instance();
+    second["name"] = "metrics-held".into();
+    let (held, text) = futures_util::join!(app.create(&alice, &second), async {
+        app.wait_until_held(1).await;
+        let text = scrape_until(&app, |text| sample(text, pending) == Some(1.0)).await;
+        app.release_held().await;
+        text
+    });
+    assert_eq!(held.status(), 201);
+    assert_eq!(sample(&text, pending), Some(1.0), "{text}");
+    let oldest = sample(
+        &text,
+        "starrocks_gateway_reservations_pending_oldest_seconds",
+    );
+    assert!(
+        oldest.is_some_and(|age| (0.0..10.0).contains(&age)),
+        "{oldest:?}"
+    );
+    assert_eq!(
+        sample(&text, used),
+        Some(2.0),
+        "a pending reservation counts against the quota"
+    );
+}
+
 #[tokio::test]
 async fn head_is_answered_wherever_get_is_without_a_body() {
     let app = TestApp::spawn().await;
