@@ -3,7 +3,7 @@ use serde_json::json;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::storage::sql::query;
 
-use crate::helpers::{TestApp, decisions, instances_used, problem, small_instance};
+use crate::helpers::{TestApp, decisions, instances_used, metric, problem, small_instance};
 
 /// Why each reservation settled, oldest first.
 async fn settle_reasons(app: &TestApp) -> Vec<Option<String>> {
@@ -237,6 +237,8 @@ async fn a_cloud_operation_that_keeps_failing_opens_its_breaker_and_fails_fast()
             .expect("JSON");
         answer["cloud"]["status"].clone()
     };
+    let rejections = r#"starrocks_gateway_cloud_breaker_rejections_total{operation="list"}"#;
+    let rejected_before = metric(&app, rejections).await;
     app.set_faults(json!({"fail_next_reads": 2, "fail_status": 503}))
         .await;
 
@@ -270,6 +272,10 @@ async fn a_cloud_operation_that_keeps_failing_opens_its_breaker_and_fails_fast()
         "{metrics}"
     );
     assert_eq!(create.status(), 201, "each operation has its own breaker");
+    assert!(
+        metric(&app, rejections).await >= rejected_before + 1.0,
+        "the call the open breaker refused is counted"
+    );
 }
 
 #[tokio::test]

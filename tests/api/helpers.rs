@@ -66,6 +66,7 @@ type Adjust<'a, T> = Box<dyn FnOnce(&mut T) + 'a>;
 pub struct TestAppBuilder<'a> {
     policy: String,
     embedded_policy: bool,
+    policy_at: Option<PathBuf>,
     simulator: Vec<Adjust<'a, SimulatorConfig>>,
     settings: Vec<Adjust<'a, Settings>>,
     database: Db,
@@ -82,6 +83,12 @@ impl<'a> TestAppBuilder<'a> {
     /// reload, and `policy_path` is `None`.
     pub fn embedded_policy(mut self) -> Self {
         self.embedded_policy = true;
+        self
+    }
+
+    /// The policy read from `path`, which the test lays out (and removes) itself.
+    pub fn policy_at(mut self, path: PathBuf) -> Self {
+        self.policy_at = Some(path);
         self
     }
 
@@ -107,6 +114,7 @@ impl<'a> TestAppBuilder<'a> {
         let Self {
             policy,
             embedded_policy,
+            policy_at,
             simulator,
             settings,
             database,
@@ -138,6 +146,9 @@ impl<'a> TestAppBuilder<'a> {
         }
         let (policy_path, store) = if embedded_policy {
             (None, PolicyStore::fixed(parsed))
+        } else if let Some(path) = policy_at {
+            let store = PolicyStore::from_file(path).expect("the test's policy loads");
+            (None, store)
         } else {
             static NEXT: AtomicUsize = AtomicUsize::new(0);
             let path = std::env::temp_dir().join(format!(
@@ -208,6 +219,7 @@ impl TestApp {
         TestAppBuilder {
             policy: EXAMPLE_POLICY.to_owned(),
             embedded_policy: false,
+            policy_at: None,
             simulator: Vec::new(),
             settings: Vec::new(),
             database: Db::Sqlite,
@@ -406,6 +418,17 @@ pub async fn drop_database(app: &TestApp) {
         .execute(&mut admin)
         .await
         .expect("dropped");
+}
+
+/// The value of one series (its name and labels exactly as `/metrics` shows them), or 0 when
+/// it has none yet. The metrics are the process's: counters only ever grow, whichever test
+/// moved them.
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 pub async fn json_of(response: reqwest::Response) -> Value {

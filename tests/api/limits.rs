@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 use starrocks_gateway::config::LimitSettings;
 
-use crate::helpers::{TestApp, decisions, instances_used, problem};
+use crate::helpers::{TestApp, decisions, instances_used, metric, problem};
 
 fn named(i: usize) -> serde_json::Value {
     json!({"name": format!("cube-{i:02}"), "target": "analytics-prod", "size": "small"})
@@ -33,6 +33,8 @@ async fn an_employee_over_the_create_limit_gets_429_and_nothing_is_sent_or_recor
         .spawn()
         .await;
     let alice = app.alice();
+    let refusals = r#"starrocks_gateway_rate_limited_total{limit="creates"}"#;
+    let refused_before = metric(&app, refusals).await;
 
     let first = app.create(&alice, &named(1)).await;
     let first_policy = header(&first, "ratelimit-policy");
@@ -58,6 +60,10 @@ async fn an_employee_over_the_create_limit_gets_429_and_nothing_is_sent_or_recor
     );
     let refused = problem(refused).await;
     assert_eq!(refused["code"], "rate_limited");
+    assert!(
+        metric(&app, refusals).await >= refused_before + 1.0,
+        "the refusal is counted"
+    );
     assert_eq!(colleague.status(), 201, "each employee has their own limit");
     assert_eq!(app.sim_stats().await.creates_received, 3);
     let decisions = decisions(&app, "").await;

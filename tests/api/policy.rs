@@ -442,6 +442,57 @@ async fn a_changed_file_is_picked_up_by_the_watcher_and_a_broken_one_is_not() {
     );
 }
 
+/// Lays out `dir` as the kubelet mounts a ConfigMap: the file is a symlink through `..data`,
+/// itself a symlink to a timestamped directory, swapped atomically on every update.
+fn mount_configmap(dir: &std::path::Path, version: &str, policy: &str) {
+    use std::os::unix::fs::symlink;
+    let data = dir.join(format!("..{version}"));
+    std::fs::create_dir_all(&data).expect("data directory");
+    std::fs::write(data.join("policy.toml"), policy).expect("policy file");
+    let staged = dir.join("..data_tmp");
+    symlink(format!("..{version}"), &staged).expect("staged link");
+    std::fs::rename(&staged, dir.join("..data")).expect("atomic swap");
+    if !dir.join("policy.toml").exists() {
+        symlink("..data/policy.toml", dir.join("policy.toml")).expect("file link");
+    }
+}
+
+#[tokio::test]
+async fn a_configmap_update_by_symlink_swap_is_reloaded() {
+    let dir = std::env::temp_dir().join(format!(
+        "srgw-configmap-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    mount_configmap(&dir, "2026_11_29_10_00_00.1", EXAMPLE_POLICY);
+    let app = TestApp::builder()
+        .policy_at(dir.join("policy.toml"))
+        .settings(|s| s.policy.watch_interval_secs = 1)
+        .spawn()
+        .await;
+    let before = revision(&app).await;
+
+    mount_configmap(
+        &dir,
+        "2026_11_29_10_05_00.2",
+        &EXAMPLE_POLICY.replacen("max_count = 4", "max_count = 3", 1),
+    );
+    let mut after = before.clone();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = revision(&app).await;
+        if after != before {
+            break;
+        }
+    }
+    drop(std::fs::remove_dir_all(&dir));
+
+    assert_ne!(
+        after, before,
+        "the swapped file was reloaded without a restart"
+    );
+}
+
 #[tokio::test]
 async fn reloading_an_embedded_policy_is_409() {
     let app = TestApp::builder().embedded_policy().spawn().await;

@@ -11,7 +11,7 @@ use starrocks_gateway::storage::sql::{self, Row, query};
 use starrocks_gateway::storage::{StorageError, Store};
 
 use crate::helpers::{
-    Db, TestApp, decisions, drop_database, instances_used, problem, remove_sqlite_files,
+    Db, TestApp, decisions, drop_database, instances_used, metric, problem, remove_sqlite_files,
     small_instance,
 };
 
@@ -909,6 +909,13 @@ async fn retention_prunes_old_decisions_and_expired_keys_and_keeps_the_rest(db: 
         metrics.contains("starrocks_gateway_storage_rows{table=\"decisions\"}"),
         "{metrics}"
     );
+    for table in ["decisions", "idempotency_keys"] {
+        let pruned = format!("starrocks_gateway_storage_pruned_rows_total{{table=\"{table}\"}}");
+        assert!(
+            metric(&app, &pruned).await >= 1.0,
+            "{table}: the pruned rows are counted"
+        );
+    }
 }
 
 #[tokio::test]
