@@ -1,10 +1,11 @@
 //! `serve` as an operator runs it, against the demo's simulator and identity provider:
-//! `--check-config --probe` reaches each dependency, and the log is JSON lines whose request
-//! lines carry the request id, subject, team and decision id.
+//! `--check-config --probe` reaches each dependency; the log is JSON lines whose request
+//! lines carry the request id, subject, team and decision id; and with `audit.stream =
+//! "stdout"` every decision is a JSON line on standard output, apart from the log.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -205,15 +206,18 @@ fn json_lines(log: &Path) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn serve_logs_json_lines_that_carry_the_request_subject_team_and_decision() {
+async fn serve_logs_json_lines_that_carry_the_request_subject_team_and_decision_and_streams_decisions_to_stdout()
+ {
     let stack = stack().await;
     let dir = Scratch::new("logs");
     let config = config_for(&stack.settings, &dir.0);
     let password = stack.settings.cloud.password.expose_secret().to_owned();
     let log = dir.0.join("stderr.log");
+    let decisions = dir.0.join("stdout.jsonl");
     let _server = Server(
         serve(&config, &["--init-storage"], &password)
-            .stdout(Stdio::null())
+            .env("SRGW_AUDIT__STREAM", "stdout")
+            .stdout(std::fs::File::create(&decisions).expect("stdout file"))
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("serve starts"),
@@ -282,4 +286,22 @@ async fn serve_logs_json_lines_that_carry_the_request_subject_team_and_decision(
         assert_eq!(span["employee.team"], "analytics", "{line}");
         assert_eq!(span["decision_id"], decision_id, "{line}");
     }
+
+    let mut streamed = Vec::new();
+    for _ in 0..100 {
+        streamed = json_lines(&decisions);
+        if !streamed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        streamed.len(),
+        1,
+        "one decision, nothing else on stdout: {streamed:#?}"
+    );
+    assert_eq!(streamed[0]["schema"], "starrocks-gateway.decision.v1");
+    assert_eq!(streamed[0]["decision_id"], decision_id);
+    assert_eq!(streamed[0]["request_id"], "log-fields-1");
+    assert_eq!(streamed[0]["outcome"], "created");
 }
