@@ -185,6 +185,7 @@ fn policy(c: &mut Criterion) {
         email: Some("alice@example.com".into()),
         teams: vec!["analytics".into()],
         admin: false,
+        groups: Vec::new(),
     };
     let request = CreateRequest {
         name: InstanceName::parse("sales-cube").expect("a valid name"),
@@ -197,6 +198,7 @@ fn policy(c: &mut Criterion) {
             ("owner".to_owned(), "alice".to_owned()),
             ("env".to_owned(), "prod".to_owned()),
         ]),
+        lease_days: None,
     };
     let password = RootPassword::parse("Bench-Passw0rd!9").expect("a valid password");
     let decision_id = "0b7c1e4e-8f0a-4c3e-9d51-3f0e2b6a7c18".to_owned();
@@ -285,6 +287,7 @@ async fn reserve_and_commit(store: &Store) {
         name: "bench".into(),
         size: "small".into(),
         labels: BTreeMap::new(),
+        lease_ms: None,
         decision_id: id.clone(),
         request_id: id.clone(),
     };

@@ -39,6 +39,50 @@ pub struct Settings {
     pub portal: PortalSettings,
     #[serde(default)]
     pub audit: AuditSettings,
+    #[serde(default)]
+    pub approvals: ApprovalSettings,
+    #[serde(default)]
+    pub leases: LeaseSettings,
+}
+
+/// The lease sweep (how long leases are is in the policy).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseSettings {
+    /// How often instances are marked expiring and those past their end deleted; `0` turns
+    /// the sweep off (leases are then not enforced).
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self {
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+/// Exception requests and their approvals (who approves is in the policy).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalSettings {
+    /// 64 hexadecimal digits: the AES-256 key sealing a generated root password until its
+    /// requester reads it. Replicas must share it; without it each process makes its own.
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
+    pub sealing_key: Option<SecretString>,
+    /// How often pending requests past their time are expired; `0` turns the sweep off.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        Self {
+            sealing_key: None,
+            sweep_interval_secs: 60,
+        }
+    }
 }
 
 /// Where every decision is also written, as it is made, for a SIEM (besides the database).
@@ -383,6 +427,9 @@ pub struct ClaimSettings {
     pub admin_claim: Option<String>,
     /// ... when it equals or contains this value.
     pub admin_value: Option<String>,
+    /// The claim naming the employee's groups (a string or an array of strings), which a
+    /// team's `exceptions.approvers` may name as `group:NAME`.
+    pub groups: String,
 }
 
 impl Default for ClaimSettings {
@@ -394,6 +441,7 @@ impl Default for ClaimSettings {
             team_prefix: String::new(),
             admin_claim: None,
             admin_value: None,
+            groups: "groups".into(),
         }
     }
 }
@@ -633,6 +681,11 @@ impl Settings {
         }
         if self.audit.max_files == 0 {
             return invalid("audit.max_files", "must be at least 1");
+        }
+        if let Some(key) = &self.approvals.sealing_key
+            && let Err(error) = crate::service::seal::PasswordSeal::from_hex(key)
+        {
+            return invalid("approvals.sealing_key", &error.to_string());
         }
         if self.auth.leeway_secs > 300 {
             return invalid("auth.leeway_secs", "must be at most 300");

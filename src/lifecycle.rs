@@ -15,6 +15,9 @@ pub enum LifecycleState {
     Creating,
     /// Running, no operation pending: connect to it.
     Ready,
+    /// Ready, and its lease ends within the policy's `lease_warning_hours`: extend it, or it
+    /// is deleted at `expires_at`.
+    Expiring,
     /// The create failed; `reason` says why. Its quota is released.
     Failed,
     /// Being deleted; its quota is released when the cloud confirms it gone.

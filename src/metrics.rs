@@ -53,6 +53,10 @@ pub struct Metrics {
     /// Read when scraped: creates whose outcome is not known yet, and the oldest one's age.
     pub reservations_pending: IntGauge,
     pub reservations_pending_oldest_seconds: Gauge,
+    /// Read when scraped: exception requests waiting for an approver, by policy team.
+    pub exception_requests_pending: IntGaugeVec,
+    /// Read when scraped: instances whose lease ends within the warning, by policy team.
+    pub instances_expiring: IntGaugeVec,
     /// Read when scraped: how long the cached IAM token has left (`-1`: none cached).
     pub iam_token_expires_in_seconds: Gauge,
     /// Read when scraped: the identity provider's keys in use, and how old that set is
@@ -237,6 +241,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "quota_limit",
             "A team's quota in the policy, by dimension",
             &["team", "dimension"],
+        ),
+        exception_requests_pending: gauge(
+            &registry,
+            "exception_requests_pending",
+            "Exception requests waiting for an approver, by team",
+            &["team"],
+        ),
+        instances_expiring: gauge(
+            &registry,
+            "instances_expiring",
+            "Instances whose lease ends within lease_warning_hours, by team",
+            &["team"],
         ),
         reservations_pending: registered(
             &registry,

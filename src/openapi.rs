@@ -29,6 +29,7 @@ use crate::http::router;
     modifiers(&BearerSecurity),
     tags(
         (name = "instances", description = "StarRocks instances of your team"),
+        (name = "exceptions", description = "Asking for, and approving, exceptions to policy denials"),
         (name = "admin", description = "For platform admins"),
         (name = "portal", description = "Signing in from a browser"),
         (name = "operations", description = "Probes for the platform team"),

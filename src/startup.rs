@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, Servi
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
@@ -27,8 +28,9 @@ use crate::pipeline::reconcile;
 use crate::policy::PolicyStore;
 use crate::routes::portal::Portal;
 use crate::service::Gateway;
+use crate::service::seal::PasswordSeal;
 use crate::storage::stream::DecisionStream;
-use crate::storage::{Store, retention};
+use crate::storage::{Engine, Store, retention};
 
 /// The application's shared parts, built once from settings.
 #[derive(Debug, Clone)]
@@ -62,6 +64,22 @@ fn authenticator(settings: &AuthSettings, keys: Arc<KeyStore>) -> anyhow::Result
         settings.verified_token_cache_size,
         client,
     )))
+}
+
+/// The configured sealing key, or a key of this process's own (said in the log when
+/// replicas would need to share one).
+fn password_seal(settings: &Settings) -> anyhow::Result<PasswordSeal> {
+    match &settings.approvals.sealing_key {
+        Some(key) => PasswordSeal::from_hex(key).context("approvals.sealing_key"),
+        None => {
+            if Engine::of(settings.storage.url.expose_secret()) == Some(Engine::Postgres) {
+                tracing::warn!(
+                    "approvals.sealing_key is not set: a generated password of an approved exception can be read only through the replica that approved it, until it restarts; set the same key on every replica"
+                );
+            }
+            Ok(PasswordSeal::random())
+        }
+    }
 }
 
 impl AppParts {
@@ -115,7 +133,20 @@ impl AppParts {
             .unwrap_or(i64::MAX),
             reconcile_grace: Duration::from_secs(settings.reconcile.grace_secs),
             observed: crate::lifecycle::Observations::default(),
+            seal: password_seal(settings)?,
         });
+        crate::service::spawn_sweep(
+            gateway.clone(),
+            Duration::from_secs(settings.approvals.sweep_interval_secs),
+            "exception requests",
+            |gateway| async move { gateway.expire_requests().await },
+        );
+        crate::service::spawn_sweep(
+            gateway.clone(),
+            Duration::from_secs(settings.leases.sweep_interval_secs),
+            "leases",
+            |gateway| async move { gateway.sweep_leases().await },
+        );
         watch_policy(
             &gateway,
             Duration::from_secs(settings.policy.watch_interval_secs),

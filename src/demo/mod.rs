@@ -17,8 +17,9 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{
-    AuditSettings, AuthSettings, ClaimSettings, CloudSettings, LimitSettings, PolicySettings,
-    PortalSettings, ReconcileSettings, ServerSettings, Settings, StorageSettings,
+    ApprovalSettings, AuditSettings, AuthSettings, ClaimSettings, CloudSettings, LeaseSettings,
+    LimitSettings, PolicySettings, PortalSettings, ReconcileSettings, ServerSettings, Settings,
+    StorageSettings,
 };
 use crate::policy::{Policy, PolicyStore};
 use crate::startup::Application;
@@ -33,6 +34,9 @@ pub const DEMO_AUDIENCE: &str = "starrocks-gateway";
 pub const DEMO_PORTAL_CLIENT: &str = "starrocks-portal";
 /// The `roles` value that makes a demo employee a platform admin.
 pub const DEMO_ADMIN_ROLE: &str = "platform-admin";
+
+/// The `roles` value (the demo's groups claim) of analytics' approvers in the example policy.
+pub const DEMO_APPROVER_GROUP: &str = "analytics-leads";
 
 /// An example employee the demo prints a token for.
 #[derive(Debug, Clone)]
@@ -63,6 +67,12 @@ pub const EXAMPLE_EMPLOYEES: &[DemoEmployee] = &[
         teams: &["analytics", "payments"],
         roles: &[],
         note: "two teams: send X-Team",
+    },
+    DemoEmployee {
+        sub: "carol",
+        teams: &["analytics"],
+        roles: &[DEMO_APPROVER_GROUP],
+        note: "approves analytics' exceptions",
     },
     DemoEmployee {
         sub: "erin",
@@ -167,6 +177,7 @@ pub fn settings(
             claims: ClaimSettings {
                 admin_claim: Some("roles".into()),
                 admin_value: Some(DEMO_ADMIN_ROLE.into()),
+                groups: "roles".into(),
                 ..ClaimSettings::default()
             },
         },
@@ -212,6 +223,8 @@ pub fn settings(
             ..PortalSettings::default()
         },
         audit: AuditSettings::default(),
+        approvals: ApprovalSettings::default(),
+        leases: LeaseSettings::default(),
     })
 }
 

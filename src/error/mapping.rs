@@ -13,6 +13,8 @@ use crate::service::admin::AdminError;
 use crate::service::catalog::CatalogError;
 use crate::service::create::{CreateError, UpstreamFailure};
 use crate::service::instances::InstanceError;
+use crate::service::leases::ExtendError;
+use crate::service::requests::ExceptionError;
 use crate::storage::StorageError;
 use crate::storage::idempotency::IdempotencyError;
 
@@ -292,6 +294,71 @@ impl Coded for InstanceError {
             Self::Team(error) => error.details(),
             Self::Cloud(error) => error.details(),
             _ => Details::default(),
+        }
+    }
+}
+
+impl Coded for ExceptionError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Team(error) => error.code(),
+            Self::NotNeeded => ErrorCode::ExceptionNotNeeded,
+            Self::NotExceptable(_) => ErrorCode::NotExceptable,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::NotApprover(_) => ErrorCode::NotAnApprover,
+            Self::OwnRequest => ErrorCode::OwnRequest,
+            Self::NotRequester => ErrorCode::NotRequester,
+            Self::NotPending { .. } => ErrorCode::RequestNotPending,
+            Self::Storage(error) => error.code(),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Team(error) => error.detail(),
+            Self::Storage(error) => error.detail(),
+            Self::NotExceptable(denial) => format!(
+                "denied on rules your team's policy never waives, so no exception can be asked for: {denial}"
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    fn details(&self) -> Details {
+        match self {
+            Self::Team(error) => error.details(),
+            Self::NotExceptable(denial) => Details {
+                violations: denial.violations.clone(),
+                decision_id: Some(denial.decision_id.clone()),
+                ..Details::default()
+            },
+            _ => Details::default(),
+        }
+    }
+}
+
+impl Coded for ExtendError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Instance(error) => error.code(),
+            Self::NoLease(_) => ErrorCode::NoLease,
+            Self::Denied(denial) => denial.code(),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Instance(error) => error.detail(),
+            Self::NoLease(_) => self.to_string(),
+            Self::Denied(denial) => denial.detail(),
+        }
+    }
+
+    fn details(&self) -> Details {
+        match self {
+            Self::Instance(error) => error.details(),
+            Self::NoLease(_) => Details::default(),
+            Self::Denied(denial) => denial.details(),
         }
     }
 }

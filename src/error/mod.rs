@@ -107,6 +107,20 @@ make_error_codes! {
     IdempotencyKeyInFlight = 409, "idempotency_key_in_flight";
     /// The `Idempotency-Key` was already used with a different body.
     IdempotencyKeyReused = 422, "idempotency_key_reused";
+    /// Policy already allows the create; an exception request is not needed.
+    ExceptionNotNeeded = 409, "exception_not_needed";
+    /// The create is denied on rules the team's policy never waives; `violations` lists them.
+    NotExceptable = 403, "not_exceptable";
+    /// The caller does not approve exception requests of the request's team.
+    NotAnApprover = 403, "not_an_approver";
+    /// Nobody approves or rejects their own exception request.
+    OwnRequest = 403, "own_request";
+    /// Only the requester may withdraw an exception request.
+    NotRequester = 403, "not_requester";
+    /// The exception request was already decided, withdrawn or expired.
+    RequestNotPending = 409, "request_not_pending";
+    /// The instance has no lease to extend.
+    NoLease = 409, "no_lease";
     /// A fault of the gateway itself; details are in its log under the request id.
     Internal = 500, "internal";
 }

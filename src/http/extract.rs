@@ -68,59 +68,99 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let request = request.clone();
-        let limit = request
-            .app_data::<BodyLimit>()
-            .map_or(DEFAULT_LIMIT, |l| l.0);
-        let deadline = request
-            .app_data::<BodyTimeout>()
-            .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
-        let json = is_json(&request);
-        let body = web::Bytes::from_request(&request, payload);
+        let body = read_json(request, payload, false);
         Box::pin(async move {
-            if !json {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "the body must be application/json",
-                ));
-            }
-            let body = tokio::time::timeout(deadline, body).await.map_err(|_| {
-                ApiError::new(
-                    ErrorCode::RequestTimeout,
-                    format!(
-                        "the body did not arrive whole within {} ms",
-                        deadline.as_millis()
-                    ),
-                )
-            })?;
-            let bytes = body.map_err(|error| {
-                let too_large = matches!(
-                    error.as_error::<PayloadError>(),
-                    Some(PayloadError::Overflow)
-                );
-                if too_large {
-                    too_large_for(limit)
-                } else {
-                    ApiError::new(ErrorCode::MalformedBody, "the body could not be read")
-                }
-            })?;
-            if bytes.len() > limit {
-                return Err(too_large_for(limit));
-            }
-            let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize(deserializer)
+            body.await?
                 .map(JsonBody)
-                .map_err(|error| {
-                    let message = without_position(&error.inner().to_string()).to_owned();
-                    refused(
-                        ErrorCode::MalformedBody,
-                        &error.path().to_string(),
-                        message,
-                        ("field", "the body is not a valid request"),
-                    )
-                })
+                .ok_or_else(|| ApiError::new(ErrorCode::MalformedBody, "the body is empty"))
         })
     }
+}
+
+/// A JSON body that may be left out: an empty body, or `null`, is `T::default()`; one that
+/// is sent is checked like [`JsonBody`].
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // JSON `null` is a body left out too.
+        let body = read_json::<Option<T>>(request, payload, true);
+        Box::pin(async move { Ok(OptionalJsonBody(body.await?.flatten().unwrap_or_default())) })
+    }
+}
+
+/// Reads and parses a JSON body within the configured size and time; `None` for an empty
+/// body when `may_be_empty`.
+fn read_json<T: DeserializeOwned + 'static>(
+    request: &HttpRequest,
+    payload: &mut Payload,
+    may_be_empty: bool,
+) -> Pin<Box<dyn Future<Output = Result<Option<T>, ApiError>>>> {
+    let request = request.clone();
+    let limit = request
+        .app_data::<BodyLimit>()
+        .map_or(DEFAULT_LIMIT, |l| l.0);
+    let deadline = request
+        .app_data::<BodyTimeout>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
+    let json = is_json(&request);
+    let body = web::Bytes::from_request(&request, payload);
+    Box::pin(async move {
+        if !json && !may_be_empty {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "the body must be application/json",
+            ));
+        }
+        let body = tokio::time::timeout(deadline, body).await.map_err(|_| {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the body did not arrive whole within {} ms",
+                    deadline.as_millis()
+                ),
+            )
+        })?;
+        let bytes = body.map_err(|error| {
+            let too_large = matches!(
+                error.as_error::<PayloadError>(),
+                Some(PayloadError::Overflow)
+            );
+            if too_large {
+                too_large_for(limit)
+            } else {
+                ApiError::new(ErrorCode::MalformedBody, "the body could not be read")
+            }
+        })?;
+        if bytes.len() > limit {
+            return Err(too_large_for(limit));
+        }
+        if may_be_empty && bytes.is_empty() {
+            return Ok(None);
+        }
+        if !json {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "the body must be application/json",
+            ));
+        }
+        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(deserializer)
+            .map(Some)
+            .map_err(|error| {
+                let message = without_position(&error.inner().to_string()).to_owned();
+                refused(
+                    ErrorCode::MalformedBody,
+                    &error.path().to_string(),
+                    message,
+                    ("field", "the body is not a valid request"),
+                )
+            })
+    })
 }
 
 /// A query string parsed like [`JsonBody`]: a bad parameter is a problem+json naming it.

@@ -17,7 +17,7 @@ use super::authenticate::require_employee;
 use super::error::ApiError;
 use super::rate_limit::limit_rate;
 use crate::routes::starrocks::{create, dry_run};
-use crate::routes::{admin, catalog, health, instances, portal};
+use crate::routes::{admin, catalog, health, instances, portal, requests};
 
 /// One path of the API and the operations it answers.
 #[derive(Default)]
@@ -178,6 +178,15 @@ where
                 instances::get_instance,
                 instances::delete_instance
             ])
+            .service(resource![instances::extend_lease])
+            .service(resource![
+                requests::request_exception,
+                requests::list_requests
+            ])
+            .service(resource![requests::get_request])
+            .service(resource![requests::approve_request])
+            .service(resource![requests::reject_request])
+            .service(resource![requests::withdraw_request])
             .service(resource![catalog::catalog])
             .service(resource![catalog::me])
             .service(resource![admin::reload_policy])

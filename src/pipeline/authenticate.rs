@@ -39,6 +39,8 @@ pub struct Employee {
     pub teams: Vec<String>,
     /// Member of the platform team (the configured admin claim and value).
     pub admin: bool,
+    /// Values of the configured groups claim: what `group:NAME` approvers match.
+    pub groups: Vec<String>,
 }
 
 /// Why a bearer token was refused. Every variant is a `401` except unavailable keys.
@@ -512,11 +514,13 @@ pub fn employee_from(
         (Some(claim), Some(value)) => strings(claims, claim)?.iter().any(|v| v == value),
         _ => false,
     };
+    let groups = strings(claims, &mapping.groups)?;
     Ok(Employee {
         subject,
         email,
         teams,
         admin,
+        groups,
     })
 }
 

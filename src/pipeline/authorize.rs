@@ -81,6 +81,7 @@ mod tests {
             email: None,
             teams: teams.iter().map(|t| (*t).to_owned()).collect(),
             admin,
+            groups: Vec::new(),
         }
     }
 

@@ -37,6 +37,8 @@ pub struct Entry {
     pub error_code: Option<String>,
     pub instance_id: Option<String>,
     pub job_id: Option<String>,
+    /// The exception request the entry belongs to.
+    pub exception_id: Option<String>,
     pub started: Instant,
 }
 
@@ -59,6 +61,7 @@ impl Entry {
             error_code: None,
             instance_id: None,
             job_id: None,
+            exception_id: None,
             started,
         }
     }
@@ -102,7 +105,7 @@ pub async fn record(store: &Store, entry: Option<Entry>, finish: Option<Finish>)
     }
 }
 
-fn into_record(entry: Entry) -> DecisionRecord {
+pub(crate) fn into_record(entry: Entry) -> DecisionRecord {
     crate::metrics::METRICS
         .decisions
         .with_label_values(&[entry.action.as_str(), entry.outcome.as_str()])
@@ -140,5 +143,6 @@ fn into_record(entry: Entry) -> DecisionRecord {
         instance_id: entry.instance_id,
         job_id: entry.job_id,
         latency_ms: i64::try_from(entry.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        exception_id: entry.exception_id,
     }
 }

@@ -33,6 +33,122 @@ pub struct PolicyFile {
     /// team's `sys_tags` are refused unless this is set (and `policy check` warns).
     #[serde(default)]
     pub allow_undocumented_sys_tags: bool,
+    /// Hours before a lease ends that its instance shows `expiring`.
+    #[serde(default = "default_lease_warning_hours")]
+    pub lease_warning_hours: f64,
+    #[serde(default)]
+    pub exceptions: ExceptionSettings,
+}
+
+fn default_lease_warning_hours() -> f64 {
+    24.0
+}
+
+/// Milliseconds in a day, for lease lengths given in (possibly fractional) days.
+pub const DAY_MS: f64 = 86_400_000.0;
+/// Longest lease or warning anyone may set: ten years, in days.
+pub const MAX_LEASE_DAYS: f64 = 3_650.0;
+
+/// `days` as whole milliseconds; `days` is validated positive and at most
+/// [`MAX_LEASE_DAYS`], so it fits.
+pub fn days_ms(days: f64) -> i64 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "at most ten years of milliseconds"
+    )]
+    let ms = (days * DAY_MS).round() as i64;
+    ms.max(1)
+}
+
+impl PolicyFile {
+    /// `lease_warning_hours` in milliseconds.
+    pub fn lease_warning_ms(&self) -> i64 {
+        days_ms(self.lease_warning_hours / 24.0)
+    }
+}
+
+/// How long a team's instances (of one size) live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRule {
+    /// Days an instance lives when its create names no `lease_days`; when only the maximum
+    /// is set, the maximum.
+    pub default_lease_days: Option<f64>,
+    /// Longest lease a create may ask for, and an extension may reach counted from now.
+    pub max_lease_days: Option<f64>,
+}
+
+impl LeaseRule {
+    /// The lease of a create asking for `requested` days: what it asked for, else the
+    /// default, else the maximum; `None`: no lease.
+    pub fn days_for(&self, requested: Option<f64>) -> Option<f64> {
+        requested
+            .or(self.default_lease_days)
+            .or(self.max_lease_days)
+    }
+
+    /// Whether a lease of `days` is within the maximum.
+    pub fn admits(&self, days: f64) -> bool {
+        self.max_lease_days.is_none_or(|max| days <= max)
+    }
+}
+
+/// How exception requests behave, for every team.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExceptionSettings {
+    /// A request neither approved nor rejected within this many hours expires.
+    pub pending_ttl_hours: f64,
+    /// Platform admins may approve any team's requests, besides the team's own approvers.
+    pub admins_approve: bool,
+}
+
+impl Default for ExceptionSettings {
+    fn default() -> Self {
+        Self {
+            pending_ttl_hours: 72.0,
+            admins_approve: true,
+        }
+    }
+}
+
+impl ExceptionSettings {
+    /// `pending_ttl_hours` in milliseconds.
+    pub fn pending_ttl_ms(&self) -> i64 {
+        // Validated positive and at most a year, so the product fits.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "validated to at most 8784 hours"
+        )]
+        let ms = (self.pending_ttl_hours * 3_600_000.0).round() as i64;
+        ms.max(1)
+    }
+}
+
+/// The prefix of an approver that names a value of the groups claim, not a subject.
+pub const GROUP_APPROVER_PREFIX: &str = "group:";
+
+/// What a team's denials may become: exception requests, and who approves them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeamExceptions {
+    /// Rules an approved exception may waive; `team.known`, `target.allowed` and
+    /// `labels.reserved` never are.
+    pub exceptable: Vec<String>,
+    /// Who approves: a subject (`carol`), or `group:NAME` for a value of the groups claim.
+    pub approvers: Vec<String>,
+}
+
+impl TeamExceptions {
+    /// Whether `subject` with `groups` is one of the team's approvers.
+    pub fn names_approver(&self, subject: &str, groups: &[String]) -> bool {
+        self.approvers.iter().any(
+            |approver| match approver.strip_prefix(GROUP_APPROVER_PREFIX) {
+                Some(group) => groups.iter().any(|g| g == group),
+                None => approver == subject,
+            },
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +238,14 @@ pub struct Team {
     pub labels: LabelRules,
     /// Quota limits, enforced by the quota ledger; none means no limit.
     pub quota: Option<Quota>,
+    #[serde(default)]
+    pub exceptions: TeamExceptions,
+    /// Days the team's instances live by default; see [`LeaseRule`].
+    pub default_lease_days: Option<f64>,
+    pub max_lease_days: Option<f64>,
+    /// Size name → its own lease rule; a key it leaves out comes from the team's.
+    #[serde(default)]
+    pub size_leases: BTreeMap<String, LeaseRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +292,15 @@ impl Team {
         match &self.allowed_azs {
             Some(azs) => azs.iter().map(String::as_str).collect(),
             None => vec![defaults.az_code.as_str()],
+        }
+    }
+
+    /// The lease rule of `size` in this team: the size's own keys, else the team's.
+    pub fn lease(&self, size: &str) -> LeaseRule {
+        let own = self.size_leases.get(size).copied().unwrap_or_default();
+        LeaseRule {
+            default_lease_days: own.default_lease_days.or(self.default_lease_days),
+            max_lease_days: own.max_lease_days.or(self.max_lease_days),
         }
     }
 

@@ -17,8 +17,9 @@ use std::path::Path;
 use regex::Regex;
 
 pub use file::{
-    Defaults, ENTERPRISE_PROJECT_TAG, HaMode, LabelRules, MAX_LABEL_KEY_CHARS,
-    MAX_LABEL_VALUE_CHARS, PolicyFile, Quota, RuleMode, SizeProfile, Team,
+    DAY_MS, Defaults, ENTERPRISE_PROJECT_TAG, ExceptionSettings, GROUP_APPROVER_PREFIX, HaMode,
+    LabelRules, LeaseRule, MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS, MAX_LEASE_DAYS, PolicyFile,
+    Quota, RuleMode, SizeProfile, Team, TeamExceptions, days_ms,
 };
 pub use store::{PolicyStore, Reloaded};
 use validate::Invalid;
@@ -107,6 +108,21 @@ impl Policy {
 
     pub fn mode(&self, rule: &str) -> RuleMode {
         self.file.rules.get(rule).copied().unwrap_or_default()
+    }
+
+    /// Whether an employee who is `subject` with `groups` (and an admin or not) approves
+    /// exception requests of `team`.
+    pub fn approves(&self, team: &str, subject: &str, groups: &[String], admin: bool) -> bool {
+        (admin && self.file.exceptions.admins_approve)
+            || self
+                .team(team)
+                .is_some_and(|t| t.exceptions.names_approver(subject, groups))
+    }
+
+    /// Whether `team`'s policy lets an approved exception waive `rule`.
+    pub fn exceptable(&self, team: &str, rule: &str) -> bool {
+        self.team(team)
+            .is_some_and(|t| t.exceptions.exceptable.iter().any(|r| r == rule))
     }
 
     /// The compiled pattern for `key` (any case) in `team`, if the key is allowed.

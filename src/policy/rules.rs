@@ -10,6 +10,7 @@ pub const LABELS_KEYS: &str = "labels.keys";
 pub const LABELS_VALUES: &str = "labels.values";
 pub const LABELS_COUNT: &str = "labels.count";
 pub const LABELS_RESERVED: &str = "labels.reserved";
+pub const LEASE_MAX: &str = "lease.max";
 
 /// Every rule, in evaluation order.
 pub const ALL: &[&str] = &[
@@ -23,6 +24,7 @@ pub const ALL: &[&str] = &[
     LABELS_KEYS,
     LABELS_VALUES,
     LABELS_COUNT,
+    LEASE_MAX,
 ];
 
 /// Rules without which no upstream body can be built, or that guard the injected tags:

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use regex::Regex;
 
 use super::{
-    ENTERPRISE_PROJECT_TAG, MAX_LABEL_KEY_CHARS, PolicyFile, RuleMode, SizeProfile, Team, rules,
+    ENTERPRISE_PROJECT_TAG, GROUP_APPROVER_PREFIX, LeaseRule, MAX_LABEL_KEY_CHARS, MAX_LEASE_DAYS,
+    PolicyFile, RuleMode, SizeProfile, Team, TeamExceptions, rules,
 };
 use crate::domain::TimeZone;
 
@@ -56,6 +57,19 @@ impl PolicyFile {
                     "always enforces and cannot be put in audit mode",
                 ));
             }
+        }
+        if !(self.lease_warning_hours >= 0.0 && self.lease_warning_hours <= MAX_LEASE_DAYS * 24.0) {
+            return Err(invalid(
+                &["lease_warning_hours"],
+                "must be 0 or more, and at most ten years",
+            ));
+        }
+        let ttl = self.exceptions.pending_ttl_hours;
+        if !(ttl > 0.0 && ttl <= 8_784.0) {
+            return Err(invalid(
+                &["exceptions", "pending_ttl_hours"],
+                "must be more than 0 and at most 8784 (a year)",
+            ));
         }
         if self.sizes.is_empty() {
             return Err(invalid(&["sizes"], "must define at least one size profile"));
@@ -144,6 +158,22 @@ impl PolicyFile {
                 "instances, nodes and storage_gb must all be positive",
             ));
         }
+        validate_exceptions(name, &team.exceptions)?;
+        validate_lease(
+            &["teams", name],
+            &LeaseRule {
+                default_lease_days: team.default_lease_days,
+                max_lease_days: team.max_lease_days,
+            },
+        )?;
+        for (size, rule) in &team.size_leases {
+            let path = ["teams", name, "size_leases", size.as_str()];
+            if !self.sizes.contains_key(size) {
+                return Err(invalid(&path, "is not a size defined under [sizes]"));
+            }
+            validate_lease(&path, rule)?;
+            validate_lease(&path, &team.lease(size))?;
+        }
         let mut compiled = BTreeMap::new();
         for (key, pattern) in &team.labels.allowed {
             let path = ["teams", name, "labels", "allowed", key.as_str()];
@@ -167,6 +197,64 @@ impl PolicyFile {
         }
         Ok(compiled)
     }
+}
+
+/// Lease lengths are positive days up to ten years, and a default never exceeds the maximum.
+fn validate_lease(path: &[&str], rule: &LeaseRule) -> Result<(), Invalid> {
+    for (key, days) in [
+        ("default_lease_days", rule.default_lease_days),
+        ("max_lease_days", rule.max_lease_days),
+    ] {
+        if days.is_some_and(|d| !(d > 0.0 && d <= MAX_LEASE_DAYS)) {
+            let mut at = path.to_vec();
+            at.push(key);
+            return Err(invalid(&at, "must be more than 0 and at most 3650 days"));
+        }
+    }
+    if let (Some(default), Some(max)) = (rule.default_lease_days, rule.max_lease_days)
+        && default > max
+    {
+        let mut at = path.to_vec();
+        at.push("default_lease_days");
+        return Err(invalid(
+            &at,
+            format!("is {default}, longer than max_lease_days ({max})"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_exceptions(team: &str, exceptions: &TeamExceptions) -> Result<(), Invalid> {
+    let path = |key: &'static str| ["teams", team, "exceptions", key];
+    for rule in &exceptions.exceptable {
+        if !rules::ALL.contains(&rule.as_str()) {
+            return Err(invalid(
+                &path("exceptable"),
+                format!(
+                    "names {rule:?}, which is not a rule; known rules: {}",
+                    rules::ALL.join(", ")
+                ),
+            ));
+        }
+        if rules::ENFORCE_ONLY.contains(&rule.as_str()) {
+            return Err(invalid(
+                &path("exceptable"),
+                format!("names {rule:?}, which always enforces and can never be waived"),
+            ));
+        }
+    }
+    for approver in &exceptions.approvers {
+        let name = approver
+            .strip_prefix(GROUP_APPROVER_PREFIX)
+            .unwrap_or(approver);
+        if name.trim().is_empty() {
+            return Err(invalid(
+                &path("approvers"),
+                "holds an empty approver; name a subject, or `group:NAME`",
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl SizeProfile {
@@ -255,6 +343,88 @@ mod tests {
         let error =
             error_of(&EXAMPLE.replacen("[rules]", "[rules]\n\"target.allowed\" = \"audit\"", 1));
         assert!(error.contains("cannot be put in audit mode"), "{error}");
+    }
+
+    fn with_exceptions(exceptable: &str) -> String {
+        format!(
+            "{EXAMPLE}\n[teams.payments.exceptions]\nexceptable = [{exceptable}]\napprovers = [\"group:leads\"]\n"
+        )
+    }
+
+    #[test]
+    fn only_known_rules_that_may_deny_can_be_exceptable() {
+        assert!(Policy::parse(&with_exceptions("\"size.allowed\"")).is_ok());
+        let unknown = error_of(&with_exceptions("\"size.bogus\""));
+        assert!(
+            unknown.contains("teams.payments.exceptions.exceptable"),
+            "{unknown}"
+        );
+        assert!(unknown.contains("size.bogus"), "{unknown}");
+        for structural in ["team.known", "target.allowed", "labels.reserved"] {
+            let error = error_of(&with_exceptions(&format!("\"{structural}\"")));
+            assert!(
+                error.contains("can never be waived"),
+                "{structural}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_approver_and_an_impossible_time_to_live_are_rejected() {
+        let empty = error_of(&with_exceptions("").replace("\"group:leads\"", "\"group:\""));
+        assert!(
+            empty.contains("teams.payments.exceptions.approvers"),
+            "{empty}"
+        );
+        for ttl in ["0", "-1", "10000"] {
+            let error = error_of(&EXAMPLE.replace(
+                "pending_ttl_hours = 72",
+                &format!("pending_ttl_hours = {ttl}"),
+            ));
+            assert!(
+                error.contains("exceptions.pending_ttl_hours"),
+                "{ttl}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn leases_are_positive_a_default_fits_its_maximum_and_sizes_exist() {
+        let team = |extra: &str| {
+            EXAMPLE.replacen(
+                "[teams.payments]\n",
+                &format!("[teams.payments]\n{extra}\n"),
+                1,
+            )
+        };
+        assert!(Policy::parse(&team("default_lease_days = 7\nmax_lease_days = 30")).is_ok());
+        let negative = error_of(&team("max_lease_days = -1"));
+        assert!(
+            negative.contains("teams.payments.max_lease_days"),
+            "{negative}"
+        );
+        let longer = error_of(&team("default_lease_days = 40\nmax_lease_days = 30"));
+        assert!(
+            longer.contains("teams.payments.default_lease_days"),
+            "{longer}"
+        );
+        let size = |name: &str, days: &str| {
+            format!("{EXAMPLE}\n[teams.payments.size_leases.{name}]\nmax_lease_days = {days}\n")
+        };
+        assert!(Policy::parse(&size("small", "3")).is_ok());
+        let unknown = error_of(&size("huge", "3"));
+        assert!(
+            unknown.contains("teams.payments.size_leases.huge"),
+            "{unknown}"
+        );
+        let under_default = error_of(&format!(
+            "{}\n[teams.payments.size_leases.small]\nmax_lease_days = 3\n",
+            team("default_lease_days = 7")
+        ));
+        assert!(
+            under_default.contains("size_leases.small"),
+            "{under_default}"
+        );
     }
 
     #[test]

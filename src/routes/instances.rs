@@ -10,13 +10,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::paging;
+use crate::domain::InvalidInput;
 use crate::http::error::{ApiError, Problem};
+use crate::http::extract::JsonBody;
 use crate::http::extract::{ActingTeam, QueryParams};
 use crate::http::request_id::RequestId;
 use crate::pipeline::authenticate::Employee;
+use crate::policy::MAX_LEASE_DAYS;
 use crate::service::Gateway;
 use crate::service::delete::DeleteAccepted;
 use crate::service::instances::{InstanceDetail, InstanceSummary};
+use crate::service::leases::LeaseExtended;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InstanceList {
@@ -172,4 +176,53 @@ pub async fn delete_instance(
 ) -> Result<HttpResponse, ApiError> {
     let accepted = gateway.delete(&employee, &id, request_id.as_str()).await?;
     Ok(HttpResponse::Accepted().json(accepted))
+}
+
+/// How long from now an instance should live.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendLeaseRequest {
+    /// Days from now (fractions allowed), up to the team's `max_lease_days` for the size.
+    #[schema(exclusive_minimum = 0, maximum = 3650)]
+    pub lease_days: f64,
+}
+
+/// Extend an instance's lease.
+///
+/// Moves the end of its lease to `lease_days` from now, within the team's maximum for its
+/// size counted from now (longer needs an exception). Needs the instance's team (or a
+/// platform admin); the decision log records it as `extend`.
+#[utoipa::path(post, path = "/starrocks/{id}/extend", tag = "instances",
+    params(("id" = String, Path, description = "StarRocks instance id (`…in17`)")),
+    request_body = ExtendLeaseRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The lease's new end", body = LeaseExtended),
+        (status = 400, description = "Malformed body or a bad `lease_days` (`malformed_body`, `invalid_field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Longer than the team's maximum from now (`policy_denied`, rule `lease.max`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such instance in your teams (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Being deleted, or without a lease (`instance_deleting`, `no_lease`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The gateway's database is unreachable (`storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn extend_lease(
+    employee: web::ReqData<Employee>,
+    gateway: web::Data<Gateway>,
+    request_id: RequestId,
+    id: web::Path<String>,
+    body: JsonBody<ExtendLeaseRequest>,
+) -> Result<web::Json<LeaseExtended>, ApiError> {
+    let days = body.0.lease_days;
+    if !(days > 0.0 && days <= MAX_LEASE_DAYS) {
+        return Err(InvalidInput::field(
+            "lease_days",
+            format!("must be more than 0 and at most {MAX_LEASE_DAYS} days"),
+        )
+        .into());
+    }
+    let extended = gateway
+        .extend(&employee, &id, days, request_id.as_str())
+        .await?;
+    Ok(web::Json(extended))
 }

@@ -8,4 +8,5 @@ pub mod health;
 pub mod instances;
 pub mod paging;
 pub mod portal;
+pub mod requests;
 pub mod starrocks;

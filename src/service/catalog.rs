@@ -71,6 +71,11 @@ pub struct Catalog {
     pub quota: Option<Quota>,
     /// What the team uses now, next to `quota`.
     pub usage: Cost,
+    /// Rules an approved exception may waive for the team (`POST /v1/requests`).
+    pub exceptable: Vec<String>,
+    /// Sizes beyond `sizes` the team may ask for as an exception, when `size.allowed` is
+    /// exceptable.
+    pub exception_sizes: Vec<String>,
 }
 
 fn catalog_of(policy: &Policy, team_name: &str, usage: Cost) -> Option<Catalog> {
@@ -99,8 +104,21 @@ fn catalog_of(policy: &Policy, team_name: &str, usage: Cost) -> Option<Catalog> 
             storage_gb: size.storage_gb(),
         })
         .collect();
+    let exception_sizes = if policy.exceptable(team_name, crate::policy::rules::SIZE_ALLOWED) {
+        policy
+            .file
+            .sizes
+            .keys()
+            .filter(|name| !team.allowed_sizes.contains(name))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     Some(Catalog {
         team: team_name.to_owned(),
+        exceptable: team.exceptions.exceptable.clone(),
+        exception_sizes,
         policy_revision: policy.revision.clone(),
         sizes,
         targets: team.targets.keys().cloned().collect(),

@@ -33,6 +33,17 @@ pub struct CreateInput {
     pub password: Option<RootPassword>,
     /// The team named by the caller (`X-Team` or the body), if any.
     pub team: Option<String>,
+    /// The approved exception this create runs for, if any.
+    pub waiver: Option<Waiver>,
+}
+
+/// An approved exception: the failed rules its create may pass with.
+#[derive(Debug, Clone)]
+pub struct Waiver {
+    /// The exception request's id, recorded with the create's decision.
+    pub exception_id: String,
+    /// Rule ids; only those the team's policy still marks exceptable are waived.
+    pub rules: Vec<String>,
 }
 
 /// An instance the cloud accepted.
@@ -161,13 +172,19 @@ impl<'g> Asked<'g> {
         });
         let decision_id = uuid::Uuid::now_v7().to_string();
         crate::telemetry::record_decision(&decision_id);
-        let evaluation = evaluate::evaluate(
+        let waived = self
+            .input
+            .waiver
+            .as_ref()
+            .map_or(&[][..], |waiver| &waiver.rules[..]);
+        let evaluation = evaluate::evaluate_waiving(
             self.employee,
             team,
             &self.input.request,
             password,
             &self.policy,
             decision_id,
+            waived,
         );
         let decision = &evaluation.decision;
         tracing::info!(
@@ -196,6 +213,11 @@ impl<'g> Asked<'g> {
         entry.target.clone_from(&self.input.request.target);
         entry.size.clone_from(&self.input.request.size);
         entry.decision = Some(decision);
+        entry.exception_id = self
+            .input
+            .waiver
+            .as_ref()
+            .map(|waiver| waiver.exception_id.clone());
         Some(entry)
     }
 }
@@ -253,6 +275,7 @@ impl CreateFlow<'_> {
                 name: plan.body.name.clone(),
                 size: asked.input.request.size.clone(),
                 labels: plan.labels.clone(),
+                lease_ms: plan.lease_ms,
                 decision_id,
                 request_id: asked.request_id.clone(),
             },

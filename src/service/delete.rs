@@ -16,6 +16,7 @@ use crate::pipeline::authenticate::Employee;
 use crate::pipeline::record::Entry;
 use crate::storage::decisions::{Action, Outcome};
 use crate::storage::ledger::{Change, Finish, Reservation, ReservationState};
+use crate::storage::now_ms;
 
 /// A deletion under way.
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,6 +32,8 @@ pub struct DeleteAccepted {
 #[derive(Debug)]
 struct DeleteFlow<'g> {
     gateway: &'g Gateway,
+    /// `delete`, or `expire` when a lease ended.
+    action: Action,
     employee: &'g Employee,
     id: String,
     request_id: String,
@@ -54,20 +57,23 @@ impl DeleteFlow<'_> {
         }
     }
 
-    /// Takes the instance: `committed` → `deleting`, so concurrent deletes cannot both go
-    /// ahead.
+    /// Takes the instance: `committed` → `deleting`, so concurrent deletes (or sweeps of
+    /// several replicas) cannot both go ahead; an expiry only while the lease is still over.
     async fn mark_deleting(&self, reservation: &Reservation) -> Result<(), InstanceError> {
-        let marked = self
-            .gateway
-            .store
-            .transition(
-                &reservation.id,
-                ReservationState::Committed,
-                ReservationState::Deleting,
-                "delete requested",
-                None,
-            )
-            .await?;
+        let store = &self.gateway.store;
+        let marked = if self.action == Action::Expire {
+            store.begin_expiry(&reservation.id, now_ms()).await?
+        } else {
+            store
+                .transition(
+                    &reservation.id,
+                    ReservationState::Committed,
+                    ReservationState::Deleting,
+                    "delete requested",
+                    None,
+                )
+                .await?
+        };
         if marked {
             Ok(())
         } else {
@@ -145,7 +151,7 @@ impl Flow for DeleteFlow<'_> {
     fn entry(&self, result: &Result<DeleteAccepted, InstanceError>) -> Option<Entry> {
         let reservation = self.reservation.as_ref()?;
         let mut entry = Entry::new(
-            Action::Delete,
+            self.action,
             &self.request_id,
             &self.employee.subject,
             self.started,
@@ -191,8 +197,21 @@ impl Gateway {
         id: &str,
         request_id: &str,
     ) -> Result<DeleteAccepted, InstanceError> {
+        self.delete_as(Action::Delete, employee, id, request_id)
+            .await
+    }
+
+    /// The delete path, logged as `action`.
+    pub(crate) async fn delete_as(
+        &self,
+        action: Action,
+        employee: &Employee,
+        id: &str,
+        request_id: &str,
+    ) -> Result<DeleteAccepted, InstanceError> {
         let flow = DeleteFlow {
             gateway: self,
+            action,
             employee,
             id: id.to_owned(),
             request_id: request_id.to_owned(),

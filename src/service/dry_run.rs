@@ -126,6 +126,7 @@ impl Flow for DryRunFlow<'_> {
             target_instance_id,
             labels,
             body,
+            ..
         } = plan;
         Ok(DryRunResponse {
             decision,

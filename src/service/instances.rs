@@ -30,6 +30,9 @@ pub struct InstanceSummary {
     pub created_by: String,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// When its lease ends and the gateway deletes it (RFC 3339, UTC); absent: no lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     pub state: LifecycleState,
     /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,6 +97,7 @@ impl From<&Reservation> for InstanceSummary {
             created_at: chrono::DateTime::from_timestamp_millis(reservation.created_at)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_default(),
+            expires_at: reservation.expires_at.and_then(rfc3339),
             state: LifecycleState::Creating,
             reason: None,
             cloud_status: None,
@@ -113,6 +117,10 @@ fn summary(
     reason: Option<String>,
     cloud_status: Option<String>,
 ) -> InstanceSummary {
+    let state = match state {
+        LifecycleState::Ready if reservation.expiring => LifecycleState::Expiring,
+        other => other,
+    };
     InstanceSummary {
         state,
         reason,

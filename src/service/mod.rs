@@ -11,7 +11,10 @@ pub mod create;
 pub mod delete;
 pub mod dry_run;
 pub mod instances;
+pub mod leases;
 mod observe;
+pub mod requests;
+pub mod seal;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,8 @@ pub struct Gateway {
     pub reconcile_grace: Duration,
     /// What the cloud last said about each instance, for answers it cannot complete.
     pub observed: crate::lifecycle::Observations,
+    /// Seals a generated password until the requester of an exception reads it.
+    pub seal: seal::PasswordSeal,
 }
 
 /// A use case as named phases over its own per-request context.
@@ -55,6 +60,32 @@ pub(crate) trait Flow {
         let _ = result;
         None
     }
+}
+
+/// Runs `pass` every `interval` (zero: never) for as long as the process lives; a failed
+/// pass is logged, and the next one tries again. The sweeps of every replica run this way.
+pub(crate) fn spawn_sweep<F, Fut, T>(
+    gateway: actix_web::web::Data<Gateway>,
+    interval: Duration,
+    what: &'static str,
+    pass: F,
+) where
+    F: Fn(actix_web::web::Data<Gateway>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, crate::storage::StorageError>> + Send,
+{
+    if interval.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = pass(gateway.clone()).await {
+                tracing::warn!(error = ?error, sweep = what, "a sweep failed; trying again next time");
+            }
+        }
+    });
 }
 
 /// Runs a flow and records its decision: the one place `record` is called.

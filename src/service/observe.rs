@@ -27,6 +27,25 @@ impl Gateway {
         METRICS.quota_used.reset();
         METRICS.quota_limit.reset();
         let policy = self.policy.current();
+        for (gauge, counts) in [
+            (
+                &METRICS.exception_requests_pending,
+                self.store.pending_requests().await?,
+            ),
+            (
+                &METRICS.instances_expiring,
+                self.store.expiring_by_team().await?,
+            ),
+        ] {
+            gauge.reset();
+            for team in policy.file.teams.keys() {
+                let count = counts
+                    .iter()
+                    .find_map(|(t, n)| (t == team).then_some(*n))
+                    .unwrap_or(0);
+                gauge.with_label_values(&[team.as_str()]).set(count);
+            }
+        }
         for (team, rules) in &policy.file.teams {
             let used = self.store.usage(team).await?;
             for (dimension, value) in [

@@ -19,6 +19,19 @@ stored_enum! {
         Create = "create",
         DryRun = "dry_run",
         Delete = "delete",
+        /// An exception to a denial was asked for.
+        Request = "request",
+        /// An approver approved an exception request (its create is a `create` entry).
+        Approve = "approve",
+        /// An approver rejected an exception request.
+        Reject = "reject",
+        /// Its requester withdrew an exception request.
+        Withdraw = "withdraw",
+        /// An exception request was neither approved nor rejected in time, or an instance's
+        /// lease ended and the gateway deleted it.
+        Expire = "expire",
+        /// An instance's lease was moved.
+        Extend = "extend",
     }
 }
 
@@ -39,6 +52,18 @@ stored_enum! {
         Deleting = "deleting",
         /// The cloud no longer knew the instance.
         Deleted = "deleted",
+        /// An exception request is waiting for an approver.
+        Requested = "requested",
+        /// An exception request was approved; its create follows.
+        Approved = "approved",
+        /// An exception request was rejected.
+        Rejected = "rejected",
+        /// An exception request was withdrawn.
+        Withdrawn = "withdrawn",
+        /// An exception request expired.
+        Expired = "expired",
+        /// A lease was extended.
+        Extended = "extended",
     }
 }
 
@@ -71,6 +96,9 @@ pub struct DecisionRecord {
     pub instance_id: Option<String>,
     pub job_id: Option<String>,
     pub latency_ms: i64,
+    /// The exception request this decision belongs to: its request, approval, rejection,
+    /// withdrawal or expiry, and the create an approval ran.
+    pub exception_id: Option<String>,
 }
 
 /// Filters of `GET /v1/admin/decisions`.
@@ -156,9 +184,9 @@ fn parse<T: serde::de::DeserializeOwned>(
 
 const DECISION_COLUMNS: &str = "id, at, request_id, decision_id, action, subject, team, target, size, \
     outcome, rules, policy_revision, quota_before, quota_after, upstream_status, error_code, \
-    instance_id, job_id, latency_ms";
+    instance_id, job_id, latency_ms, exception_id";
 /// Columns per row: rows per statement stay well inside either engine's parameter limit.
-const DECISION_WIDTH: usize = 19;
+const DECISION_WIDTH: usize = 20;
 const ROWS_PER_STATEMENT: usize = 4;
 
 /// The `INSERT` of 1 to [`ROWS_PER_STATEMENT`] rows, built once.
@@ -213,7 +241,8 @@ pub(super) async fn insert_decisions(
                 .bind(&record.error_code)
                 .bind(&record.instance_id)
                 .bind(&record.job_id)
-                .bind(record.latency_ms);
+                .bind(record.latency_ms)
+                .bind(&record.exception_id);
         }
         statement.execute(&mut *connection).await?;
     }
@@ -326,5 +355,6 @@ fn decision(row: &Row) -> Result<DecisionRecord, StorageError> {
         instance_id: row.try_get("instance_id")?,
         job_id: row.try_get("job_id")?,
         latency_ms: row.try_get("latency_ms")?,
+        exception_id: row.try_get("exception_id")?,
     })
 }

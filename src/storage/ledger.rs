@@ -45,7 +45,7 @@ impl ReservationState {
 }
 
 /// `state IN ('…', …)` for a fixed set of states (their names are static, never input).
-pub(super) fn state_in(states: &[ReservationState]) -> String {
+pub(crate) fn state_in(states: &[ReservationState]) -> String {
     let names: Vec<String> = states.iter().map(|s| format!("'{s}'")).collect();
     format!("state IN ({})", names.join(", "))
 }
@@ -96,6 +96,8 @@ pub struct NewReservation {
     pub name: String,
     pub size: String,
     pub labels: BTreeMap<String, String>,
+    /// The lease, counted from the reservation; `None`: until deleted.
+    pub lease_ms: Option<i64>,
     pub decision_id: String,
     pub request_id: String,
 }
@@ -163,8 +165,9 @@ impl WriteOp for Reserve {
             serde_json::to_string(&new.labels).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         query(
             "INSERT INTO reservations (id, team, subject, state, instances, nodes, storage_gb, project_id, \
-             target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+             target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at, \
+             expires_at) \
+             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $17)",
         )
         .bind(&new.id)
         .bind(&new.team)
@@ -182,6 +185,7 @@ impl WriteOp for Reserve {
         .bind(&new.request_id)
         .bind(now)
         .bind(ReservationState::Pending.as_str())
+        .bind(new.lease_ms.map(|lease| now.saturating_add(lease)))
         .execute(&mut *tx)
         .await?;
         Ok(ReserveOutcome::Reserved {
@@ -203,6 +207,8 @@ pub struct Change {
     pub instance_id: Option<String>,
     /// Replaces the recorded job when given (a deletion's workflow follows the create's).
     pub job_id: Option<String>,
+    /// Moves it only when its lease has ended by this time (an expiry racing an extension).
+    pub lease_ended_by: Option<i64>,
 }
 
 impl Change {
@@ -219,6 +225,7 @@ impl Change {
             reason: reason.to_owned(),
             instance_id: None,
             job_id: None,
+            lease_ended_by: None,
         }
     }
 
@@ -228,7 +235,7 @@ impl Change {
         let moved = query(
             "UPDATE reservations SET state = $3, settle_reason = $4, updated_at = $5, \
              instance_id = COALESCE($6, instance_id), job_id = COALESCE($7, job_id) \
-             WHERE id = $1 AND state = $2 \
+             WHERE id = $1 AND state = $2 AND ($8 = 0 OR expires_at <= $8) \
              RETURNING team, instances, nodes, storage_gb",
         )
         .bind(&self.reservation_id)
@@ -238,6 +245,7 @@ impl Change {
         .bind(now_ms())
         .bind(&self.instance_id)
         .bind(&self.job_id)
+        .bind(self.lease_ended_by.unwrap_or(0))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = moved else {
@@ -322,12 +330,16 @@ pub struct Reservation {
     pub decision_id: String,
     pub settle_reason: Option<String>,
     pub created_at: i64,
+    /// When its lease ends (unix ms); `None`: it has none.
+    pub expires_at: Option<i64>,
+    /// The lease sweep found its end near (`lease_warning_hours`).
+    pub expiring: bool,
 }
 
-const COLUMNS: &str = "id, team, subject, state, project_id, target, target_instance_id, name, size, \
-    labels, instance_id, job_id, decision_id, settle_reason, created_at";
+pub(super) const COLUMNS: &str = "id, team, subject, state, project_id, target, target_instance_id, name, size, \
+    labels, instance_id, job_id, decision_id, settle_reason, created_at, expires_at, expiring_since";
 
-fn reservation(row: &Row) -> Result<Reservation, StorageError> {
+pub(super) fn reservation(row: &Row) -> Result<Reservation, StorageError> {
     let labels: String = row.try_get("labels")?;
     Ok(Reservation {
         id: row.try_get("id")?,
@@ -346,6 +358,8 @@ fn reservation(row: &Row) -> Result<Reservation, StorageError> {
         decision_id: row.try_get("decision_id")?,
         settle_reason: row.try_get("settle_reason")?,
         created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        expiring: row.try_get::<Option<i64>>("expiring_since")?.is_some(),
     })
 }
 
@@ -427,6 +441,21 @@ impl Store {
             ..Change::new(id, from, to, reason)
         };
         self.change(change).await
+    }
+
+    /// `committed` → `deleting` for an instance whose lease ended by `now`; false when it is
+    /// no longer committed, or its lease was extended meanwhile.
+    pub async fn begin_expiry(&self, id: &str, now: i64) -> Result<bool, StorageError> {
+        self.change(Change {
+            lease_ended_by: Some(now),
+            ..Change::new(
+                id,
+                ReservationState::Committed,
+                ReservationState::Deleting,
+                "lease ended",
+            )
+        })
+        .await
     }
 
     async fn change(&self, change: Change) -> Result<bool, StorageError> {

@@ -8,8 +8,10 @@
 pub mod decisions;
 mod guard;
 pub mod idempotency;
+pub mod leases;
 pub mod ledger;
 pub mod log;
+pub mod requests;
 pub mod retention;
 pub mod sql;
 pub mod stream;
@@ -98,7 +100,7 @@ impl From<rusqlite::Error> for StorageError {
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$doc:meta])* $variant:ident = $text:literal,)* }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         $vis enum $name {
             $($(#[$doc])* $variant,)*
@@ -293,6 +295,7 @@ async fn connect_postgres(
 mod tests {
     use super::decisions::{Action, Outcome};
     use super::ledger::ReservationState;
+    use super::requests::RequestState;
 
     macro_rules! assert_stored_as_named {
         ($($enum:ty),*) => {$(
@@ -309,6 +312,6 @@ mod tests {
 
     #[test]
     fn every_stored_value_is_written_read_and_served_under_one_name() {
-        assert_stored_as_named!(ReservationState, Action, Outcome);
+        assert_stored_as_named!(ReservationState, RequestState, Action, Outcome);
     }
 }

@@ -1,6 +1,9 @@
 //! Black-box tests: the gateway on port 0, with the Huawei Cloud simulator and the demo
 //! identity provider on port 0 beside it, driven over HTTP only.
 
+#[macro_use]
+mod engines;
+
 mod algorithms;
 mod audit;
 mod auth;
@@ -11,10 +14,12 @@ mod helpers;
 mod introspection;
 mod jwks;
 mod jwt_attacks;
+mod leases;
 mod lifecycle;
 mod limits;
 mod policy;
 mod real_provider;
+mod requests;
 mod sign_in;
 mod simulator;
 mod storage;

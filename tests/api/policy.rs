@@ -185,6 +185,27 @@ async fn the_catalog_shows_what_the_team_may_order() {
     );
     assert_eq!(catalog["labels"]["max_count"], 4);
     assert_eq!(catalog["sys_tags"]["_sys_enterprise_project_id"], "0");
+    assert_eq!(
+        catalog["exceptable"],
+        json!(["size.allowed", "version.allowed", "lease.max"])
+    );
+    assert_eq!(catalog["exception_sizes"], json!(["large"]));
+    let payments = json_of(
+        app.authed(
+            Method::GET,
+            "/v1/catalog",
+            &app.token_for("bob", "payments"),
+        )
+        .send()
+        .await
+        .expect("answer"),
+    )
+    .await;
+    assert_eq!(
+        payments["exception_sizes"],
+        json!([]),
+        "nothing is exceptable"
+    );
 }
 
 #[tokio::test]

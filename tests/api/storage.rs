@@ -15,22 +15,6 @@ use crate::helpers::{
     small_instance,
 };
 
-/// Runs an `async fn(Db)` test once per engine.
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(super::Db::Sqlite).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(super::Db::Postgres).await;
-            }
-        })*
-    };
-}
-
 on_both_engines!(
     concurrent_creates_are_admitted_exactly_up_to_the_quota,
     definite_upstream_failures_release_the_reservation,

@@ -123,6 +123,15 @@ try {
     await details.getByRole('button', { name: 'Close details' }).click();
   });
 
+  await step('the row shows when the lease ends, and extending it is one click', async () => {
+    const row = page.locator('#list-details tr', { hasText: 'cube-e2e' });
+    await row.getByRole('button', { name: 'Extend the lease of cube-e2e' }).click();
+    await row.getByLabel('Days from now for cube-e2e').fill('60');
+    await row.getByRole('button', { name: 'Extend lease' }).click();
+    await page.locator('#result').getByText('Lease of cube-e2e extended').waitFor();
+    await accessible(page, 'a lease extended');
+  });
+
   await step('deleting asks for the name to be typed', async () => {
     const row = page.locator('#list-details tr', { hasText: 'cube-e2e' });
     await row.getByRole('button', { name: 'Delete cube-e2e' }).click();
@@ -209,6 +218,51 @@ try {
     await accessible(admin, 'the admin panel');
     await fitsA375(admin, 'the admin panel');
     await adminContext.close();
+  });
+
+  await step('an exception: alice asks for a size by exception from a dry run, carol approves it, alice reads the password once', async () => {
+    const signedIn = async (who) => {
+      const context = await browser.newContext();
+      context.setDefaultTimeout(15000);
+      const page = await context.newPage();
+      await page.goto(url + '/');
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByRole('button', { name: new RegExp(`Continue as ${who}`) }).click();
+      await page.getByText(new RegExp(`Signed in as ${who}, until`)).waitFor();
+      return { context, page };
+    };
+    const alice = await signedIn('alice');
+    await alice.page.locator('#cat-status').getByText(/Catalog for team analytics/).waitFor();
+    await alice.page.getByLabel('Name', { exact: true }).fill('load-e2e');
+    await alice.page.getByLabel('Target', { exact: true }).selectOption('analytics-prod');
+    await alice.page.getByLabel('Size', { exact: true }).selectOption('large');
+    await alice.page.getByRole('button', { name: 'Dry run' }).click();
+    const offer = alice.page.locator('#result form');
+    await offer.getByRole('heading', { name: 'Ask for an exception' }).waitFor();
+    await offer.getByLabel('Justification').fill('One week of load tests before the launch.');
+    await offer.getByRole('button', { name: 'Ask for an exception' }).click();
+    await offer.getByText(/Requested: pending until/).waitFor();
+    const mine = alice.page.locator('#req-details tr', { hasText: 'load-e2e' });
+    await mine.getByText('pending', { exact: true }).waitFor();
+    await accessible(alice.page, 'an exception requested');
+
+    const carol = await signedIn('carol');
+    await carol.page.getByLabel('Only pending requests (the approval queue)').check();
+    await carol.page.locator('#req-details tr', { hasText: 'load-e2e' })
+      .getByRole('button', { name: 'Approve the request for load-e2e' }).click();
+    await carol.page.locator('#req-action').getByText(/Approved: load-e2e is being created/).waitFor();
+    await carol.page.screenshot({ path: `${SHOTS}/08-approved.png`, fullPage: true });
+    await accessible(carol.page, 'the approval queue');
+    await fitsA375(carol.page, 'the approval queue');
+    await carol.context.close();
+
+    await alice.page.getByRole('button', { name: 'Refresh requests' }).click();
+    await mine.getByText('created', { exact: true }).waitFor();
+    await mine.getByRole('button', { name: 'Show the root password of load-e2e' }).click();
+    await alice.page.locator('#req-action .secret').getByText('Shown once').waitFor();
+    await alice.page.getByRole('button', { name: 'Refresh list' }).click();
+    await alice.page.locator('#list-details tr', { hasText: 'load-e2e' }).getByText('large').waitFor();
+    await alice.context.close();
   });
 
   await step('Swagger UI: Authorize signs in, and Try it out on GET /v1/me answers 200', async () => {

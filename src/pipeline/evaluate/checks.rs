@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use super::body::{Resolved, build_body};
 use super::{CreateRequest, Mutation, Plan, RuleOutcome};
 use crate::domain::RootPassword;
-use crate::policy::{MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS, Policy, Team, rules};
+use crate::policy::{MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS, Policy, Team, days_ms, rules};
 
 pub(super) struct Rules<'p> {
     pub(super) policy: &'p Policy,
     pub(super) outcomes: Vec<RuleOutcome>,
+    /// Rules an approved exception waives (already limited to the exceptable ones).
+    pub(super) waived: Vec<&'p str>,
 }
 
 impl Rules<'_> {
@@ -19,6 +21,7 @@ impl Rules<'_> {
             mode: self.policy.mode(rule),
             passed: ok,
             message: (!ok).then(message),
+            waived: !ok && self.waived.contains(&rule),
         });
     }
 }
@@ -111,10 +114,32 @@ pub(super) fn check_team_rules(
 
     let labels = check_labels(rules, team_name, team, &request.labels);
 
+    let lease = team.lease(&request.size);
+    let lease_days = lease.days_for(request.lease_days);
+    rules.check(
+        rules::LEASE_MAX,
+        lease_days.is_none_or(|days| lease.admits(days)),
+        || {
+            format!(
+                "team `{team_name}` may lease size `{}` for at most {} days; asked for {}",
+                request.size,
+                lease.max_lease_days.unwrap_or_default(),
+                lease_days.unwrap_or_default()
+            )
+        },
+    );
+
     let (Some(target_instance_id), Some(size)) = (target, size) else {
         return (None, Vec::new());
     };
     let mut mutations = Vec::new();
+    if let (None, Some(days)) = (request.lease_days, lease_days) {
+        mutations.push(Mutation {
+            field: "lease_days".into(),
+            value: days.to_string(),
+            source: format!("team {team_name}"),
+        });
+    }
     let body = build_body(
         &mut mutations,
         Resolved {
@@ -133,6 +158,7 @@ pub(super) fn check_team_rules(
     let plan = Plan {
         target_instance_id: target_instance_id.clone(),
         labels,
+        lease_ms: lease_days.map(days_ms),
         body,
     };
     (Some(plan), mutations)

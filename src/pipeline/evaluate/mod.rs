@@ -33,6 +33,8 @@ pub struct CreateRequest {
     pub az: Option<String>,
     pub time_zone: Option<TimeZone>,
     pub labels: BTreeMap<String, String>,
+    /// Days the instance should live; the policy's default when absent.
+    pub lease_days: Option<f64>,
 }
 
 /// One rule's verdict.
@@ -45,13 +47,23 @@ pub struct RuleOutcome {
     /// Why the rule failed; absent when it passed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The failure was waived by an approved exception, so it does not deny; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waived: bool,
 }
 
 impl RuleOutcome {
     /// A failure that denies the request.
     pub fn denies(&self) -> bool {
-        !self.passed && self.mode == RuleMode::Enforce
+        !self.passed && self.mode == RuleMode::Enforce && !self.waived
     }
+}
+
+/// How a denial could still be had: as an exception request (`POST /v1/requests`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ExceptionHint {
+    /// The failed rules an approved exception would waive: every rule that denied.
+    pub waives: Vec<String>,
 }
 
 /// A value the gateway filled in or resolved, and from where.
@@ -77,6 +89,10 @@ pub struct Decision {
     pub rules: Vec<RuleOutcome>,
     /// Values filled in from policy: resolved flavors, defaults, injected tags.
     pub mutations: Vec<Mutation>,
+    /// Present when the request is denied only by rules the team's policy lets an approved
+    /// exception waive: it can be asked for with `POST /v1/requests`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<ExceptionHint>,
 }
 
 impl Decision {
@@ -110,6 +126,8 @@ pub struct Plan {
     pub target_instance_id: String,
     /// Caller labels, keys lower-cased; kept by the gateway, never sent upstream.
     pub labels: BTreeMap<String, String>,
+    /// How long the instance lives from its create; `None`: until deleted.
+    pub lease_ms: Option<i64>,
     pub body: CreateStarRocksBody,
 }
 
@@ -138,9 +156,36 @@ pub fn evaluate(
     policy: &Policy,
     decision_id: String,
 ) -> Evaluation {
+    evaluate_waiving(
+        employee,
+        team_name,
+        request,
+        password,
+        policy,
+        decision_id,
+        &[],
+    )
+}
+
+/// [`evaluate`], with the failures of `waived` rules not denying, as far as the team's
+/// policy still marks them exceptable: an approved exception, at the policy in force now.
+pub fn evaluate_waiving(
+    employee: &Employee,
+    team_name: &str,
+    request: &CreateRequest,
+    password: RootPassword,
+    policy: &Policy,
+    decision_id: String,
+    waived: &[String],
+) -> Evaluation {
     let mut rules = Rules {
         policy,
         outcomes: Vec::new(),
+        waived: waived
+            .iter()
+            .filter(|rule| policy.exceptable(team_name, rule))
+            .map(String::as_str)
+            .collect(),
     };
     let team = policy.team(team_name);
     rules.check(rules::TEAM_KNOWN, team.is_some(), || {
@@ -150,14 +195,23 @@ pub fn evaluate(
         Some(team) => checks::check_team_rules(&mut rules, team_name, team, request, password),
         None => (None, Vec::new()),
     };
+    let denying: Vec<&RuleOutcome> = rules.outcomes.iter().filter(|r| r.denies()).collect();
+    let exception = (!denying.is_empty()
+        && denying
+            .iter()
+            .all(|r| policy.exceptable(team_name, &r.rule)))
+    .then(|| ExceptionHint {
+        waives: denying.iter().map(|r| r.rule.clone()).collect(),
+    });
     let decision = Decision {
         decision_id,
-        allowed: !rules.outcomes.iter().any(RuleOutcome::denies),
+        allowed: denying.is_empty(),
         subject: employee.subject.clone(),
         team: team_name.to_owned(),
         policy_revision: policy.revision.clone(),
         rules: rules.outcomes,
         mutations,
+        exception,
     };
     let plan = plan.filter(|_| decision.allowed);
     Evaluation { decision, plan }

@@ -19,6 +19,7 @@ fn alice() -> Employee {
         email: None,
         teams: vec!["analytics".into()],
         admin: false,
+        groups: Vec::new(),
     }
 }
 
@@ -31,6 +32,7 @@ fn request(target: &str, size: &str) -> CreateRequest {
         az: None,
         time_zone: None,
         labels: BTreeMap::new(),
+        lease_days: None,
     }
 }
 
@@ -326,6 +328,7 @@ mod properties {
                 az,
                 time_zone: None,
                 labels,
+                lease_days: None,
             };
             let evaluation = run(&team, &request, &policy());
             let enforced_failure = evaluation

@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use crate::domain::{InstanceName, InvalidInput, InvalidValue, RootPassword, TimeZone};
 use crate::error::FieldError;
 use crate::pipeline::evaluate::CreateRequest;
+use crate::policy::MAX_LEASE_DAYS;
 use crate::service::create::{CreateInput, Created};
+use crate::service::requests::RequestedInstance;
 
 /// What an employee asks for; everything else comes from policy.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -43,6 +45,10 @@ pub struct CreateInstanceRequest {
     /// never sent to the cloud and can never set a system tag.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Days the instance should live before it is deleted (fractions allowed), up to your
+    /// team's `max_lease_days`; the policy's default when absent. `extend` moves the end.
+    #[schema(exclusive_minimum = 0, maximum = 3650)]
+    pub lease_days: Option<f64>,
     /// 8–32 characters with at least three of upper, lower, digit and `~!@#$%^*-_=+?,()&|.`,
     /// and not a common password. When absent a strong one is generated and returned once.
     #[schema(
@@ -101,6 +107,7 @@ impl CreateInstanceRequest {
             request,
             password,
             team: header_team.map(str::to_owned),
+            waiver: None,
         })
     }
 
@@ -110,12 +117,29 @@ impl CreateInstanceRequest {
         let canonical = serde_json::json!({
             "name": self.name, "target": self.target, "size": self.size, "version": self.version,
             "az": self.az, "time_zone": self.time_zone, "labels": self.labels,
+            "lease_days": self.lease_days,
             "password_given": self.root_password.is_some(),
             "x_team": header_team,
         });
         let digest =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.to_string().as_bytes());
         digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl From<RequestedInstance> for CreateInstanceRequest {
+    fn from(instance: RequestedInstance) -> Self {
+        Self {
+            name: instance.name,
+            target: instance.target,
+            size: instance.size,
+            version: instance.version,
+            az: instance.az,
+            time_zone: instance.time_zone,
+            labels: instance.labels,
+            lease_days: instance.lease_days,
+            root_password: None,
+        }
     }
 }
 
@@ -159,6 +183,12 @@ pub(crate) fn parse(
         required("size", Some(&body.size)),
         required("version", body.version.as_deref()),
         required("az", body.az.as_deref()),
+        body.lease_days
+            .filter(|days| !(*days > 0.0 && *days <= MAX_LEASE_DAYS))
+            .map(|_| FieldError {
+                field: "lease_days".into(),
+                message: format!("must be more than 0 and at most {MAX_LEASE_DAYS} days"),
+            }),
     ]
     .into_iter()
     .flatten()
@@ -182,6 +212,7 @@ pub(crate) fn parse(
         az: body.az,
         time_zone,
         labels: body.labels,
+        lease_days: body.lease_days,
     };
     Ok((request, password))
 }

@@ -1,0 +1,723 @@
+//! Exception requests: a create that policy denies only on rules the team's policy marks
+//! `exceptable` is asked for with a justification, and created once someone who approves for
+//! the team (never its requester) approves it: through the same pipeline, as the requester's
+//! team, with the approved rules waived and every other rule and the quota still enforced.
+//!
+//! Every step is a decision-log entry written with the step itself: request, approve or
+//! reject (with the approver), the create an approval ran, withdraw, expire.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Gateway;
+use super::create::{CreateAnswer, CreateInput, Waiver};
+use crate::domain::{InstanceName, InvalidInput, RootPassword, TimeZone};
+use crate::error::Coded;
+use crate::pipeline::authenticate::Employee;
+use crate::pipeline::authorize::{TeamError, select_team};
+use crate::pipeline::evaluate::{self, CreateRequest, Denial};
+use crate::pipeline::record::{self, Entry, into_record};
+use crate::storage::decisions::{Action, DecisionRecord, Outcome};
+use crate::storage::requests::{
+    ExceptionRecord, InsertRequest, MoveRequest, RequestFilter, RequestState,
+};
+use crate::storage::{StorageError, now_ms};
+
+/// Longest comment an approver may leave, and the bounds of a justification, in characters.
+pub const MAX_COMMENT_CHARS: usize = 1_000;
+pub const JUSTIFICATION_CHARS: std::ops::RangeInclusive<usize> = 10..=1_000;
+
+/// The create an exception request asks for, as it is asked, stored and shown: the body of
+/// `POST /v1/starrocks` without `root_password` (an approved exception's instance gets a
+/// generated one, shown once to its requester).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestedInstance {
+    /// 4–64 characters, starting with a letter; letters, digits, `-` and `_`.
+    #[schema(
+        min_length = 4,
+        max_length = 64,
+        pattern = "^[A-Za-z][A-Za-z0-9_-]{3,63}$"
+    )]
+    pub name: String,
+    /// Alias of the TaurusDB instance to attach to, as listed in your catalog.
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub target: String,
+    /// A size profile, e.g. `large` (the catalog's `exception_sizes`).
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub size: String,
+    /// Engine major version; the policy default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub version: Option<String>,
+    /// Availability zone; the policy default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub az: Option<String>,
+    /// Time zone like `UTC+08:00`; the policy default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^UTC[+-](0[0-9]|1[0-4]):[0-5][0-9]$")]
+    pub time_zone: Option<String>,
+    /// Labels kept by the gateway, as your team's policy allows.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Days the instance should live (fractions allowed); an approved exception may waive
+    /// `lease.max` for a longer lease than the team's maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0, maximum = 3650)]
+    pub lease_days: Option<f64>,
+}
+
+impl From<&CreateRequest> for RequestedInstance {
+    fn from(request: &CreateRequest) -> Self {
+        Self {
+            name: request.name.as_ref().to_owned(),
+            target: request.target.clone(),
+            size: request.size.clone(),
+            version: request.version.clone(),
+            az: request.az.clone(),
+            time_zone: request.time_zone.as_ref().map(|z| z.as_ref().to_owned()),
+            labels: request.labels.clone(),
+            lease_days: request.lease_days,
+        }
+    }
+}
+
+impl RequestedInstance {
+    /// The stored create, parsed again as the create path takes it.
+    fn parse(&self) -> Result<CreateRequest, StorageError> {
+        let corrupt = |field: &'static str| {
+            move |_| StorageError::Corrupt(format!("an exception request's {field} is invalid"))
+        };
+        Ok(CreateRequest {
+            name: InstanceName::parse(&self.name).map_err(corrupt("name"))?,
+            target: self.target.clone(),
+            size: self.size.clone(),
+            version: self.version.clone(),
+            az: self.az.clone(),
+            time_zone: self
+                .time_zone
+                .as_deref()
+                .map(TimeZone::parse)
+                .transpose()
+                .map_err(corrupt("time_zone"))?,
+            labels: self.labels.clone(),
+            lease_days: self.lease_days,
+        })
+    }
+}
+
+/// Why a request was asked for: 10 to 1,000 characters, not only blanks.
+#[derive(Debug, Clone)]
+pub struct Justification(String);
+
+impl Justification {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let length = raw.trim().chars().count();
+        if JUSTIFICATION_CHARS.contains(&length)
+            && raw.chars().count() <= *JUSTIFICATION_CHARS.end()
+        {
+            Ok(Self(raw.trim().to_owned()))
+        } else {
+            Err(InvalidInput::field(
+                "justification",
+                format!(
+                    "must be {} to {} characters (not counting surrounding blanks), got {length}",
+                    JUSTIFICATION_CHARS.start(),
+                    JUSTIFICATION_CHARS.end()
+                ),
+            ))
+        }
+    }
+}
+
+/// An approver's or a requester's note on a decision: at most 1,000 characters.
+pub fn parse_comment(raw: Option<String>) -> Result<Option<String>, InvalidInput> {
+    match raw.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()) {
+        Some(comment) if comment.chars().count() > MAX_COMMENT_CHARS => Err(InvalidInput::field(
+            "comment",
+            format!("must be at most {MAX_COMMENT_CHARS} characters"),
+        )),
+        comment => Ok(comment),
+    }
+}
+
+/// An exception request as asked.
+#[derive(Debug)]
+pub struct ExceptionInput {
+    /// The create; its password is always generated, on approval.
+    pub create: CreateInput,
+    pub justification: Justification,
+}
+
+/// Why the failure of a request's create happened.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RequestFailure {
+    /// The machine code the create answered with, e.g. `quota_exceeded`.
+    pub code: String,
+    pub message: String,
+}
+
+/// An exception request as its requester and its approvers see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExceptionView {
+    pub id: String,
+    pub status: RequestState,
+    pub team: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// The create asked for.
+    pub instance: RequestedInstance,
+    /// The failed rules it asks to waive.
+    pub waives: Vec<String>,
+    pub justification: String,
+    /// The denial it was asked from, in the decision log.
+    pub decision_id: String,
+    /// The policy that denied it.
+    pub policy_revision: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// When it expires unless approved or rejected first (RFC 3339, UTC).
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The instance an approval created (`created`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// Why the approved create did not happen (`failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RequestFailure>,
+    /// The instance's generated root password: shown once, to the requester, on the first
+    /// read after the create; never again, and to nobody else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_password: Option<String>,
+}
+
+fn rfc3339(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn requested(record: &ExceptionRecord) -> Result<RequestedInstance, StorageError> {
+    serde_json::from_str(&record.body)
+        .map_err(|e| StorageError::Corrupt(format!("an exception request's body: {e}")))
+}
+
+impl ExceptionView {
+    fn of(record: &ExceptionRecord) -> Result<Self, StorageError> {
+        Ok(Self {
+            id: record.id.clone(),
+            status: record.state,
+            team: record.team.clone(),
+            requested_by: record.subject.clone(),
+            instance: requested(record)?,
+            waives: record.waives.clone(),
+            justification: record.justification.clone(),
+            decision_id: record.decision_id.clone(),
+            policy_revision: record.policy_revision.clone(),
+            created_at: rfc3339(record.created_at),
+            expires_at: rfc3339(record.expires_at),
+            decided_by: record.decided_by.clone(),
+            decided_at: record.decided_at.map(rfc3339),
+            comment: record.comment.clone(),
+            instance_id: record.instance_id.clone(),
+            failure: record.failure_code.clone().map(|code| RequestFailure {
+                code,
+                message: record.failure.clone().unwrap_or_default(),
+            }),
+            root_password: None,
+        })
+    }
+}
+
+/// Why an exception request step was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ExceptionError {
+    #[error(transparent)]
+    Team(#[from] TeamError),
+    #[error("policy allows this create as it is; create it with POST /v1/starrocks")]
+    NotNeeded,
+    /// Denied on rules the team's policy never waives.
+    #[error("{0}")]
+    NotExceptable(Denial),
+    #[error("no exception request `{0}` is visible to you")]
+    NotFound(String),
+    #[error("you do not approve exception requests of team `{0}`")]
+    NotApprover(String),
+    #[error("nobody decides their own exception request; withdraw it instead")]
+    OwnRequest,
+    #[error("only its requester may withdraw an exception request")]
+    NotRequester,
+    #[error("exception request `{id}` is {state}, no longer pending")]
+    NotPending { id: String, state: RequestState },
+    #[error("the gateway's database is unavailable")]
+    Storage(#[from] StorageError),
+}
+
+/// A step's common decision-log entry.
+fn entry_for(
+    action: Action,
+    outcome: Outcome,
+    record: &ExceptionRecord,
+    subject: &str,
+    request_id: &str,
+    started: Instant,
+) -> Entry {
+    let mut entry = Entry::new(action, request_id, subject, started);
+    entry.outcome = outcome;
+    entry.team.clone_from(&record.team);
+    if let Ok(instance) = requested(record) {
+        entry.target = instance.target;
+        entry.size = instance.size;
+    }
+    entry.policy_revision.clone_from(&record.policy_revision);
+    entry.exception_id = Some(record.id.clone());
+    entry
+}
+
+/// The entry of a request that expired, written by the sweep that expired it.
+fn expired_entry(record: &ExceptionRecord) -> DecisionRecord {
+    into_record(entry_for(
+        Action::Expire,
+        Outcome::Expired,
+        record,
+        &record.subject,
+        "exception-sweep",
+        Instant::now(),
+    ))
+}
+
+impl Gateway {
+    /// Asks for an exception to a denial: refused when policy allows the create anyway, or
+    /// denies it on a rule the team never waives.
+    pub async fn request_exception(
+        &self,
+        employee: &Employee,
+        input: ExceptionInput,
+        request_id: &str,
+    ) -> Result<ExceptionView, ExceptionError> {
+        let started = Instant::now();
+        let policy = self.policy.current();
+        let team = select_team(employee, input.create.team.as_deref(), &policy)?;
+        crate::telemetry::record_team(&team);
+        let decision_id = uuid::Uuid::now_v7().to_string();
+        crate::telemetry::record_decision(&decision_id);
+        // Only the decision is kept; the body built with this password is dropped.
+        let evaluation = evaluate::evaluate(
+            employee,
+            &team,
+            &input.create.request,
+            RootPassword::generate(),
+            &policy,
+            decision_id,
+        );
+        let decision = Arc::new(evaluation.decision);
+        let mut entry = Entry::new(Action::Request, request_id, &employee.subject, started);
+        entry.team.clone_from(&team);
+        entry.target.clone_from(&input.create.request.target);
+        entry.size.clone_from(&input.create.request.size);
+        entry.decision = Some(decision.clone());
+        let refusal = if decision.allowed {
+            Some(ExceptionError::NotNeeded)
+        } else if decision.exception.is_none() {
+            let mut denial = decision.denial();
+            denial
+                .violations
+                .retain(|v| !policy.exceptable(&team, &v.rule));
+            Some(ExceptionError::NotExceptable(denial))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            record::record(
+                &self.store,
+                Some(entry.refused(Outcome::Denied, &refusal)),
+                None,
+            )
+            .await;
+            return Err(refusal);
+        }
+        let now = now_ms();
+        let body = serde_json::to_string(&RequestedInstance::from(&input.create.request))
+            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let request = ExceptionRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            team,
+            subject: employee.subject.clone(),
+            state: RequestState::Pending,
+            body,
+            waives: decision
+                .exception
+                .as_ref()
+                .map(|hint| hint.waives.clone())
+                .unwrap_or_default(),
+            justification: input.justification.0,
+            policy_revision: decision.policy_revision.clone(),
+            decision_id: decision.decision_id.clone(),
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            instance_id: None,
+            failure_code: None,
+            failure: None,
+            password_waiting: false,
+            created_at: now,
+            updated_at: now,
+            expires_at: now.saturating_add(policy.file.exceptions.pending_ttl_ms()),
+        };
+        entry.outcome = Outcome::Requested;
+        entry.exception_id = Some(request.id.clone());
+        let logged = into_record(entry);
+        self.store.stream_decision(&logged);
+        self.store
+            .insert_request(InsertRequest {
+                request: request.clone(),
+                decision: logged,
+            })
+            .await?;
+        tracing::info!(exception.id = %request.id, waives = ?request.waives, "exception requested");
+        Ok(ExceptionView::of(&request)?)
+    }
+
+    /// Whether `employee` approves for `team` under the policy in force.
+    fn approves(&self, employee: &Employee, team: &str) -> bool {
+        self.policy
+            .current()
+            .approves(team, &employee.subject, &employee.groups, employee.admin)
+    }
+
+    /// Request `id`, when `employee` may see it: its requester, an approver of its team, or
+    /// a platform admin. Anyone else is told it does not exist.
+    async fn visible_request(
+        &self,
+        employee: &Employee,
+        id: &str,
+    ) -> Result<ExceptionRecord, ExceptionError> {
+        let record = self.store.exception_request(id).await?;
+        record
+            .filter(|r| {
+                r.subject == employee.subject || employee.admin || self.approves(employee, &r.team)
+            })
+            .ok_or_else(|| ExceptionError::NotFound(id.to_owned()))
+    }
+
+    /// The requests `employee` sees (their own, and those of the teams they approve for),
+    /// newest first; one page, and the cursor of the next when more follow.
+    pub async fn exception_requests(
+        &self,
+        employee: &Employee,
+        state: Option<RequestState>,
+        limit: u32,
+        before: Option<(i64, String)>,
+    ) -> Result<(Vec<ExceptionView>, Option<(i64, String)>), ExceptionError> {
+        let policy = self.policy.current();
+        let teams = (!employee.admin).then(|| {
+            policy
+                .file
+                .teams
+                .keys()
+                .filter(|team| {
+                    policy.approves(team, &employee.subject, &employee.groups, employee.admin)
+                })
+                .cloned()
+                .collect::<BTreeSet<_>>()
+        });
+        let filter = RequestFilter {
+            teams,
+            subject: employee.subject.clone(),
+            state,
+            limit,
+            before,
+        };
+        let (records, more) = self.store.exception_requests(&filter).await?;
+        let next = more
+            .then(|| records.last().map(|r| (r.created_at, r.id.clone())))
+            .flatten();
+        let views = records
+            .iter()
+            .map(ExceptionView::of)
+            .collect::<Result<_, _>>()?;
+        Ok((views, next))
+    }
+
+    /// Request `id`. Its requester reads the generated root password of its instance here,
+    /// once.
+    pub async fn exception_request(
+        &self,
+        employee: &Employee,
+        id: &str,
+    ) -> Result<ExceptionView, ExceptionError> {
+        let record = self.visible_request(employee, id).await?;
+        let mut view = ExceptionView::of(&record)?;
+        if record.password_waiting && record.subject == employee.subject {
+            view.root_password = self.take_password(&record).await?;
+        }
+        Ok(view)
+    }
+
+    /// The waiting password, opened and then cleared, so it is shown once. One this process
+    /// cannot open (sealed under another key) is left for the replica that can.
+    async fn take_password(
+        &self,
+        record: &ExceptionRecord,
+    ) -> Result<Option<String>, StorageError> {
+        let Some(sealed) = self.store.sealed_password(&record.id).await? else {
+            return Ok(None);
+        };
+        let Some(password) = self.seal.open(&sealed, &record.id) else {
+            tracing::warn!(exception.id = %record.id, "a waiting root password was sealed under another key (approvals.sealing_key differs, or was not set and the gateway restarted)");
+            return Ok(None);
+        };
+        let taken = self.store.clear_password(&record.id, &sealed).await?;
+        Ok(taken.then(|| password.expose().to_owned()))
+    }
+
+    /// Checks that `employee` may decide request `id` and that it is still pending.
+    async fn decidable(
+        &self,
+        employee: &Employee,
+        id: &str,
+    ) -> Result<ExceptionRecord, ExceptionError> {
+        let record = self.visible_request(employee, id).await?;
+        if !self.approves(employee, &record.team) {
+            return Err(ExceptionError::NotApprover(record.team));
+        }
+        if record.subject == employee.subject {
+            return Err(ExceptionError::OwnRequest);
+        }
+        pending(record)
+    }
+
+    /// Moves request `record` as `change` says, or tells why it could not: it moved on
+    /// meanwhile (another approver, the requester, or its time ran out).
+    async fn settle_move(
+        &self,
+        record: &ExceptionRecord,
+        change: MoveRequest,
+    ) -> Result<(), ExceptionError> {
+        if let Some(decision) = &change.decision {
+            self.store.stream_decision(decision);
+        }
+        if self.store.move_request(change).await? {
+            return Ok(());
+        }
+        let state =
+            self.store
+                .exception_request(&record.id)
+                .await?
+                .map_or(RequestState::Expired, |now| {
+                    if now.state == RequestState::Pending {
+                        RequestState::Expired
+                    } else {
+                        now.state
+                    }
+                });
+        Err(ExceptionError::NotPending {
+            id: record.id.clone(),
+            state,
+        })
+    }
+
+    /// Approves request `id` and runs its create: the requester's team, the approved rules
+    /// waived, everything else (and the quota) enforced at the policy in force now. The
+    /// answer says whether the instance was created, or why not.
+    pub async fn approve(
+        &self,
+        employee: &Employee,
+        id: &str,
+        comment: Option<String>,
+        request_id: &str,
+    ) -> Result<ExceptionView, ExceptionError> {
+        let started = Instant::now();
+        let record = self.decidable(employee, id).await?;
+        let mut entry = entry_for(
+            Action::Approve,
+            Outcome::Approved,
+            &record,
+            &employee.subject,
+            request_id,
+            started,
+        );
+        entry
+            .policy_revision
+            .clone_from(&self.policy.current().revision);
+        let claim = MoveRequest {
+            only_before: Some(now_ms()),
+            decided_by: Some(employee.subject.clone()),
+            comment: comment.clone(),
+            decision: Some(into_record(entry)),
+            ..MoveRequest::new(id, RequestState::Pending, RequestState::Approved)
+        };
+        self.settle_move(&record, claim).await?;
+        tracing::info!(exception.id = %id, approver = %employee.subject, "exception approved; creating");
+        let outcome = self.create_approved(&record, request_id).await;
+        let mut done = match &outcome {
+            Ok(created) => MoveRequest {
+                instance_id: Some(created.0.clone()),
+                sealed_password: created.1.as_ref().map(|p| self.seal.seal(p, id)),
+                ..MoveRequest::new(id, RequestState::Approved, RequestState::Created)
+            },
+            Err(failure) => MoveRequest {
+                failure_code: Some(failure.code.clone()),
+                failure: Some(failure.message.clone()),
+                ..MoveRequest::new(id, RequestState::Approved, RequestState::Failed)
+            },
+        };
+        done.decided_by = None;
+        if !self.store.move_request(done).await? {
+            tracing::error!(exception.id = %id, "an approved request moved on while its create ran");
+        }
+        let record = self
+            .store
+            .exception_request(id)
+            .await?
+            .ok_or_else(|| ExceptionError::NotFound(id.to_owned()))?;
+        Ok(ExceptionView::of(&record)?)
+    }
+
+    /// The approved create, run as the requester acting for the request's team: the instance
+    /// id and its generated password, or why it failed.
+    async fn create_approved(
+        &self,
+        record: &ExceptionRecord,
+        request_id: &str,
+    ) -> Result<(String, Option<RootPassword>), RequestFailure> {
+        let failure = |error: &dyn Coded| RequestFailure {
+            code: error.code().as_str().to_owned(),
+            message: error.detail(),
+        };
+        let request = requested(record)
+            .and_then(|r| r.parse())
+            .map_err(|e| failure(&e))?;
+        let requester = Employee {
+            subject: record.subject.clone(),
+            email: None,
+            teams: vec![record.team.clone()],
+            admin: false,
+            groups: Vec::new(),
+        };
+        let input = CreateInput {
+            request,
+            password: None,
+            team: Some(record.team.clone()),
+            waiver: Some(Waiver {
+                exception_id: record.id.clone(),
+                rules: record.waives.clone(),
+            }),
+        };
+        match Box::pin(self.create(&requester, input, request_id, None)).await {
+            Ok(CreateAnswer::Created(created)) => Ok((created.id, created.generated_password)),
+            Ok(CreateAnswer::Replayed(_)) => Err(RequestFailure {
+                code: crate::error::ErrorCode::Internal.as_str().to_owned(),
+                message: "the create was answered from an idempotency record".into(),
+            }),
+            Err(error) => {
+                tracing::warn!(exception.id = %record.id, error = ?error, "the approved create did not happen");
+                Err(failure(&error))
+            }
+        }
+    }
+
+    /// Rejects request `id`; nothing is created.
+    pub async fn reject(
+        &self,
+        employee: &Employee,
+        id: &str,
+        comment: Option<String>,
+        request_id: &str,
+    ) -> Result<ExceptionView, ExceptionError> {
+        let started = Instant::now();
+        let record = self.decidable(employee, id).await?;
+        let entry = entry_for(
+            Action::Reject,
+            Outcome::Rejected,
+            &record,
+            &employee.subject,
+            request_id,
+            started,
+        );
+        let change = MoveRequest {
+            only_before: Some(now_ms()),
+            decided_by: Some(employee.subject.clone()),
+            comment,
+            decision: Some(into_record(entry)),
+            ..MoveRequest::new(id, RequestState::Pending, RequestState::Rejected)
+        };
+        self.settle_move(&record, change).await?;
+        self.refreshed(id).await
+    }
+
+    /// Withdraws request `id`, by its requester.
+    pub async fn withdraw(
+        &self,
+        employee: &Employee,
+        id: &str,
+        request_id: &str,
+    ) -> Result<ExceptionView, ExceptionError> {
+        let started = Instant::now();
+        let record = self.visible_request(employee, id).await?;
+        if record.subject != employee.subject {
+            return Err(ExceptionError::NotRequester);
+        }
+        let record = pending(record)?;
+        let entry = entry_for(
+            Action::Withdraw,
+            Outcome::Withdrawn,
+            &record,
+            &employee.subject,
+            request_id,
+            started,
+        );
+        let change = MoveRequest {
+            decision: Some(into_record(entry)),
+            ..MoveRequest::new(id, RequestState::Pending, RequestState::Withdrawn)
+        };
+        self.settle_move(&record, change).await?;
+        self.refreshed(id).await
+    }
+
+    async fn refreshed(&self, id: &str) -> Result<ExceptionView, ExceptionError> {
+        let record = self
+            .store
+            .exception_request(id)
+            .await?
+            .ok_or_else(|| ExceptionError::NotFound(id.to_owned()))?;
+        Ok(ExceptionView::of(&record)?)
+    }
+
+    /// Expires the pending requests whose time ran out; how many this call expired. Safe on
+    /// every replica at once: each request is expired, and logged, exactly once.
+    pub async fn expire_requests(&self) -> Result<usize, StorageError> {
+        let logged = self.store.expire_requests(now_ms(), expired_entry).await?;
+        for decision in &logged {
+            self.store.stream_decision(decision);
+            tracing::info!(exception.id = ?decision.exception_id, "exception request expired");
+        }
+        Ok(logged.len())
+    }
+}
+
+/// `record` when it is still pending and in time; otherwise why not.
+fn pending(record: ExceptionRecord) -> Result<ExceptionRecord, ExceptionError> {
+    let state = match record.state {
+        RequestState::Pending if record.expires_at <= now_ms() => RequestState::Expired,
+        state => state,
+    };
+    if state == RequestState::Pending {
+        Ok(record)
+    } else {
+        Err(ExceptionError::NotPending {
+            id: record.id,
+            state,
+        })
+    }
+}
