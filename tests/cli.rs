@@ -289,3 +289,32 @@ fn the_config_path_and_log_format_variables_are_not_mistaken_for_config_keys() {
     assert!(message.contains("/nonexistent/policy.toml"), "{message}");
     assert!(!message.contains("unknown field"), "{message}");
 }
+
+#[test]
+fn an_unknown_log_format_exits_non_zero_naming_the_variable() {
+    let config = write_temp("log-format.toml", &example_config());
+    let output = serve(&config, &[("SRGW_LOG_FORMAT", "xml")]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("SRGW_LOG_FORMAT"), "{message}");
+    assert!(message.contains("xml"), "{message}");
+}
+
+#[test]
+fn healthcheck_exits_non_zero_when_nothing_answers() {
+    // A port that was just free: nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let output = Command::new(BINARY)
+        .args([
+            "healthcheck",
+            "--url",
+            &format!("http://127.0.0.1:{port}/healthz"),
+        ])
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    assert!(!stderr(&output).is_empty(), "it says why");
+}

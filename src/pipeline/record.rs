@@ -105,11 +105,23 @@ pub async fn record(store: &Store, entry: Option<Entry>, finish: Option<Finish>)
     }
 }
 
+/// The record of `entry`, counted in the decisions metric.
 pub(crate) fn into_record(entry: Entry) -> DecisionRecord {
+    let record = record_of(entry);
+    count(&record);
+    record
+}
+
+/// Counts a decision made, by action and outcome.
+pub(crate) fn count(record: &DecisionRecord) {
     crate::metrics::METRICS
         .decisions
-        .with_label_values(&[entry.action.as_str(), entry.outcome.as_str()])
+        .with_label_values(&[record.action.as_str(), record.outcome.as_str()])
         .inc();
+}
+
+/// The record of `entry`, not yet counted: for a step that may still turn out refused.
+pub(crate) fn record_of(entry: Entry) -> DecisionRecord {
     let now = chrono::Utc::now();
     let rules = entry.decision.as_ref().map_or(&[][..], |d| &d.rules[..]);
     let rules = serde_json::value::to_raw_value(rules)

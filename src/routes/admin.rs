@@ -120,6 +120,7 @@ pub async fn decisions(
         (status = 200, description = "One decision per line, newest first", body = String, content_type = "application/x-ndjson"),
         (status = 400, description = "A time that is not RFC 3339 (`invalid_parameter`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Platform admins only (`admin_required`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The gateway's database is unreachable (`storage_unavailable`); a failure after the first page ends the stream early", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn export_decisions(
     employee: web::ReqData<Employee>,
@@ -130,7 +131,8 @@ pub async fn export_decisions(
     let since = parse_time("since", query.0.since.as_ref())?;
     let until = parse_time("until", query.0.until.as_ref())?;
     let lines = gateway
-        .export_decisions(&employee, since, until)?
+        .export_decisions(&employee, since, until)
+        .await?
         .map_ok(web::Bytes::from)
         .inspect_err(|error| {
             // The status is sent: the client sees the stream end early.

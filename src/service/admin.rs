@@ -1,15 +1,15 @@
 //! What platform admins may do: reload the policy, reconcile now, read the decision log.
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use super::Gateway;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::authorize::{AdminRequired, require_admin};
 use crate::pipeline::reconcile::{self, ReconcileReport};
 use crate::policy::{PolicyError, Reloaded};
-use crate::storage::StorageError;
 use crate::storage::decisions::{DecisionFilter, DecisionRecord};
 use crate::storage::stream::Line;
+use crate::storage::{StorageError, Store};
 
 /// Decisions read per page of an export.
 const EXPORT_PAGE: u32 = 500;
@@ -60,8 +60,10 @@ impl Gateway {
     }
 
     /// Every decision at or after `since_ms` and before `until_ms`, newest first, as JSON
-    /// lines (each a [`Line`]), read a page at a time as the consumer takes them.
-    pub fn export_decisions(
+    /// lines (each a [`Line`]), read a page at a time as the consumer takes them. The first
+    /// page is read before this returns, so a database that is down is an error here, not a
+    /// stream that ends at once.
+    pub async fn export_decisions(
         &self,
         employee: &Employee,
         since_ms: Option<i64>,
@@ -75,29 +77,36 @@ impl Gateway {
             limit: EXPORT_PAGE,
             ..DecisionFilter::default()
         };
-        Ok(futures_util::stream::try_unfold(
-            Some(first),
-            move |filter| {
-                let store = store.clone();
-                async move {
-                    let Some(mut filter) = filter else {
-                        return Ok(None);
-                    };
-                    let (page, more) = store.decisions(&filter).await?;
-                    let lines: Vec<u8> = page
-                        .iter()
-                        .flat_map(|record| Line::of(record).to_bytes())
-                        .collect();
-                    let next = match (more, page.last()) {
-                        (true, Some(last)) => {
-                            filter.before = Some((last.at_ms, last.id.clone()));
-                            Some(filter)
-                        }
-                        _ => None,
-                    };
-                    Ok(Some((lines, next)))
+        let (lines, next) = export_page(&store, first).await?;
+        let rest = futures_util::stream::try_unfold(next, move |filter| {
+            let store = store.clone();
+            async move {
+                match filter {
+                    Some(filter) => export_page(&store, filter).await.map(Some),
+                    None => Ok(None),
                 }
-            },
-        ))
+            }
+        });
+        Ok(futures_util::stream::once(async { Ok(lines) }).chain(rest))
     }
+}
+
+/// One page of an export as JSON lines, and the filter of the next page when more follow.
+async fn export_page(
+    store: &Store,
+    mut filter: DecisionFilter,
+) -> Result<(Vec<u8>, Option<DecisionFilter>), StorageError> {
+    let (page, more) = store.decisions(&filter).await?;
+    let lines = page
+        .iter()
+        .flat_map(|record| Line::of(record).to_bytes())
+        .collect();
+    let next = match (more, page.last()) {
+        (true, Some(last)) => {
+            filter.before = Some((last.at_ms, last.id.clone()));
+            Some(filter)
+        }
+        _ => None,
+    };
+    Ok((lines, next))
 }

@@ -15,7 +15,7 @@ use super::instances::InstanceError;
 use crate::error::Violation;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::evaluate::{Decision, Denial, RuleOutcome};
-use crate::pipeline::record::{self, Entry, into_record};
+use crate::pipeline::record::{self, Entry, count, record_of};
 use crate::policy::{days_ms, rules};
 use crate::storage::decisions::{Action, Outcome};
 use crate::storage::leases::ExtendLease;
@@ -98,7 +98,7 @@ impl Gateway {
             passed: admitted,
             message: (!admitted).then(|| {
                 format!(
-                    "team `{}` may lease size `{}` for at most {} days from now; asked for {lease_days}. Ask for an exception, or delete and create it again with an approved exception",
+                    "team `{}` may lease size `{}` for at most {} days from now; asked for {lease_days}. A longer lease needs an approved exception: ask for the create with that `lease_days` through POST /v1/requests",
                     reservation.team,
                     reservation.size,
                     lease.max_lease_days.unwrap_or_default()
@@ -144,20 +144,21 @@ impl Gateway {
         let warning_ms = policy.file.lease_warning_ms();
         let expiring = expires_at <= now.saturating_add(warning_ms);
         entry.outcome = Outcome::Extended;
-        let logged = into_record(entry);
-        self.store.stream_decision(&logged);
+        let logged = record_of(entry);
         let extended = self
             .store
             .extend_lease(ExtendLease {
                 reservation_id: reservation.id.clone(),
                 expires_at,
                 expiring_since: expiring.then_some(now),
-                decision: logged,
+                decision: logged.clone(),
             })
             .await?;
         if !extended {
             return Err(InstanceError::Deleting(id.to_owned()).into());
         }
+        count(&logged);
+        self.store.stream_decision(&logged);
         tracing::info!(instance.id = %id, lease_days, "lease extended");
         Ok(LeaseExtended {
             id: id.to_owned(),

@@ -20,7 +20,7 @@ use crate::error::Coded;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::authorize::{TeamError, select_team};
 use crate::pipeline::evaluate::{self, CreateRequest, Denial};
-use crate::pipeline::record::{self, Entry, into_record};
+use crate::pipeline::record::{self, Entry, count, into_record, record_of};
 use crate::storage::decisions::{Action, DecisionRecord, Outcome};
 use crate::storage::requests::{
     ExceptionRecord, InsertRequest, MoveRequest, RequestFilter, RequestState,
@@ -377,13 +377,13 @@ impl Gateway {
         entry.outcome = Outcome::Requested;
         entry.exception_id = Some(request.id.clone());
         let logged = into_record(entry);
-        self.store.stream_decision(&logged);
         self.store
             .insert_request(InsertRequest {
                 request: request.clone(),
-                decision: logged,
+                decision: logged.clone(),
             })
             .await?;
+        self.store.stream_decision(&logged);
         tracing::info!(exception.id = %request.id, waives = ?request.waives, "exception requested");
         Ok(ExceptionView::of(&request)?)
     }
@@ -481,50 +481,81 @@ impl Gateway {
         Ok(taken.then(|| password.expose().to_owned()))
     }
 
-    /// Checks that `employee` may decide request `id` and that it is still pending.
-    async fn decidable(
+    /// Whether `employee` may approve or reject `record`: an approver of its team who did not
+    /// ask for it.
+    fn may_decide(
         &self,
         employee: &Employee,
-        id: &str,
-    ) -> Result<ExceptionRecord, ExceptionError> {
-        let record = self.visible_request(employee, id).await?;
+        record: &ExceptionRecord,
+    ) -> Result<(), ExceptionError> {
         if !self.approves(employee, &record.team) {
-            return Err(ExceptionError::NotApprover(record.team));
+            return Err(ExceptionError::NotApprover(record.team.clone()));
         }
         if record.subject == employee.subject {
             return Err(ExceptionError::OwnRequest);
         }
-        pending(record)
+        Ok(())
     }
 
-    /// Moves request `record` as `change` says, or tells why it could not: it moved on
-    /// meanwhile (another approver, the requester, or its time ran out).
-    async fn settle_move(
+    /// Takes one step on request `id` for `employee`: `may` says whether they may take it;
+    /// the request must still be pending (and in time) when `step.change` moves it, together
+    /// with its decision-log entry. A refused step is logged too, with its code.
+    async fn take_step(
         &self,
-        record: &ExceptionRecord,
-        change: MoveRequest,
-    ) -> Result<(), ExceptionError> {
-        if let Some(decision) = &change.decision {
-            self.store.stream_decision(decision);
+        employee: &Employee,
+        id: &str,
+        step: Step<'_>,
+        may: impl FnOnce(&Self, &ExceptionRecord) -> Result<(), ExceptionError>,
+    ) -> Result<ExceptionRecord, ExceptionError> {
+        let record = self.visible_request(employee, id).await?;
+        let mut entry = entry_for(
+            step.action,
+            step.outcome,
+            &record,
+            &employee.subject,
+            step.request_id,
+            step.started,
+        );
+        entry
+            .policy_revision
+            .clone_from(&self.policy.current().revision);
+        if let Err(refusal) = may(self, &record).and_then(|()| pending(&record)) {
+            return Err(self.refused(entry, refusal).await);
         }
+        let logged = record_of(entry.clone());
+        let change = MoveRequest {
+            only_before: Some(now_ms()),
+            decision: Some(logged.clone()),
+            ..step.change
+        };
         if self.store.move_request(change).await? {
-            return Ok(());
+            count(&logged);
+            self.store.stream_decision(&logged);
+            return Ok(record);
         }
-        let state =
-            self.store
-                .exception_request(&record.id)
-                .await?
-                .map_or(RequestState::Expired, |now| {
-                    if now.state == RequestState::Pending {
-                        RequestState::Expired
-                    } else {
-                        now.state
-                    }
-                });
-        Err(ExceptionError::NotPending {
-            id: record.id.clone(),
+        // It moved on meanwhile: another approver, its requester, or its time ran out.
+        let state = self
+            .store
+            .exception_request(id)
+            .await?
+            .map_or(RequestState::Expired, |now| match now.state {
+                RequestState::Pending => RequestState::Expired,
+                other => other,
+            });
+        let refusal = ExceptionError::NotPending {
+            id: id.to_owned(),
             state,
-        })
+        };
+        Err(self.refused(entry, refusal).await)
+    }
+
+    /// Logs `entry` as refused with `refusal`'s code, and hands `refusal` back.
+    async fn refused(&self, entry: Entry, refusal: ExceptionError) -> ExceptionError {
+        if !matches!(refusal, ExceptionError::Storage(_)) {
+            let entry = entry.refused(Outcome::Denied, &refusal);
+            record::record(&self.store, Some(entry), None).await;
+        }
+        refusal
     }
 
     /// Approves request `id` and runs its create: the requester's team, the approved rules
@@ -537,51 +568,39 @@ impl Gateway {
         comment: Option<String>,
         request_id: &str,
     ) -> Result<ExceptionView, ExceptionError> {
-        let started = Instant::now();
-        let record = self.decidable(employee, id).await?;
-        let mut entry = entry_for(
-            Action::Approve,
-            Outcome::Approved,
-            &record,
-            &employee.subject,
+        let step = Step {
+            action: Action::Approve,
+            outcome: Outcome::Approved,
             request_id,
-            started,
-        );
-        entry
-            .policy_revision
-            .clone_from(&self.policy.current().revision);
-        let claim = MoveRequest {
-            only_before: Some(now_ms()),
-            decided_by: Some(employee.subject.clone()),
-            comment: comment.clone(),
-            decision: Some(into_record(entry)),
-            ..MoveRequest::new(id, RequestState::Pending, RequestState::Approved)
+            started: Instant::now(),
+            change: MoveRequest {
+                decided_by: Some(employee.subject.clone()),
+                comment,
+                ..MoveRequest::new(id, RequestState::Pending, RequestState::Approved)
+            },
         };
-        self.settle_move(&record, claim).await?;
+        let record = self
+            .take_step(employee, id, step, |gateway, record| {
+                gateway.may_decide(employee, record)
+            })
+            .await?;
         tracing::info!(exception.id = %id, approver = %employee.subject, "exception approved; creating");
-        let outcome = self.create_approved(&record, request_id).await;
-        let mut done = match &outcome {
-            Ok(created) => MoveRequest {
-                instance_id: Some(created.0.clone()),
-                sealed_password: created.1.as_ref().map(|p| self.seal.seal(p, id)),
+        let done = match self.create_approved(&record, request_id).await {
+            Ok((instance_id, password)) => MoveRequest {
+                instance_id: Some(instance_id),
+                sealed_password: password.as_ref().map(|p| self.seal.seal(p, id)),
                 ..MoveRequest::new(id, RequestState::Approved, RequestState::Created)
             },
             Err(failure) => MoveRequest {
-                failure_code: Some(failure.code.clone()),
-                failure: Some(failure.message.clone()),
+                failure_code: Some(failure.code),
+                failure: Some(failure.message),
                 ..MoveRequest::new(id, RequestState::Approved, RequestState::Failed)
             },
         };
-        done.decided_by = None;
         if !self.store.move_request(done).await? {
             tracing::error!(exception.id = %id, "an approved request moved on while its create ran");
         }
-        let record = self
-            .store
-            .exception_request(id)
-            .await?
-            .ok_or_else(|| ExceptionError::NotFound(id.to_owned()))?;
-        Ok(ExceptionView::of(&record)?)
+        self.refreshed(id).await
     }
 
     /// The approved create, run as the requester acting for the request's team: the instance
@@ -635,24 +654,21 @@ impl Gateway {
         comment: Option<String>,
         request_id: &str,
     ) -> Result<ExceptionView, ExceptionError> {
-        let started = Instant::now();
-        let record = self.decidable(employee, id).await?;
-        let entry = entry_for(
-            Action::Reject,
-            Outcome::Rejected,
-            &record,
-            &employee.subject,
+        let step = Step {
+            action: Action::Reject,
+            outcome: Outcome::Rejected,
             request_id,
-            started,
-        );
-        let change = MoveRequest {
-            only_before: Some(now_ms()),
-            decided_by: Some(employee.subject.clone()),
-            comment,
-            decision: Some(into_record(entry)),
-            ..MoveRequest::new(id, RequestState::Pending, RequestState::Rejected)
+            started: Instant::now(),
+            change: MoveRequest {
+                decided_by: Some(employee.subject.clone()),
+                comment,
+                ..MoveRequest::new(id, RequestState::Pending, RequestState::Rejected)
+            },
         };
-        self.settle_move(&record, change).await?;
+        self.take_step(employee, id, step, |gateway, record| {
+            gateway.may_decide(employee, record)
+        })
+        .await?;
         self.refreshed(id).await
     }
 
@@ -663,25 +679,21 @@ impl Gateway {
         id: &str,
         request_id: &str,
     ) -> Result<ExceptionView, ExceptionError> {
-        let started = Instant::now();
-        let record = self.visible_request(employee, id).await?;
-        if record.subject != employee.subject {
-            return Err(ExceptionError::NotRequester);
-        }
-        let record = pending(record)?;
-        let entry = entry_for(
-            Action::Withdraw,
-            Outcome::Withdrawn,
-            &record,
-            &employee.subject,
+        let step = Step {
+            action: Action::Withdraw,
+            outcome: Outcome::Withdrawn,
             request_id,
-            started,
-        );
-        let change = MoveRequest {
-            decision: Some(into_record(entry)),
-            ..MoveRequest::new(id, RequestState::Pending, RequestState::Withdrawn)
+            started: Instant::now(),
+            change: MoveRequest::new(id, RequestState::Pending, RequestState::Withdrawn),
         };
-        self.settle_move(&record, change).await?;
+        self.take_step(employee, id, step, |_, record| {
+            if record.subject == employee.subject {
+                Ok(())
+            } else {
+                Err(ExceptionError::NotRequester)
+            }
+        })
+        .await?;
         self.refreshed(id).await
     }
 
@@ -706,18 +718,27 @@ impl Gateway {
     }
 }
 
-/// `record` when it is still pending and in time; otherwise why not.
-fn pending(record: ExceptionRecord) -> Result<ExceptionRecord, ExceptionError> {
+/// Whether `record` is still pending and in time; otherwise why not.
+fn pending(record: &ExceptionRecord) -> Result<(), ExceptionError> {
     let state = match record.state {
         RequestState::Pending if record.expires_at <= now_ms() => RequestState::Expired,
         state => state,
     };
     if state == RequestState::Pending {
-        Ok(record)
+        Ok(())
     } else {
         Err(ExceptionError::NotPending {
-            id: record.id,
+            id: record.id.clone(),
             state,
         })
     }
+}
+
+/// One step on a request: what it is logged as, and the move it makes.
+struct Step<'r> {
+    action: Action,
+    outcome: Outcome,
+    request_id: &'r str,
+    started: Instant,
+    change: MoveRequest,
 }

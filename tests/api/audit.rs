@@ -117,6 +117,20 @@ async fn the_export_is_for_admins_and_names_a_bad_time() {
 }
 
 #[tokio::test]
+async fn an_export_from_a_database_that_fails_is_a_503_not_an_empty_200() {
+    let app = TestApp::spawn().await;
+    starrocks_gateway::storage::sql::query("DROP TABLE decisions")
+        .execute(app.stack.store.db())
+        .await
+        .expect("dropped");
+
+    let answer = export(&app, "", &app.admin()).await;
+
+    assert_eq!(answer.status(), 503);
+    assert_eq!(problem(answer).await["code"], "storage_unavailable");
+}
+
+#[tokio::test]
 async fn the_stream_writes_each_decision_to_a_file_rotated_only_between_lines() {
     let dir = std::env::temp_dir().join(format!(
         "srgw-audit-{}-{}",

@@ -425,10 +425,28 @@ pub async fn drop_database(app: &TestApp) {
 /// moved them.
 pub async fn metric(app: &TestApp, series: &str) -> f64 {
     let text = app.get("/metrics").await.text().await.expect("text");
+    sample(&text, series).unwrap_or(0.0)
+}
+
+/// The value of `series` (name and labels, exactly as exposed) in a scrape.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
+}
+
+/// Scrapes until `holds` accepts the text (other tests' gateways share the process's gauges
+/// and may scrape in between), and returns the last scrape.
+pub async fn scrape_until(app: &TestApp, holds: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..20 {
+        text = app.get("/metrics").await.text().await.expect("text");
+        if holds(&text) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    text
 }
 
 pub async fn json_of(response: reqwest::Response) -> Value {

@@ -11,7 +11,7 @@ use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::policy::{Policy, PolicyStore};
 
 use crate::helpers::{
-    Db, TestApp, decisions, instances_used, json_of, metric, problem, small_instance,
+    Db, TestApp, decisions, instances_used, json_of, problem, sample, scrape_until, small_instance,
 };
 
 on_both_engines!(a_short_lease_shows_expiring_then_ends_and_gives_the_quota_back);
@@ -98,14 +98,9 @@ async fn a_short_lease_shows_expiring_then_ends_and_gives_the_quota_back(db: Db)
     let expiring = wait_for_state(&app, &token, &id, "expiring").await;
     let ends = millis(&expiring["expires_at"]);
     assert!((ends - days_from_now(0.00007)).abs() < 7_000, "{expiring}");
-    assert_eq!(
-        metric(
-            &app,
-            r#"starrocks_gateway_instances_expiring{team="analytics"}"#
-        )
-        .await,
-        1.0
-    );
+    let series = r#"starrocks_gateway_instances_expiring{team="analytics"}"#;
+    let text = scrape_until(&app, |text| sample(text, series) == Some(1.0)).await;
+    assert_eq!(sample(&text, series), Some(1.0), "{text}");
     wait_for_state(&app, &token, &id, "deleted").await;
 
     assert_eq!(

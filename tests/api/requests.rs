@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use starrocks_gateway::demo::{DEMO_APPROVER_GROUP, EXAMPLE_POLICY};
 use starrocks_gateway::storage::sql::query;
 
-use crate::helpers::{Db, TestApp, decisions, instances_used, json_of, metric, problem};
+use crate::helpers::{
+    Db, TestApp, decisions, instances_used, json_of, problem, sample, scrape_until,
+};
 
 on_both_engines!(
     a_denial_becomes_an_instance_once_an_approver_approves_it,
@@ -225,11 +227,16 @@ async fn a_denial_becomes_an_instance_once_an_approver_approves_it(db: Db) {
         summary,
         vec![
             ("request", "requested", "alice"),
+            ("approve", "denied", "alice"),
             ("approve", "approved", "carol"),
             ("create", "created", "alice"),
         ]
     );
-    let waived: Vec<&Value> = steps[2]["rules"]
+    assert_eq!(
+        steps[1]["error_code"], "not_an_approver",
+        "a refused step is logged too"
+    );
+    let waived: Vec<&Value> = steps[3]["rules"]
         .as_array()
         .expect("rules")
         .iter()
@@ -237,7 +244,7 @@ async fn a_denial_becomes_an_instance_once_an_approver_approves_it(db: Db) {
         .collect();
     assert_eq!(waived.len(), 1);
     assert_eq!(waived[0]["rule"], "size.allowed");
-    assert_eq!(steps[2]["instance_id"], instance.as_str());
+    assert_eq!(steps[3]["instance_id"], instance.as_str());
 }
 
 async fn an_approval_over_quota_fails_cleanly_and_holds_nothing(db: Db) {
@@ -301,12 +308,21 @@ async fn concurrent_approvals_of_one_request_create_once(db: Db) {
     statuses.sort_unstable();
     assert_eq!(statuses, vec![200, 409]);
     assert_eq!(app.sim_creates().await.len(), 1);
-    let approvals = steps(&app, &id)
+    let mut approvals: Vec<Value> = steps(&app, &id)
         .await
         .iter()
         .filter(|d| d["action"] == "approve")
-        .count();
-    assert_eq!(approvals, 1);
+        .map(|d| json!([d["outcome"], d["error_code"]]))
+        .collect();
+    approvals.sort_by_key(ToString::to_string);
+    assert_eq!(
+        approvals,
+        vec![
+            json!(["approved", null]),
+            json!(["denied", "request_not_pending"])
+        ],
+        "the second approval is logged as refused"
+    );
 }
 
 async fn a_request_nobody_decides_expires_and_is_logged_once(db: Db) {
@@ -410,7 +426,8 @@ async fn rejected_and_withdrawn_requests_end_without_an_instance() {
     let rejected = pending_request(&app, &large("load-one")).await;
     let withdrawn = pending_request(&app, &large("load-two")).await;
     let waiting = r#"starrocks_gateway_exception_requests_pending{team="analytics"}"#;
-    assert_eq!(metric(&app, waiting).await, 2.0);
+    let text = scrape_until(&app, |text| sample(text, waiting) == Some(2.0)).await;
+    assert_eq!(sample(&text, waiting), Some(2.0), "{text}");
 
     let answer = json_of(
         act(
@@ -437,19 +454,23 @@ async fn rejected_and_withdrawn_requests_end_without_an_instance() {
     assert_eq!(again["code"], "request_not_pending");
 
     assert!(app.sim_creates().await.is_empty());
-    assert_eq!(metric(&app, waiting).await, 0.0);
+    let text = scrape_until(&app, |text| sample(text, waiting) == Some(0.0)).await;
+    assert_eq!(sample(&text, waiting), Some(0.0), "{text}");
     let actions: Vec<Value> = [steps(&app, &rejected).await, steps(&app, &withdrawn).await]
         .concat()
         .iter()
-        .map(|d| json!([d["action"], d["subject"]]))
+        .map(|d| json!([d["action"], d["subject"], d["outcome"]]))
         .collect();
     assert_eq!(
         actions,
         vec![
-            json!(["request", "alice"]),
-            json!(["reject", "carol"]),
-            json!(["request", "alice"]),
-            json!(["withdraw", "alice"]),
+            json!(["request", "alice", "requested"]),
+            json!(["reject", "carol", "rejected"]),
+            json!(["approve", "carol", "denied"]),
+            json!(["request", "alice", "requested"]),
+            json!(["withdraw", "carol", "denied"]),
+            json!(["withdraw", "alice", "withdrawn"]),
+            json!(["withdraw", "alice", "denied"]),
         ]
     );
 }

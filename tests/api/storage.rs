@@ -661,13 +661,43 @@ async fn no_table_ever_holds_a_password_or_token(db: Db) {
         .await
         .expect("answer");
 
-    let generated_password = generated["root_password"]
-        .as_str()
-        .expect("generated")
-        .to_owned();
+    // An approved exception's generated password waits, sealed, until its requester reads it.
+    let asked: Value = app
+        .authed(Method::POST, "/v1/requests", &token)
+        .json(&json!({"instance": {"name": "cube-excepted", "target": "analytics-prod", "size": "large"},
+            "justification": "Load tests need the large size."}))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let exception = asked["id"].as_str().expect("an exception request");
+    let approver = app.token_with(
+        "carol",
+        &["analytics"],
+        &[starrocks_gateway::demo::DEMO_APPROVER_GROUP],
+    );
+    let approved = app
+        .authed(
+            Method::POST,
+            &format!("/v1/requests/{exception}/approve"),
+            &approver,
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(approved.status(), 200);
+
     let signature = token.rsplit('.').next().expect("a signature").to_owned();
     app.stack.store.flush().await;
-    for table in ["reservations", "idempotency_keys", "decisions"] {
+    let mut dumps = Vec::new();
+    for table in [
+        "reservations",
+        "idempotency_keys",
+        "decisions",
+        "exception_requests",
+    ] {
         let dump: String = rows(&app, &format!("SELECT * FROM {table}"))
             .await
             .iter()
@@ -682,10 +712,24 @@ async fn no_table_ever_holds_a_password_or_token(db: Db) {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(!dump.is_empty(), "{table} has rows to search");
+        dumps.push((table, dump));
+    }
+    let waiting: Value = app
+        .authed(Method::GET, &format!("/v1/requests/{exception}"), &token)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let generated_password = generated["root_password"].as_str().expect("generated");
+    let excepted_password = waiting["root_password"].as_str().expect("shown once");
+    for (table, dump) in dumps {
         for secret in [
             "Given-Pa55word",
             "DryRun-Pa55word",
-            generated_password.as_str(),
+            generated_password,
+            excepted_password,
             signature.as_str(),
             "Bearer",
         ] {

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use starrocks_gateway::openapi;
 
-use crate::helpers::{TestApp, problem};
+use crate::helpers::{TestApp, problem, sample, scrape_until};
 
 /// The committed spec must equal the generated one. Run with `UPDATE_OPENAPI=1` to accept a change.
 #[test]
@@ -266,27 +266,6 @@ async fn metrics_count_requests_decisions_and_cloud_calls() {
         "the keys were fetched"
     );
     assert!(!after.contains("in17"), "instance ids never become labels");
-}
-
-/// The value of `series` (name and labels, exactly as exposed) in a scrape.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-}
-
-/// Scrapes until `holds` accepts the text (other tests' gateways share the process's gauges
-/// and may scrape in between), and returns the last scrape.
-async fn scrape_until(app: &TestApp, holds: impl Fn(&str) -> bool) -> String {
-    let mut text = String::new();
-    for _ in 0..20 {
-        text = app.get("/metrics").await.text().await.expect("text");
-        if holds(&text) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    text
 }
 
 #[tokio::test]
