@@ -302,7 +302,8 @@ impl Coded for ExceptionError {
     fn code(&self) -> ErrorCode {
         match self {
             Self::Team(error) => error.code(),
-            Self::NotNeeded => ErrorCode::ExceptionNotNeeded,
+            Self::NotNeeded(_) => ErrorCode::ExceptionNotNeeded,
+            Self::Extend(error) => error.code(),
             Self::NotExceptable(_) => ErrorCode::NotExceptable,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::NotApprover(_) => ErrorCode::NotAnApprover,
@@ -317,6 +318,7 @@ impl Coded for ExceptionError {
         match self {
             Self::Team(error) => error.detail(),
             Self::Storage(error) => error.detail(),
+            Self::Extend(error) => error.detail(),
             Self::NotExceptable(denial) => format!(
                 "denied on rules your team's policy never waives, so no exception can be asked for: {denial}"
             ),
@@ -327,6 +329,7 @@ impl Coded for ExceptionError {
     fn details(&self) -> Details {
         match self {
             Self::Team(error) => error.details(),
+            Self::Extend(error) => error.details(),
             Self::NotExceptable(denial) => Details {
                 violations: denial.violations.clone(),
                 decision_id: Some(denial.decision_id.clone()),

@@ -183,6 +183,8 @@ where
                 requests::request_exception,
                 requests::list_requests
             ])
+            // Before `/requests/{id}`, which would otherwise take `extensions` for an id.
+            .service(resource![requests::request_extension])
             .service(resource![requests::get_request])
             .service(resource![requests::approve_request])
             .service(resource![requests::reject_request])

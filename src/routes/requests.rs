@@ -12,13 +12,16 @@ use utoipa::{IntoParams, ToSchema};
 use super::paging;
 use super::starrocks::wire::CreateInstanceRequest;
 use crate::domain::InvalidInput;
+use crate::error::FieldError;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{ActingTeam, JsonBody, OptionalJsonBody, QueryParams};
 use crate::http::request_id::RequestId;
 use crate::pipeline::authenticate::Employee;
+use crate::policy::MAX_LEASE_DAYS;
 use crate::service::Gateway;
 use crate::service::requests::{
-    ExceptionInput, ExceptionView, Justification, RequestedInstance, parse_comment,
+    ExceptionInput, ExceptionView, Justification, RequestedExtension, RequestedInstance,
+    parse_comment,
 };
 use crate::storage::requests::RequestState;
 
@@ -29,6 +32,23 @@ use crate::storage::requests::RequestState;
     "justification": "One week of load tests before the Q3 launch; deleted afterwards."}))]
 pub struct ExceptionRequestBody {
     pub instance: RequestedInstance,
+    /// Why the exception is needed, for the approver: 10 to 1,000 characters.
+    #[schema(min_length = 10, max_length = 1000, pattern = r"\S")]
+    pub justification: String,
+}
+
+/// A lease extension beyond the maximum, asked for as an exception.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"instance_id": "d081446e867b4edbac7815ab2649beacin17", "lease_days": 120,
+    "justification": "Quarter-end reporting runs until the audit closes."}))]
+pub struct ExtensionRequestBody {
+    /// StarRocks instance id (`…in17`) of your team.
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub instance_id: String,
+    /// Days from the approval (fractions allowed), beyond the team's `max_lease_days`.
+    #[schema(exclusive_minimum = 0, maximum = 3650)]
+    pub lease_days: f64,
     /// Why the exception is needed, for the approver: 10 to 1,000 characters.
     #[schema(min_length = 10, max_length = 1000, pattern = r"\S")]
     pub justification: String,
@@ -131,6 +151,61 @@ pub async fn request_exception(
                 create,
                 justification,
             },
+            request_id.as_str(),
+        )
+        .await?;
+    Ok(HttpResponse::Accepted().json(view))
+}
+
+/// Ask for an exception to extend a lease beyond the maximum.
+///
+/// For an instance of your team whose extension `POST /v1/starrocks/{id}/extend` refuses on
+/// `lease.max`, when your team's policy marks that rule exceptable. An approval extends the
+/// lease to `lease_days` from the approval.
+#[utoipa::path(post, path = "/requests/extensions", tag = "exceptions",
+    request_body = ExtensionRequestBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Requested: pending until approved, rejected, withdrawn or expired", body = ExceptionView),
+        (status = 400, description = "Malformed body or a bad field (`malformed_body`, `invalid_field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The team's policy never waives `lease.max` (`not_exceptable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such instance in your teams (`not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The maximum allows it: extend it directly; or the instance is being deleted, or has no lease (`exception_not_needed`, `instance_deleting`, `no_lease`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The gateway's database is unreachable (`storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn request_extension(
+    employee: web::ReqData<Employee>,
+    gateway: web::Data<Gateway>,
+    request_id: RequestId,
+    body: JsonBody<ExtensionRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let ExtensionRequestBody {
+        instance_id,
+        lease_days,
+        justification,
+    } = body.0;
+    let days = (!(lease_days > 0.0 && lease_days <= MAX_LEASE_DAYS)).then(|| FieldError {
+        field: "lease_days".into(),
+        message: format!("must be more than 0 and at most {MAX_LEASE_DAYS} days"),
+    });
+    let justification = match (Justification::parse(&justification), days) {
+        (Ok(justification), None) => justification,
+        (justification, days) => {
+            let mut errors = justification.err().map(|e| e.errors).unwrap_or_default();
+            errors.extend(days);
+            return Err(InvalidInput::new(errors).into());
+        }
+    };
+    let view = gateway
+        .request_extension(
+            &employee,
+            RequestedExtension {
+                instance_id,
+                lease_days,
+            },
+            justification,
             request_id.as_str(),
         )
         .await?;

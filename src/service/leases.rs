@@ -12,14 +12,13 @@ use utoipa::ToSchema;
 
 use super::Gateway;
 use super::instances::InstanceError;
-use crate::error::Violation;
 use crate::pipeline::authenticate::Employee;
-use crate::pipeline::evaluate::{Decision, Denial, RuleOutcome};
+use crate::pipeline::evaluate::{Decision, Denial, ExceptionHint, RuleOutcome};
 use crate::pipeline::record::{self, Entry, count, record_of};
-use crate::policy::{days_ms, rules};
+use crate::policy::{Policy, days_ms, rules};
 use crate::storage::decisions::{Action, Outcome};
 use crate::storage::leases::ExtendLease;
-use crate::storage::ledger::ReservationState;
+use crate::storage::ledger::{Reservation, ReservationState};
 use crate::storage::{StorageError, now_ms};
 
 /// Who the decision log names for what the lease sweep does.
@@ -65,17 +64,61 @@ pub struct SweepReport {
     pub expired: usize,
 }
 
+/// What an extension of a lease to `lease_days` from now makes of the policy: the decision
+/// (its one rule, `lease.max`), whether it denies.
+pub(crate) fn lease_decision(
+    policy: &Policy,
+    employee: &Employee,
+    reservation: &Reservation,
+    lease_days: f64,
+    waived: bool,
+) -> Arc<Decision> {
+    let lease = policy
+        .team(&reservation.team)
+        .map(|team| team.lease(&reservation.size))
+        .unwrap_or_default();
+    let admitted = lease.admits(lease_days);
+    let rule = RuleOutcome {
+        rule: rules::LEASE_MAX.to_owned(),
+        mode: policy.mode(rules::LEASE_MAX),
+        passed: admitted,
+        message: (!admitted).then(|| {
+            format!(
+                "team `{}` may lease size `{}` for at most {} days from now; asked for {lease_days}. A longer lease needs an approved exception: POST /v1/requests/extensions",
+                reservation.team,
+                reservation.size,
+                lease.max_lease_days.unwrap_or_default()
+            )
+        }),
+        waived: waived && !admitted && policy.exceptable(&reservation.team, rules::LEASE_MAX),
+    };
+    let allowed = !rule.denies();
+    let exception =
+        (!allowed && policy.exceptable(&reservation.team, rules::LEASE_MAX)).then(|| {
+            ExceptionHint {
+                waives: vec![rules::LEASE_MAX.to_owned()],
+            }
+        });
+    Arc::new(Decision {
+        decision_id: uuid::Uuid::now_v7().to_string(),
+        allowed,
+        subject: employee.subject.clone(),
+        team: reservation.team.clone(),
+        policy_revision: policy.revision.clone(),
+        rules: vec![rule],
+        exception,
+        ..Decision::default()
+    })
+}
+
 impl Gateway {
-    /// Moves the end of instance `id`'s lease to `lease_days` from now, for its team (or a
-    /// platform admin), within the team's maximum for its size.
-    pub async fn extend(
+    /// Instance `id` when `employee` may extend its lease: visible to them, committed, and
+    /// leased.
+    pub(crate) async fn extendable(
         &self,
         employee: &Employee,
         id: &str,
-        lease_days: f64,
-        request_id: &str,
-    ) -> Result<LeaseExtended, ExtendError> {
-        let started = Instant::now();
+    ) -> Result<Reservation, ExtendError> {
         let reservation = self.visible(employee, id).await?;
         match reservation.state {
             ReservationState::Committed => {}
@@ -85,56 +128,53 @@ impl Gateway {
         if reservation.expires_at.is_none() {
             return Err(ExtendError::NoLease(id.to_owned()));
         }
+        Ok(reservation)
+    }
+
+    /// Moves the end of instance `id`'s lease to `lease_days` from now, for its team (or a
+    /// platform admin), within the team's maximum for its size.
+    pub async fn extend(
+        &self,
+        employee: &Employee,
+        id: &str,
+        lease_days: f64,
+        request_id: &str,
+    ) -> Result<LeaseExtended, ExtendError> {
+        self.extend_waiving(employee, id, lease_days, request_id, None)
+            .await
+    }
+
+    /// [`Gateway::extend`]; with `exception_id`, an approved exception waives `lease.max`
+    /// (while the team's policy still marks it exceptable).
+    pub(crate) async fn extend_waiving(
+        &self,
+        employee: &Employee,
+        id: &str,
+        lease_days: f64,
+        request_id: &str,
+        exception_id: Option<&str>,
+    ) -> Result<LeaseExtended, ExtendError> {
+        let started = Instant::now();
+        let reservation = self.extendable(employee, id).await?;
         let policy = self.policy.current();
-        let lease = policy
-            .team(&reservation.team)
-            .map(|team| team.lease(&reservation.size))
-            .unwrap_or_default();
-        let admitted = lease.admits(lease_days);
-        let decision_id = uuid::Uuid::now_v7().to_string();
-        let rule = RuleOutcome {
-            rule: rules::LEASE_MAX.to_owned(),
-            mode: policy.mode(rules::LEASE_MAX),
-            passed: admitted,
-            message: (!admitted).then(|| {
-                format!(
-                    "team `{}` may lease size `{}` for at most {} days from now; asked for {lease_days}. A longer lease needs an approved exception: ask for the create with that `lease_days` through POST /v1/requests",
-                    reservation.team,
-                    reservation.size,
-                    lease.max_lease_days.unwrap_or_default()
-                )
-            }),
-            waived: false,
-        };
-        let denies = rule.denies();
-        let decision = Arc::new(Decision {
-            decision_id: decision_id.clone(),
-            allowed: !denies,
-            subject: employee.subject.clone(),
-            team: reservation.team.clone(),
-            policy_revision: policy.revision.clone(),
-            rules: vec![rule],
-            ..Decision::default()
-        });
+        let decision = lease_decision(
+            &policy,
+            employee,
+            &reservation,
+            lease_days,
+            exception_id.is_some(),
+        );
+        let decision_id = decision.decision_id.clone();
+        let denies = !decision.allowed;
         let mut entry = Entry::new(Action::Extend, request_id, &employee.subject, started);
         entry.team.clone_from(&reservation.team);
         entry.target.clone_from(&reservation.target);
         entry.size.clone_from(&reservation.size);
         entry.instance_id = Some(id.to_owned());
         entry.decision = Some(decision.clone());
+        entry.exception_id = exception_id.map(str::to_owned);
         if denies {
-            let denial = Denial {
-                decision_id,
-                violations: decision
-                    .rules
-                    .iter()
-                    .map(|r| Violation {
-                        rule: r.rule.clone(),
-                        message: r.message.clone().unwrap_or_default(),
-                    })
-                    .collect(),
-            };
-            let refusal = ExtendError::Denied(denial);
+            let refusal = ExtendError::Denied(decision.denial());
             let entry = entry.refused(Outcome::Denied, &refusal);
             record::record(&self.store, Some(entry), None).await;
             return Err(refusal);
@@ -166,7 +206,7 @@ impl Gateway {
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_default(),
             expiring,
-            decision_id: decision.decision_id.clone(),
+            decision_id,
             request_id: request_id.to_owned(),
         })
     }

@@ -15,11 +15,12 @@ use utoipa::ToSchema;
 
 use super::Gateway;
 use super::create::{CreateAnswer, CreateInput, Waiver};
+use super::leases::{ExtendError, lease_decision};
 use crate::domain::{InstanceName, InvalidInput, RootPassword, TimeZone};
 use crate::error::Coded;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::authorize::{TeamError, select_team};
-use crate::pipeline::evaluate::{self, CreateRequest, Denial};
+use crate::pipeline::evaluate::{self, CreateRequest, Decision, Denial};
 use crate::pipeline::record::{self, Entry, count, into_record, record_of};
 use crate::storage::decisions::{Action, DecisionRecord, Outcome};
 use crate::storage::requests::{
@@ -70,6 +71,26 @@ pub struct RequestedInstance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(exclusive_minimum = 0, maximum = 3650)]
     pub lease_days: Option<f64>,
+}
+
+/// A lease extension beyond the team's maximum, asked for as an exception.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestedExtension {
+    /// StarRocks instance id (`…in17`).
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub instance_id: String,
+    /// Days from the approval (fractions allowed).
+    #[schema(exclusive_minimum = 0, maximum = 3650)]
+    pub lease_days: f64,
+}
+
+/// What a request asks for, as stored: a create, or a lease extension.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Asked {
+    Create(RequestedInstance),
+    Extend(RequestedExtension),
 }
 
 impl From<&CreateRequest> for RequestedInstance {
@@ -170,8 +191,12 @@ pub struct ExceptionView {
     pub team: String,
     /// Who asked.
     pub requested_by: String,
-    /// The create asked for.
-    pub instance: RequestedInstance,
+    /// The create asked for; absent on an extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<RequestedInstance>,
+    /// The lease extension asked for; absent on a create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<RequestedExtension>,
     /// The failed rules it asks to waive.
     pub waives: Vec<String>,
     pub justification: String,
@@ -189,7 +214,7 @@ pub struct ExceptionView {
     pub decided_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    /// The instance an approval created (`created`).
+    /// The instance an approval created (`created`) or extended (`extended`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
     /// Why the approved create did not happen (`failed`).
@@ -207,7 +232,7 @@ fn rfc3339(at_ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn requested(record: &ExceptionRecord) -> Result<RequestedInstance, StorageError> {
+fn requested(record: &ExceptionRecord) -> Result<Asked, StorageError> {
     serde_json::from_str(&record.body)
         .map_err(|e| StorageError::Corrupt(format!("an exception request's body: {e}")))
 }
@@ -219,7 +244,8 @@ impl ExceptionView {
             status: record.state,
             team: record.team.clone(),
             requested_by: record.subject.clone(),
-            instance: requested(record)?,
+            instance: None,
+            extension: None,
             waives: record.waives.clone(),
             justification: record.justification.clone(),
             decision_id: record.decision_id.clone(),
@@ -235,7 +261,21 @@ impl ExceptionView {
                 message: record.failure.clone().unwrap_or_default(),
             }),
             root_password: None,
-        })
+        }
+        .asking(requested(record)?))
+    }
+
+    fn asking(self, asked: Asked) -> Self {
+        match asked {
+            Asked::Create(instance) => Self {
+                instance: Some(instance),
+                ..self
+            },
+            Asked::Extend(extension) => Self {
+                extension: Some(extension),
+                ..self
+            },
+        }
     }
 }
 
@@ -244,8 +284,10 @@ impl ExceptionView {
 pub enum ExceptionError {
     #[error(transparent)]
     Team(#[from] TeamError),
-    #[error("policy allows this create as it is; create it with POST /v1/starrocks")]
-    NotNeeded,
+    #[error("policy allows this as it is: {0}")]
+    NotNeeded(&'static str),
+    #[error(transparent)]
+    Extend(#[from] ExtendError),
     /// Denied on rules the team's policy never waives.
     #[error("{0}")]
     NotExceptable(Denial),
@@ -275,9 +317,13 @@ fn entry_for(
     let mut entry = Entry::new(action, request_id, subject, started);
     entry.outcome = outcome;
     entry.team.clone_from(&record.team);
-    if let Ok(instance) = requested(record) {
-        entry.target = instance.target;
-        entry.size = instance.size;
+    match requested(record) {
+        Ok(Asked::Create(instance)) => {
+            entry.target = instance.target;
+            entry.size = instance.size;
+        }
+        Ok(Asked::Extend(extension)) => entry.instance_id = Some(extension.instance_id),
+        Err(_) => {}
     }
     entry.policy_revision.clone_from(&record.policy_revision);
     entry.exception_id = Some(record.id.clone());
@@ -327,7 +373,9 @@ impl Gateway {
         entry.size.clone_from(&input.create.request.size);
         entry.decision = Some(decision.clone());
         let refusal = if decision.allowed {
-            Some(ExceptionError::NotNeeded)
+            Some(ExceptionError::NotNeeded(
+                "create it with POST /v1/starrocks",
+            ))
         } else if decision.exception.is_none() {
             let mut denial = decision.denial();
             denial
@@ -346,13 +394,38 @@ impl Gateway {
             .await;
             return Err(refusal);
         }
+        let body = serde_json::to_string(&Asked::Create(RequestedInstance::from(
+            &input.create.request,
+        )))
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        self.insert_pending(
+            entry,
+            &decision,
+            team,
+            &employee.subject,
+            body,
+            input.justification,
+        )
+        .await
+    }
+
+    /// Writes a pending request asking for `body`, waiving what `decision` says may be
+    /// waived, with its `entry` (the `request` step) in the decision log.
+    async fn insert_pending(
+        &self,
+        mut entry: Entry,
+        decision: &Decision,
+        team: String,
+        subject: &str,
+        body: String,
+        justification: Justification,
+    ) -> Result<ExceptionView, ExceptionError> {
+        let policy = self.policy.current();
         let now = now_ms();
-        let body = serde_json::to_string(&RequestedInstance::from(&input.create.request))
-            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
         let request = ExceptionRecord {
             id: uuid::Uuid::now_v7().to_string(),
             team,
-            subject: employee.subject.clone(),
+            subject: subject.to_owned(),
             state: RequestState::Pending,
             body,
             waives: decision
@@ -360,7 +433,7 @@ impl Gateway {
                 .as_ref()
                 .map(|hint| hint.waives.clone())
                 .unwrap_or_default(),
-            justification: input.justification.0,
+            justification: justification.0,
             policy_revision: decision.policy_revision.clone(),
             decision_id: decision.decision_id.clone(),
             decided_by: None,
@@ -585,11 +658,15 @@ impl Gateway {
             })
             .await?;
         tracing::info!(exception.id = %id, approver = %employee.subject, "exception approved; creating");
-        let done = match self.create_approved(&record, request_id).await {
-            Ok((instance_id, password)) => MoveRequest {
+        let done = match self.run_approved(&record, request_id).await {
+            Ok(Approved::Created(instance_id, password)) => MoveRequest {
                 instance_id: Some(instance_id),
                 sealed_password: password.as_ref().map(|p| self.seal.seal(p, id)),
                 ..MoveRequest::new(id, RequestState::Approved, RequestState::Created)
+            },
+            Ok(Approved::Extended(instance_id)) => MoveRequest {
+                instance_id: Some(instance_id),
+                ..MoveRequest::new(id, RequestState::Approved, RequestState::Extended)
             },
             Err(failure) => MoveRequest {
                 failure_code: Some(failure.code),
@@ -603,26 +680,44 @@ impl Gateway {
         self.refreshed(id).await
     }
 
-    /// The approved create, run as the requester acting for the request's team: the instance
-    /// id and its generated password, or why it failed.
-    async fn create_approved(
+    /// The approved create or extension, run as the requester acting for the request's
+    /// team: its instance, with the create's generated password, or why it failed.
+    async fn run_approved(
         &self,
         record: &ExceptionRecord,
         request_id: &str,
-    ) -> Result<(String, Option<RootPassword>), RequestFailure> {
+    ) -> Result<Approved, RequestFailure> {
         let failure = |error: &dyn Coded| RequestFailure {
             code: error.code().as_str().to_owned(),
             message: error.detail(),
         };
-        let request = requested(record)
-            .and_then(|r| r.parse())
-            .map_err(|e| failure(&e))?;
         let requester = Employee {
             subject: record.subject.clone(),
             email: None,
             teams: vec![record.team.clone()],
             admin: false,
             groups: Vec::new(),
+        };
+        let request = match requested(record).map_err(|e| failure(&e))? {
+            Asked::Create(instance) => instance.parse().map_err(|e| failure(&e))?,
+            Asked::Extend(extension) => {
+                return match self
+                    .extend_waiving(
+                        &requester,
+                        &extension.instance_id,
+                        extension.lease_days,
+                        request_id,
+                        Some(&record.id),
+                    )
+                    .await
+                {
+                    Ok(extended) => Ok(Approved::Extended(extended.id)),
+                    Err(error) => {
+                        tracing::warn!(exception.id = %record.id, error = ?error, "the approved extension did not happen");
+                        Err(failure(&error))
+                    }
+                };
+            }
         };
         let input = CreateInput {
             request,
@@ -634,7 +729,9 @@ impl Gateway {
             }),
         };
         match Box::pin(self.create(&requester, input, request_id, None)).await {
-            Ok(CreateAnswer::Created(created)) => Ok((created.id, created.generated_password)),
+            Ok(CreateAnswer::Created(created)) => {
+                Ok(Approved::Created(created.id, created.generated_password))
+            }
             Ok(CreateAnswer::Replayed(_)) => Err(RequestFailure {
                 code: crate::error::ErrorCode::Internal.as_str().to_owned(),
                 message: "the create was answered from an idempotency record".into(),
@@ -644,6 +741,56 @@ impl Gateway {
                 Err(failure(&error))
             }
         }
+    }
+
+    /// Asks for an exception to extend instance `id`'s lease to `lease_days` from the
+    /// approval: refused when its team's maximum allows it anyway, or never waives it.
+    pub async fn request_extension(
+        &self,
+        employee: &Employee,
+        extension: RequestedExtension,
+        justification: Justification,
+        request_id: &str,
+    ) -> Result<ExceptionView, ExceptionError> {
+        let started = Instant::now();
+        let reservation = self.extendable(employee, &extension.instance_id).await?;
+        let policy = self.policy.current();
+        let decision = lease_decision(&policy, employee, &reservation, extension.lease_days, false);
+        let mut entry = Entry::new(Action::Request, request_id, &employee.subject, started);
+        entry.team.clone_from(&reservation.team);
+        entry.target.clone_from(&reservation.target);
+        entry.size.clone_from(&reservation.size);
+        entry.instance_id = Some(extension.instance_id.clone());
+        entry.decision = Some(decision.clone());
+        let refusal = if decision.allowed {
+            Some(ExceptionError::NotNeeded(
+                "extend it with POST /v1/starrocks/{id}/extend",
+            ))
+        } else if decision.exception.is_none() {
+            Some(ExceptionError::NotExceptable(decision.denial()))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            record::record(
+                &self.store,
+                Some(entry.refused(Outcome::Denied, &refusal)),
+                None,
+            )
+            .await;
+            return Err(refusal);
+        }
+        let body = serde_json::to_string(&Asked::Extend(extension))
+            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        self.insert_pending(
+            entry,
+            &decision,
+            reservation.team.clone(),
+            &employee.subject,
+            body,
+            justification,
+        )
+        .await
     }
 
     /// Rejects request `id`; nothing is created.
@@ -732,6 +879,14 @@ fn pending(record: &ExceptionRecord) -> Result<(), ExceptionError> {
             state,
         })
     }
+}
+
+/// What an approval did.
+enum Approved {
+    /// The instance, and its generated root password.
+    Created(String, Option<RootPassword>),
+    /// The instance whose lease was extended.
+    Extended(String),
 }
 
 /// One step on a request: what it is logged as, and the move it makes.

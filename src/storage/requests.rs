@@ -20,8 +20,10 @@ stored_enum! {
         Approved = "approved",
         /// Approved, and the create succeeded: `instance_id` names the instance.
         Created = "created",
-        /// Approved, but the create was refused or failed: `failure` says why.
+        /// Approved, but the create (or extension) was refused or failed: `failure` says why.
         Failed = "failed",
+        /// Approved, and the lease of `instance_id` was extended.
+        Extended = "extended",
         /// An approver said no.
         Rejected = "rejected",
         /// Its requester took it back.

@@ -344,3 +344,67 @@ async fn two_gateways_on_one_postgresql_expire_each_instance_exactly_once() {
     }
     assert_eq!(instances_used(&app, &token).await, 0);
 }
+
+#[tokio::test]
+async fn an_extension_beyond_the_maximum_is_asked_for_and_approved_as_an_exception() {
+    let app = TestApp::spawn().await;
+    let token = app.alice();
+    let id = create(&app, &token, &small_instance()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let ask = |body: Value| {
+        let request = app.authed(Method::POST, "/v1/requests/extensions", &token);
+        async move { request.json(&body).send().await.expect("answer") }
+    };
+    let reason = "Quarter-end reporting runs until the audit closes.";
+
+    let within =
+        problem(ask(json!({"instance_id": id, "lease_days": 10, "justification": reason})).await)
+            .await;
+    assert_eq!(within["code"], "exception_not_needed", "{within}");
+    let elsewhere = problem(
+        ask(json!({"instance_id": "00000000000000000000000000000000in17", "lease_days": 120, "justification": reason}))
+            .await,
+    )
+    .await;
+    assert_eq!(elsewhere["code"], "not_found");
+    let asked = ask(json!({"instance_id": id, "lease_days": 120, "justification": reason})).await;
+    assert_eq!(asked.status(), 202);
+    let asked = json_of(asked).await;
+    assert_eq!(asked["waives"], json!(["lease.max"]), "{asked}");
+    assert_eq!(asked["extension"]["instance_id"], id.as_str());
+    assert!(asked.get("instance").is_none());
+
+    let carol = app.token_with(
+        "carol",
+        &["analytics"],
+        &[starrocks_gateway::demo::DEMO_APPROVER_GROUP],
+    );
+    let request = asked["id"].as_str().expect("a request");
+    let approved = app
+        .authed(
+            Method::POST,
+            &format!("/v1/requests/{request}/approve"),
+            &carol,
+        )
+        .send()
+        .await
+        .expect("answer");
+    let approved = json_of(approved).await;
+
+    assert_eq!(approved["status"], "extended", "{approved}");
+    assert_eq!(approved["instance_id"], id.as_str());
+    let ends = millis(&instance(&app, &token, &id).await["expires_at"]);
+    assert!((ends - days_from_now(120.0)).abs() < 60_000);
+    let log = decisions(&app, "?subject=alice&limit=50").await;
+    let extension = log["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .find(|d| d["action"] == "extend" && d["exception_id"] == request)
+        .cloned()
+        .expect("the approved extension is logged");
+    assert_eq!(extension["outcome"], "extended");
+    assert_eq!(extension["rules"][0]["waived"], true);
+}
