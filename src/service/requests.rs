@@ -372,28 +372,8 @@ impl Gateway {
         entry.target.clone_from(&input.create.request.target);
         entry.size.clone_from(&input.create.request.size);
         entry.decision = Some(decision.clone());
-        let refusal = if decision.allowed {
-            Some(ExceptionError::NotNeeded(
-                "create it with POST /v1/starrocks",
-            ))
-        } else if decision.exception.is_none() {
-            let mut denial = decision.denial();
-            denial
-                .violations
-                .retain(|v| !policy.exceptable(&team, &v.rule));
-            Some(ExceptionError::NotExceptable(denial))
-        } else {
-            None
-        };
-        if let Some(refusal) = refusal {
-            record::record(
-                &self.store,
-                Some(entry.refused(Outcome::Denied, &refusal)),
-                None,
-            )
-            .await;
-            return Err(refusal);
-        }
+        self.refuse_unless_exceptable(&entry, &decision, "create it with POST /v1/starrocks")
+            .await?;
         let body = serde_json::to_string(&Asked::Create(RequestedInstance::from(
             &input.create.request,
         )))
@@ -407,6 +387,32 @@ impl Gateway {
             input.justification,
         )
         .await
+    }
+
+    /// Refuses to turn `decision` into a request when policy allows it already (`direct`
+    /// says how to do it instead) or a rule that denies is never waived (those rules
+    /// listed); the refusal is logged as a denied `request`.
+    async fn refuse_unless_exceptable(
+        &self,
+        entry: &Entry,
+        decision: &Decision,
+        direct: &'static str,
+    ) -> Result<(), ExceptionError> {
+        let refusal = if decision.allowed {
+            ExceptionError::NotNeeded(direct)
+        } else if decision.exception.is_none() {
+            let policy = self.policy.current();
+            let mut denial = decision.denial();
+            denial
+                .violations
+                .retain(|v| !policy.exceptable(&decision.team, &v.rule));
+            ExceptionError::NotExceptable(denial)
+        } else {
+            return Ok(());
+        };
+        let entry = entry.clone().refused(Outcome::Denied, &refusal);
+        record::record(&self.store, Some(entry), None).await;
+        Err(refusal)
     }
 
     /// Writes a pending request asking for `body`, waiving what `decision` says may be
@@ -641,17 +647,7 @@ impl Gateway {
         comment: Option<String>,
         request_id: &str,
     ) -> Result<ExceptionView, ExceptionError> {
-        let step = Step {
-            action: Action::Approve,
-            outcome: Outcome::Approved,
-            request_id,
-            started: Instant::now(),
-            change: MoveRequest {
-                decided_by: Some(employee.subject.clone()),
-                comment,
-                ..MoveRequest::new(id, RequestState::Pending, RequestState::Approved)
-            },
-        };
+        let step = Step::decision(Action::Approve, employee, id, comment, request_id);
         let record = self
             .take_step(employee, id, step, |gateway, record| {
                 gateway.may_decide(employee, record)
@@ -762,24 +758,12 @@ impl Gateway {
         entry.size.clone_from(&reservation.size);
         entry.instance_id = Some(extension.instance_id.clone());
         entry.decision = Some(decision.clone());
-        let refusal = if decision.allowed {
-            Some(ExceptionError::NotNeeded(
-                "extend it with POST /v1/starrocks/{id}/extend",
-            ))
-        } else if decision.exception.is_none() {
-            Some(ExceptionError::NotExceptable(decision.denial()))
-        } else {
-            None
-        };
-        if let Some(refusal) = refusal {
-            record::record(
-                &self.store,
-                Some(entry.refused(Outcome::Denied, &refusal)),
-                None,
-            )
-            .await;
-            return Err(refusal);
-        }
+        self.refuse_unless_exceptable(
+            &entry,
+            &decision,
+            "extend it with POST /v1/starrocks/{id}/extend",
+        )
+        .await?;
         let body = serde_json::to_string(&Asked::Extend(extension))
             .map_err(|e| StorageError::Corrupt(e.to_string()))?;
         self.insert_pending(
@@ -801,17 +785,7 @@ impl Gateway {
         comment: Option<String>,
         request_id: &str,
     ) -> Result<ExceptionView, ExceptionError> {
-        let step = Step {
-            action: Action::Reject,
-            outcome: Outcome::Rejected,
-            request_id,
-            started: Instant::now(),
-            change: MoveRequest {
-                decided_by: Some(employee.subject.clone()),
-                comment,
-                ..MoveRequest::new(id, RequestState::Pending, RequestState::Rejected)
-            },
-        };
+        let step = Step::decision(Action::Reject, employee, id, comment, request_id);
         self.take_step(employee, id, step, |gateway, record| {
             gateway.may_decide(employee, record)
         })
@@ -896,4 +870,32 @@ struct Step<'r> {
     request_id: &'r str,
     started: Instant,
     change: MoveRequest,
+}
+
+impl<'r> Step<'r> {
+    /// An approver's decision on request `id`: `Approve` or `Reject`, with their comment.
+    fn decision(
+        action: Action,
+        approver: &Employee,
+        id: &str,
+        comment: Option<String>,
+        request_id: &'r str,
+    ) -> Self {
+        let (outcome, to) = if action == Action::Approve {
+            (Outcome::Approved, RequestState::Approved)
+        } else {
+            (Outcome::Rejected, RequestState::Rejected)
+        };
+        Self {
+            action,
+            outcome,
+            request_id,
+            started: Instant::now(),
+            change: MoveRequest {
+                decided_by: Some(approver.subject.clone()),
+                comment,
+                ..MoveRequest::new(id, RequestState::Pending, to)
+            },
+        }
+    }
 }
