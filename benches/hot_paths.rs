@@ -281,6 +281,7 @@ async fn reserve_and_commit(store: &Store) {
             nodes: 4,
             storage_gb: 400,
         },
+        region: "cn-north-4".into(),
         project_id: "23a50154cf494ec9ad6883979a12db0a".into(),
         target: "analytics-dev".into(),
         target_instance_id: "0a1b2c3d4e5f4a5b8c9d0e1f2a3b4c5din07".into(),
@@ -295,6 +296,7 @@ async fn reserve_and_commit(store: &Store) {
         .reserve(Reserve {
             new,
             limit: None,
+            region_limit: None,
             key: None,
         })
         .await

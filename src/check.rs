@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use crate::cloud::CloudClient;
+use crate::cloud::Clouds;
 use crate::config::Settings;
 use crate::identity::KeyStore;
 use crate::policy::Policy;
@@ -62,7 +62,7 @@ pub async fn check(path: &Path, probe: bool) -> Vec<Finding> {
     if probe {
         findings.push(probe_identity(&settings).await);
         findings.push(probe_storage(&settings).await);
-        findings.push(probe_iam(&settings).await);
+        findings.extend(probe_iam(&settings).await);
     }
     findings
 }
@@ -77,15 +77,33 @@ fn describe(path: &Path, settings: &Settings) -> String {
         .server
         .ops_listen
         .map_or_else(String::new, |ops| format!(", probes and metrics on {ops}"));
+    let regions = settings.cloud.topology().map_or_else(
+        |error| error.to_string(),
+        |topology| {
+            topology
+                .regions
+                .values()
+                .map(|region| {
+                    let default = if region.name == topology.default_region {
+                        ", default"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{} ({}, project {}, account {}{default})",
+                        region.name, region.endpoint, region.project_id, region.account.name
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
     format!(
-        "{}: listening on {}{ops}; tokens from {} for audience `{}` ({keys}); cloud {} in {}, project {}",
+        "{}: listening on {}{ops}; tokens from {} for audience `{}` ({keys}); cloud regions {regions}",
         path.display(),
         settings.server.listen,
         settings.auth.issuer,
         settings.auth.audience,
-        settings.cloud.endpoint,
-        settings.cloud.region,
-        settings.cloud.project_id,
     )
 }
 
@@ -200,24 +218,32 @@ async fn probe_storage(settings: &Settings) -> Finding {
     }
 }
 
-async fn probe_iam(settings: &Settings) -> Finding {
-    let cloud = match CloudClient::new(settings.cloud.clone(), &settings.limits) {
-        Ok(cloud) => cloud,
-        Err(error) => return finding(Status::Failed, "iam", error.to_string()),
+/// Each region's credentials: an IAM token fetched for its (account, project), or an access
+/// key, which has nothing to fetch.
+async fn probe_iam(settings: &Settings) -> Vec<Finding> {
+    let clouds = match Clouds::new(&settings.cloud, &settings.limits) {
+        Ok(clouds) => clouds,
+        Err(error) => return vec![finding(Status::Failed, "iam", error.to_string())],
     };
-    match cloud.token().await {
-        Ok(token) => finding(
-            Status::Ok,
-            "iam",
-            format!(
-                "a token for user `{}` in `{}`, valid until {}",
-                settings.cloud.user, settings.cloud.domain, token.expires_at
-            ),
-        ),
-        Err(error) => finding(
-            Status::Failed,
-            "iam",
-            format!("{}: {error}", settings.cloud.iam_url),
-        ),
+    let mut findings = Vec::new();
+    for (name, cloud) in clouds.iter() {
+        let detail = match cloud.credentials().await {
+            Ok(Some(token)) => Ok(format!(
+                "{name}: a token of account `{}` for project {}, valid until {}",
+                cloud.account(),
+                cloud.project_id(),
+                token.expires_at
+            )),
+            Ok(None) => Ok(format!(
+                "{name}: account `{}` signs its calls with an access key; nothing to fetch",
+                cloud.account()
+            )),
+            Err(error) => Err(format!("{name}: account `{}`: {error}", cloud.account())),
+        };
+        findings.push(match detail {
+            Ok(detail) => finding(Status::Ok, "iam", detail),
+            Err(detail) => finding(Status::Failed, "iam", detail),
+        });
     }
+    findings
 }

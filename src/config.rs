@@ -4,6 +4,7 @@
 //! key path in upper case, sections separated by `__`: `SRGW_CLOUD__PASSWORD` sets
 //! `cloud.password`, `SRGW_AUTH__LEEWAY_SECS` sets `auth.leeway_secs`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,8 +12,9 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
+use utoipa::ToSchema;
 
 use crate::identity::SigningAlgorithm;
 
@@ -480,23 +482,41 @@ fn default_verified_cache() -> u64 {
     10_000
 }
 
+/// Huawei Cloud: the accounts and regions the gateway orders in, and how it calls them.
+///
+/// Either the single-region form (`iam_url`, `endpoint`, `project_id`, `region`, `domain`,
+/// `user`, `password` directly here: one account, one region), or `[cloud.accounts.NAME]`
+/// and `[cloud.regions.NAME]`; [`CloudSettings::topology`] reads both into one shape.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CloudSettings {
-    /// IAM endpoint, e.g. `https://iam.cn-north-4.myhuaweicloud.com`.
-    pub iam_url: Url,
-    /// TaurusDB endpoint, e.g. `https://gaussdb.cn-north-4.myhuaweicloud.com`.
-    pub endpoint: Url,
-    /// The 32-character project id of the region.
-    pub project_id: String,
-    pub region: String,
-    /// IAM account (domain) name.
-    pub domain: String,
-    /// IAM user the gateway acts as.
-    pub user: String,
-    #[cfg_attr(test, schemars(with = "String"))]
-    pub password: SecretString,
+    /// Single-region form: IAM endpoint, e.g. `https://iam.cn-north-4.myhuaweicloud.com`.
+    pub iam_url: Option<Url>,
+    /// Single-region form: TaurusDB endpoint, e.g. `https://gaussdb.cn-north-4.myhuaweicloud.com`.
+    pub endpoint: Option<Url>,
+    /// Single-region form: the 32-character project id of the region.
+    pub project_id: Option<String>,
+    /// Single-region form: the region's name.
+    pub region: Option<String>,
+    /// Single-region form: IAM account (domain) name.
+    pub domain: Option<String>,
+    /// Single-region form: IAM user the gateway acts as.
+    pub user: Option<String>,
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
+    pub password: Option<SecretString>,
+    /// Accounts by name (lower-case letters, digits and `_`, so the environment can reach
+    /// their secrets).
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountSettings>,
+    /// Regions by name (`cn-north-4`); policy targets name them.
+    #[serde(default)]
+    pub regions: BTreeMap<String, RegionSettings>,
+    /// The region of targets that name none; may be left out when there is one region.
+    pub default_region: Option<String>,
+    /// When `/readyz` says ready, as far as the cloud is concerned.
+    #[serde(default)]
+    pub ready_when: ReadyWhen,
     /// A cached IAM token is replaced this long before its `expires_at`.
     #[serde(default = "default_refresh_margin")]
     pub token_refresh_margin_secs: u64,
@@ -518,6 +538,94 @@ pub struct CloudSettings {
     #[serde(default = "default_breaker_open")]
     pub breaker_open_secs: u64,
 }
+
+/// How the gateway authenticates to one Huawei Cloud account: an IAM user's password (for
+/// project-scoped tokens) or an access key pair (every call signed, `SDK-HMAC-SHA256`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    /// IAM endpoint (password accounts), e.g. `https://iam.myhuaweicloud.com`.
+    pub iam_url: Option<Url>,
+    /// IAM account (domain) name (password accounts).
+    pub domain: Option<String>,
+    /// IAM user the gateway acts as (password accounts).
+    pub user: Option<String>,
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
+    pub password: Option<SecretString>,
+    /// Access key id (AK/SK accounts).
+    pub access_key_id: Option<String>,
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
+    pub secret_access_key: Option<SecretString>,
+}
+
+/// One region the gateway orders StarRocks in.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegionSettings {
+    /// TaurusDB endpoint of the region.
+    pub endpoint: Url,
+    /// The account's 32-character project id in this region.
+    pub project_id: String,
+    /// The name of the `[cloud.accounts.NAME]` whose credentials are used here.
+    pub account: String,
+}
+
+/// When the cloud side of `/readyz` is ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyWhen {
+    /// Every region that holds a policy target has usable credentials.
+    #[default]
+    EveryTargetRegion,
+    /// At least one such region does: a replica keeps serving the regions that work.
+    AnyTargetRegion,
+}
+
+/// The accounts and regions, checked and resolved; what the cloud clients are built from.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub default_region: String,
+    pub regions: BTreeMap<String, Region>,
+}
+
+/// A region with its account resolved.
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub name: String,
+    pub endpoint: Url,
+    pub project_id: String,
+    pub account: Account,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub credentials: Credentials,
+}
+
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Password(PasswordLogin),
+    AccessKey(crate::cloud::signing::AccessKey),
+}
+
+/// An IAM user's password login, for project-scoped tokens.
+#[derive(Debug, Clone)]
+pub struct PasswordLogin {
+    pub iam_url: Url,
+    pub domain: String,
+    pub user: String,
+    pub password: SecretString,
+}
+
+type Accounts = BTreeMap<String, AccountSettings>;
+type Regions = BTreeMap<String, RegionSettings>;
+
+/// The account name of the single-region form.
+pub const SINGLE_ACCOUNT: &str = "default";
 
 pub(crate) fn default_breaker_failures() -> u32 {
     5
@@ -541,11 +649,220 @@ fn default_read_cache() -> u64 {
 }
 
 impl CloudSettings {
+    /// The accounts and regions, from either form; the error names the key at fault.
+    pub fn topology(&self) -> Result<Topology, ConfigError> {
+        let invalid = |key: String, why: &str| ConfigError::Invalid(format!("`{key}` {why}"));
+        let single_form = [
+            self.iam_url.is_some(),
+            self.endpoint.is_some(),
+            self.project_id.is_some(),
+            self.region.is_some(),
+            self.domain.is_some(),
+            self.user.is_some(),
+            self.password.is_some(),
+        ]
+        .contains(&true);
+        let (accounts, regions) = if self.regions.is_empty() && self.accounts.is_empty() {
+            self.single_region()?
+        } else if single_form {
+            return Err(invalid(
+                "cloud.regions".into(),
+                "cannot be combined with the single-region keys (cloud.endpoint, cloud.project_id, …): move them into [cloud.accounts.NAME] and [cloud.regions.NAME]",
+            ));
+        } else {
+            (self.accounts.clone(), self.regions.clone())
+        };
+        if regions.is_empty() {
+            return Err(invalid(
+                "cloud.regions".into(),
+                "must name at least one region",
+            ));
+        }
+        let mut resolved_accounts = BTreeMap::new();
+        for (name, account) in &accounts {
+            let valid_name = !name.is_empty()
+                && !name.contains("__")
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid_name {
+                return Err(invalid(
+                    format!("cloud.accounts.{name}"),
+                    "must be named with lower-case letters, digits and single `_`",
+                ));
+            }
+            resolved_accounts.insert(name.clone(), account.resolve(name)?);
+        }
+        let mut resolved = BTreeMap::new();
+        for (name, region) in regions {
+            let at = |key: &str| format!("cloud.regions.{name}.{key}");
+            let valid_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid_name {
+                return Err(invalid(
+                    format!("cloud.regions.{name}"),
+                    "must be named with lower-case letters, digits and `-` (like cn-north-4)",
+                ));
+            }
+            if !is_project_id(&region.project_id) {
+                return Err(invalid(at("project_id"), "must be 32 letters or digits"));
+            }
+            let Some(account) = resolved_accounts.get(&region.account) else {
+                return Err(invalid(
+                    at("account"),
+                    &format!(
+                        "names no account; configured: {}",
+                        accounts.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            };
+            resolved.insert(
+                name.clone(),
+                Region {
+                    name: name.clone(),
+                    endpoint: region.endpoint,
+                    project_id: region.project_id,
+                    account: account.clone(),
+                },
+            );
+        }
+        let default_region = match (&self.default_region, &self.region) {
+            (Some(name), _) | (None, Some(name)) => name.clone(),
+            (None, None) if resolved.len() == 1 => {
+                resolved.keys().next().cloned().unwrap_or_default()
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "cloud.default_region".into(),
+                    "must be set when there is more than one region (targets that name no region go there)",
+                ));
+            }
+        };
+        if !resolved.contains_key(&default_region) {
+            return Err(invalid(
+                "cloud.default_region".into(),
+                "must be one of the configured regions",
+            ));
+        }
+        Ok(Topology {
+            default_region,
+            regions: resolved,
+        })
+    }
+
+    /// The single-region form as one account (`default`) with one region.
+    fn single_region(&self) -> Result<(Accounts, Regions), ConfigError> {
+        let required = |key: &str| {
+            ConfigError::Invalid(format!(
+                "`cloud.{key}` is required (or configure [cloud.accounts.NAME] and [cloud.regions.NAME])"
+            ))
+        };
+        let region = self.region.clone().ok_or_else(|| required("region"))?;
+        let account = AccountSettings {
+            iam_url: Some(self.iam_url.clone().ok_or_else(|| required("iam_url"))?),
+            domain: Some(self.domain.clone().ok_or_else(|| required("domain"))?),
+            user: Some(self.user.clone().ok_or_else(|| required("user"))?),
+            password: Some(self.password.clone().ok_or_else(|| required("password"))?),
+            access_key_id: None,
+            secret_access_key: None,
+        };
+        let project_id = self
+            .project_id
+            .clone()
+            .ok_or_else(|| required("project_id"))?;
+        if !is_project_id(&project_id) {
+            return Err(ConfigError::Invalid(
+                "`cloud.project_id` must be 32 letters or digits".into(),
+            ));
+        }
+        let settings = RegionSettings {
+            endpoint: self.endpoint.clone().ok_or_else(|| required("endpoint"))?,
+            project_id,
+            account: SINGLE_ACCOUNT.into(),
+        };
+        Ok((
+            BTreeMap::from([(SINGLE_ACCOUNT.to_owned(), account)]),
+            BTreeMap::from([(region, settings)]),
+        ))
+    }
+
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+fn is_project_id(id: &str) -> bool {
+    id.len() == 32 && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+impl AccountSettings {
+    /// Exactly one way in: a password (with its IAM endpoint, domain and user) or an access
+    /// key pair.
+    fn resolve(&self, name: &str) -> Result<Account, ConfigError> {
+        let invalid = |key: &str, why: &str| {
+            ConfigError::Invalid(format!("`cloud.accounts.{name}.{key}` {why}"))
+        };
+        let credentials = match (&self.password, &self.access_key_id, &self.secret_access_key) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(invalid(
+                    "password",
+                    "and an access key cannot both be set: choose one way in",
+                ));
+            }
+            (Some(password), None, None) => {
+                let need = |value: &Option<String>, key: &str| {
+                    value
+                        .clone()
+                        .filter(|v| !v.trim().is_empty())
+                        .ok_or_else(|| invalid(key, "is required with a password"))
+                };
+                Credentials::Password(PasswordLogin {
+                    iam_url: self
+                        .iam_url
+                        .clone()
+                        .ok_or_else(|| invalid("iam_url", "is required with a password"))?,
+                    domain: need(&self.domain, "domain")?,
+                    user: need(&self.user, "user")?,
+                    password: password.clone(),
+                })
+            }
+            (None, Some(id), Some(secret)) => {
+                if id.trim().is_empty() || secret.expose_secret().is_empty() {
+                    return Err(invalid("access_key_id", "and its secret must not be empty"));
+                }
+                Credentials::AccessKey(crate::cloud::signing::AccessKey {
+                    id: id.clone(),
+                    secret: secret.clone(),
+                })
+            }
+            (None, Some(_), None) => {
+                return Err(invalid(
+                    "secret_access_key",
+                    &format!(
+                        "is required with access_key_id (set SRGW_CLOUD__ACCOUNTS__{}__SECRET_ACCESS_KEY)",
+                        name.to_uppercase()
+                    ),
+                ));
+            }
+            (None, None, _) => {
+                return Err(invalid(
+                    "password",
+                    &format!(
+                        "or access_key_id must be set (secrets from the environment: SRGW_CLOUD__ACCOUNTS__{}__PASSWORD)",
+                        name.to_uppercase()
+                    ),
+                ));
+            }
+        };
+        Ok(Account {
+            name: name.to_owned(),
+            credentials,
+        })
     }
 }
 
@@ -690,10 +1007,7 @@ impl Settings {
         if self.auth.leeway_secs > 300 {
             return invalid("auth.leeway_secs", "must be at most 300");
         }
-        let project = &self.cloud.project_id;
-        if project.len() != 32 || !project.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return invalid("cloud.project_id", "must be 32 letters or digits");
-        }
+        self.cloud.topology()?;
         if self.cloud.request_timeout_ms == 0 || self.cloud.connect_timeout_ms == 0 {
             return invalid(
                 "cloud.request_timeout_ms",
@@ -853,6 +1167,130 @@ mod tests {
         }
     }
 
+    /// MINIMAL with its `[cloud]` replaced by `cloud`.
+    fn with_cloud(cloud: &str) -> String {
+        let start = MINIMAL.find("[cloud]").expect("a cloud section");
+        let end = MINIMAL.find("[policy]").expect("a policy section");
+        format!("{}{cloud}\n{}", &MINIMAL[..start], &MINIMAL[end..])
+    }
+
+    const REGIONS: &str = r#"
+        [cloud]
+        default_region = "cn-north-4"
+        [cloud.accounts.main]
+        iam_url = "https://iam.example.com"
+        domain = "acme"
+        user = "svc"
+        password = "main-password"
+        [cloud.accounts.asia]
+        access_key_id = "HPUAEXAMPLE"
+        secret_access_key = "asia-secret"
+        [cloud.regions.cn-north-4]
+        endpoint = "https://gaussdb.cn-north-4.example.com"
+        project_id = "23a50154cf494ec9ad6883979a12db0a"
+        account = "main"
+        [cloud.regions.ap-southeast-1]
+        endpoint = "https://gaussdb.ap-southeast-1.example.com"
+        project_id = "9e1f3a5b7c9d4e2f8a0b2c4d6e8f0a1b"
+        account = "asia"
+    "#;
+
+    #[test]
+    fn the_single_region_form_is_one_account_in_one_region() {
+        let settings = Settings::from_toml_str(MINIMAL).expect("loads");
+        let topology = settings.cloud.topology().expect("a topology");
+        assert_eq!(topology.default_region, "cn-north-4");
+        let region = &topology.regions["cn-north-4"];
+        assert_eq!(region.project_id, "23a50154cf494ec9ad6883979a12db0a");
+        assert_eq!(region.endpoint.as_str(), "https://gaussdb.example.com/");
+        assert_eq!(region.account.name, SINGLE_ACCOUNT);
+        assert!(matches!(
+            &region.account.credentials,
+            Credentials::Password(login) if login.user == "svc" && login.domain == "acme"
+        ));
+    }
+
+    #[test]
+    fn regions_name_their_account_and_accounts_their_way_in() {
+        let settings = Settings::from_toml_str(&with_cloud(REGIONS)).expect("loads");
+        let topology = settings.cloud.topology().expect("a topology");
+        assert_eq!(topology.default_region, "cn-north-4");
+        assert_eq!(topology.regions.len(), 2);
+        let asia = &topology.regions["ap-southeast-1"];
+        assert_eq!(asia.account.name, "asia");
+        assert!(matches!(
+            &asia.account.credentials,
+            Credentials::AccessKey(key) if key.id == "HPUAEXAMPLE"
+        ));
+        let printed = format!("{settings:?} {topology:?}");
+        assert!(!printed.contains("asia-secret") && !printed.contains("main-password"));
+    }
+
+    #[test]
+    fn every_refused_cloud_is_named_in_its_error() {
+        let regions = |from: &str, to: &str| with_cloud(&REGIONS.replace(from, to));
+        let cases = [
+            (
+                with_cloud(REGIONS).replace(
+                    "[cloud]\n",
+                    "[cloud]\nendpoint = \"https://x.example.com\"\n",
+                ),
+                "cloud.regions",
+            ),
+            (
+                regions("account = \"asia\"", "account = \"europe\""),
+                "cloud.regions.ap-southeast-1.account",
+            ),
+            (
+                regions("default_region = \"cn-north-4\"", ""),
+                "cloud.default_region",
+            ),
+            (
+                regions(
+                    "default_region = \"cn-north-4\"",
+                    "default_region = \"eu-west-0\"",
+                ),
+                "cloud.default_region",
+            ),
+            (
+                regions("secret_access_key = \"asia-secret\"", ""),
+                "cloud.accounts.asia.secret_access_key",
+            ),
+            (
+                regions("password = \"main-password\"", ""),
+                "cloud.accounts.main.password",
+            ),
+            (
+                regions("domain = \"acme\"", ""),
+                "cloud.accounts.main.domain",
+            ),
+            (
+                regions(
+                    "access_key_id = \"HPUAEXAMPLE\"",
+                    "access_key_id = \"HPUAEXAMPLE\"\npassword = \"x\"",
+                ),
+                "cloud.accounts.asia.password",
+            ),
+            (
+                regions("9e1f3a5b7c9d4e2f8a0b2c4d6e8f0a1b", "short"),
+                "cloud.regions.ap-southeast-1.project_id",
+            ),
+            (
+                regions("[cloud.accounts.asia]", "[cloud.accounts.Asia]")
+                    .replace("account = \"asia\"", "account = \"Asia\""),
+                "cloud.accounts.Asia",
+            ),
+            (
+                regions("[cloud.regions.ap-southeast-1]", "[cloud.regions.AP_1]"),
+                "cloud.regions.AP_1",
+            ),
+        ];
+        for (config, key) in cases {
+            let error = Settings::from_toml_str(&config).expect_err(key).to_string();
+            assert!(error.contains(&format!("`{key}`")), "{key}: {error}");
+        }
+    }
+
     #[test]
     fn the_password_never_prints() {
         let settings = Settings::from_toml_str(MINIMAL).expect("minimal config loads");
@@ -860,12 +1298,12 @@ mod tests {
     }
 
     /// Every key `Settings` accepts, with its JSON Schema type, read from the derived schema.
-    fn keys_in_code() -> std::collections::BTreeMap<String, String> {
+    fn keys_in_code() -> BTreeMap<String, String> {
         fn walk(
             schema: &serde_json::Value,
             defs: &serde_json::Value,
             prefix: &str,
-            keys: &mut std::collections::BTreeMap<String, String>,
+            keys: &mut BTreeMap<String, String>,
         ) {
             let resolve = |schema: &serde_json::Value| match schema["$ref"].as_str() {
                 Some(reference) => defs[reference.trim_start_matches("#/$defs/")].clone(),
@@ -890,7 +1328,11 @@ mod tests {
                     || resolved["anyOf"].as_array().is_some_and(|choices| {
                         choices.iter().any(|c| resolve(c)["properties"].is_object())
                     });
-                if nested {
+                // A table of named sections (`cloud.regions.NAME`): its keys under `NAME`.
+                let named = &resolved["additionalProperties"];
+                if resolve(named)["properties"].is_object() {
+                    walk(named, defs, &format!("{key}.NAME."), keys);
+                } else if nested {
                     walk(property, defs, &format!("{key}."), keys);
                 } else {
                     keys.insert(key, resolved["type"].to_string());
@@ -898,7 +1340,7 @@ mod tests {
             }
         }
         let schema = serde_json::to_value(schemars::schema_for!(Settings)).expect("a schema");
-        let mut keys = std::collections::BTreeMap::new();
+        let mut keys = BTreeMap::new();
         walk(&schema, &schema["$defs"], "", &mut keys);
         keys
     }
@@ -912,7 +1354,7 @@ mod tests {
         let (keys_part, _) = reference
             .split_once("## Outside the file")
             .expect("the section on other variables");
-        let rows: std::collections::BTreeMap<String, Vec<String>> = keys_part
+        let rows: BTreeMap<String, Vec<String>> = keys_part
             .lines()
             .filter(|line| line.starts_with("| `"))
             .map(|line| {

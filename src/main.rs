@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use starrocks_gateway::cli::{Cli, Command, PolicyCommand};
-use starrocks_gateway::cloud::CloudClient;
+use starrocks_gateway::cloud::Clouds;
 use starrocks_gateway::config::{ClaimSettings, Settings};
 use starrocks_gateway::policy::{Policy, cloud_check};
 use starrocks_gateway::startup::Application;
@@ -195,33 +195,40 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The policy's sizes and zones against the flavors and storage types the configured
+/// The policy's sizes and zones against the flavors and storage types each configured
 /// region sells.
 async fn check_against_cloud(policy: &Policy, config: &std::path::Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let cloud = CloudClient::new(settings.cloud.clone(), &settings.limits)
-        .context("building the cloud HTTP client")?;
+    let clouds =
+        Clouds::new(&settings.cloud, &settings.limits).context("building the cloud clients")?;
     let request_id = "policy-check";
-    let (flavors, storage) =
-        tokio::try_join!(cloud.flavors(request_id), cloud.storage_types(request_id))
-            .with_context(|| format!("reading the catalog of {}", settings.cloud.endpoint))?;
-    let problems = cloud_check::problems(&policy.file, &flavors, &storage);
     let mut stdout = std::io::stdout().lock();
-    for problem in &problems {
-        writeln!(stdout, "cloud: {problem}")?;
+    let mut found = 0;
+    for (region, cloud) in clouds.iter() {
+        let (flavors, storage) =
+            tokio::try_join!(cloud.flavors(request_id), cloud.storage_types(request_id))
+                .with_context(|| {
+                    format!("reading the catalog of {region} at {}", cloud.endpoint())
+                })?;
+        let is_default = region == clouds.default_region();
+        let problems = cloud_check::problems(&policy.file, region, is_default, &flavors, &storage);
+        for problem in &problems {
+            writeln!(stdout, "cloud: {problem}")?;
+        }
+        if problems.is_empty() {
+            writeln!(
+                stdout,
+                "fits {region}: {} flavors and {} storage types of {} checked",
+                flavors.len(),
+                storage.len(),
+                cloud.endpoint()
+            )?;
+        }
+        found += problems.len();
     }
     anyhow::ensure!(
-        problems.is_empty(),
-        "{} problem(s) against the flavors and storage types of {}",
-        problems.len(),
-        settings.cloud.endpoint
+        found == 0,
+        "{found} problem(s) against the regions' flavors and storage types"
     );
-    writeln!(
-        stdout,
-        "fits the cloud: {} flavors and {} storage types of {} checked",
-        flavors.len(),
-        storage.len(),
-        settings.cloud.endpoint
-    )?;
     Ok(())
 }

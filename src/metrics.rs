@@ -5,8 +5,8 @@ use std::sync::LazyLock;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The gateway's metrics, registered once per process.
@@ -57,8 +57,9 @@ pub struct Metrics {
     pub exception_requests_pending: IntGaugeVec,
     /// Read when scraped: instances whose lease ends within the warning, by policy team.
     pub instances_expiring: IntGaugeVec,
-    /// Read when scraped: how long the cached IAM token has left (`-1`: none cached).
-    pub iam_token_expires_in_seconds: Gauge,
+    /// Read when scraped: how long each region's cached IAM token has left (`-1`: none
+    /// cached); regions whose account signs with an access key have none.
+    pub iam_token_expires_in_seconds: GaugeVec,
     /// Read when scraped: the identity provider's keys in use, and how old that set is
     /// (`-1`: none loaded).
     pub jwks_keys: IntGauge,
@@ -147,7 +148,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &registry,
             "cloud_calls_total",
             "Calls to Huawei Cloud",
-            &["operation", "result"],
+            &["region", "operation", "result"],
         ),
         rate_limited: counter(
             &registry,
@@ -159,25 +160,25 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &registry,
             "cloud_budget_exhausted_total",
             "Cloud calls not sent because the gateway's call budget was spent",
-            &["operation"],
+            &["region", "operation"],
         ),
         cloud_breaker_state: gauge(
             &registry,
             "cloud_breaker_state",
             "Circuit breaker per cloud operation: 0 closed, 1 half-open, 2 open",
-            &["operation"],
+            &["region", "operation"],
         ),
         cloud_breaker_rejections: counter(
             &registry,
             "cloud_breaker_rejections_total",
             "Cloud calls not sent because their circuit breaker was open",
-            &["operation"],
+            &["region", "operation"],
         ),
         cloud_duration: histogram(
             &registry,
             "cloud_call_duration_seconds",
             "Huawei Cloud latency",
-            &["operation"],
+            &["region", "operation"],
         ),
         jwks_fetches: counter(
             &registry,
@@ -273,10 +274,13 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         iam_token_expires_in_seconds: registered(
             &registry,
             "iam_token_expires_in_seconds",
-            Gauge::with_opts(opts(
-                "iam_token_expires_in_seconds",
-                "Remaining lifetime of the cached IAM token (-1 when none is cached)",
-            )),
+            GaugeVec::new(
+                opts(
+                    "iam_token_expires_in_seconds",
+                    "Remaining lifetime of each region's cached IAM token (-1 when none is cached)",
+                ),
+                &["region"],
+            ),
         ),
         jwks_keys: registered(
             &registry,

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
-use crate::cloud::CloudClient;
+use crate::cloud::Clouds;
 use crate::config::{AuthSettings, PortalSettings, Settings};
 use crate::http::extract::{BodyLimit, BodyTimeout};
 use crate::http::fallback;
@@ -92,10 +92,12 @@ impl AppParts {
             .await
             .context("opening the gateway's database")?
             .with_decision_stream(stream);
-        let cloud = Arc::new(
-            CloudClient::new(settings.cloud.clone(), &settings.limits)
-                .context("building the cloud HTTP client")?,
+        let clouds = Arc::new(
+            Clouds::new(&settings.cloud, &settings.limits).context("building the cloud clients")?,
         );
+        policy
+            .bind_regions(clouds.policy_regions())
+            .context("fitting the policy to the configured regions")?;
         let jwks_client = reqwest::Client::builder()
             .user_agent(concat!("starrocks-gateway/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_millis(settings.auth.jwks_timeout_ms))
@@ -119,13 +121,13 @@ impl AppParts {
         );
         reconcile::spawn(
             store.clone(),
-            cloud.clone(),
+            clouds.clone(),
             Duration::from_secs(settings.reconcile.interval_secs),
             Duration::from_secs(settings.reconcile.grace_secs),
         );
         let gateway = web::Data::new(Gateway {
             policy,
-            cloud,
+            clouds,
             store,
             idempotency_ttl_ms: i64::try_from(
                 settings.storage.idempotency_ttl_secs.saturating_mul(1_000),

@@ -70,7 +70,7 @@ fn an_invalid_value_exits_non_zero_naming_the_key() {
     let output = serve(&config, &[]);
     assert!(!output.status.success());
     assert!(
-        stderr(&output).contains("cloud.project_id"),
+        stderr(&output).contains("`cloud.regions.cn-north-4.project_id`"),
         "{}",
         stderr(&output)
     );

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 use starrocks_gateway::demo::idp::{self, DemoIdp};
 use starrocks_gateway::demo::simulator::{self, ExistingInstance, SimulatorConfig};
-use starrocks_gateway::demo::{DEMO_ADMIN_ROLE, DEMO_AUDIENCE, EXAMPLE_POLICY};
+use starrocks_gateway::demo::{DEMO_ADMIN_ROLE, DEMO_AUDIENCE, single_region_policy};
 
 use helpers::fresh_postgres_database;
 
@@ -31,8 +31,10 @@ const WORKERS: usize = 16;
 const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1_500);
 
 /// The example policy with room for every create the load makes.
+/// The example policy in one region (the config below is the single-region form), with room
+/// for the load.
 fn roomy_policy() -> String {
-    EXAMPLE_POLICY.replace(
+    single_region_policy().replace(
         "[teams.analytics.quota]\ninstances = 5\nnodes = 30\nstorage_gb = 10000",
         "[teams.analytics.quota]\ninstances = 100000\nnodes = 1000000\nstorage_gb = 100000000",
     )

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use starrocks_gateway::demo::idp::EmployeeClaims;
 use starrocks_gateway::demo::simulator::SimulatorConfig;
-use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
+use starrocks_gateway::demo::{DEMO_SECRET_KEY, DemoStack, EXAMPLE_POLICY, simulator_config_for};
 use starrocks_gateway::policy::{Policy, PolicyStore};
 
 #[derive(Clone, Default)]
@@ -265,7 +265,9 @@ async fn every_path(demo: &Demo, client: &reqwest::Client) -> (Vec<String>, Stri
     assert_eq!(given.status(), 201);
     let given: Value = given.json().await.expect("JSON");
     let given_id = given["id"].as_str().expect("an id").to_owned();
-    let generated: Value = post("/v1/starrocks", &alice, small("cube-generated"))
+    // In the second region: its calls are signed with the demo's access key.
+    let in_east = json!({"name": "cube-generated", "target": "analytics-east", "size": "small"});
+    let generated: Value = post("/v1/starrocks", &alice, in_east)
         .await
         .expect("answer")
         .json()
@@ -399,6 +401,14 @@ async fn the_gateways_own_trace_logs_in_both_formats_hold_no_secret_on_any_path(
             (
                 "an IAM token (the simulator's start with MIIST)".to_owned(),
                 "MIIST".to_owned(),
+            ),
+            (
+                "the access key's secret".to_owned(),
+                DEMO_SECRET_KEY.to_owned(),
+            ),
+            (
+                "an AK/SK signature".to_owned(),
+                "SDK-HMAC-SHA256 Access=".to_owned(),
             ),
         ];
         searched.push(("the generated root password".to_owned(), generated));

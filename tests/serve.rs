@@ -1,5 +1,6 @@
-//! `serve` as an operator runs it, against the demo's simulator and identity provider:
-//! `--check-config --probe` reaches each dependency; the log is JSON lines whose request
+//! `serve` as an operator runs it, against the demo's simulators and identity provider:
+//! `--check-config --probe` reaches each dependency, with the cloud configured by regions
+//! and accounts or in the single-region form; the log is JSON lines whose request
 //! lines carry the request id, subject, team and decision id; and with `audit.stream =
 //! "stdout"` every decision is a JSON line on standard output, apart from the log.
 
@@ -10,9 +11,12 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use starrocks_gateway::config::Settings;
+use starrocks_gateway::config::{Credentials, Settings};
 use starrocks_gateway::demo::idp::EmployeeClaims;
-use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
+use starrocks_gateway::demo::{
+    DEMO_ACCOUNT, DEMO_SECRET_KEY, DEMO_SIGNING_ACCOUNT, DemoStack, EXAMPLE_POLICY, cloud_toml,
+    simulator_config_for, single_region_policy,
+};
 use starrocks_gateway::policy::{Policy, PolicyStore};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_starrocks-gateway");
@@ -47,11 +51,49 @@ async fn stack() -> DemoStack {
     .expect("the demo stack starts")
 }
 
-/// A gateway config for the stack's identity provider and simulator, with its own SQLite
-/// file in `dir`; the IAM password is left to the environment, as in production.
-fn config_for(settings: &Settings, dir: &Path) -> PathBuf {
+/// How a test's config describes the cloud.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    /// `[cloud.accounts.NAME]` and `[cloud.regions.NAME]`: the stack's two regions.
+    Regions,
+    /// The single-region keys directly under `[cloud]`, as before regions existed.
+    Single,
+}
+
+/// A gateway config for the stack's identity provider and simulators, with its own SQLite
+/// file in `dir`; the secrets are left to the environment, as in production.
+fn config_for(settings: &Settings, dir: &Path, form: Form) -> PathBuf {
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, EXAMPLE_POLICY).expect("policy file");
+    let policy_text = match form {
+        Form::Regions => EXAMPLE_POLICY.to_owned(),
+        Form::Single => single_region_policy(),
+    };
+    std::fs::write(&policy, policy_text).expect("policy file");
+    let topology = settings.cloud.topology().expect("the stack's cloud");
+    let region = |name: &str| &topology.regions[name];
+    let home = region(&topology.default_region);
+    let Credentials::Password(login) = &home.account.credentials else {
+        panic!("the demo's default region uses a password");
+    };
+    let cloud = match form {
+        Form::Single => format!(
+            r#"[cloud]
+iam_url = "{iam}"
+endpoint = "{endpoint}"
+project_id = "{project}"
+region = "{region}"
+domain = "{domain}"
+user = "{user}"
+"#,
+            iam = login.iam_url,
+            endpoint = home.endpoint,
+            project = home.project_id,
+            region = home.name,
+            domain = login.domain,
+            user = login.user,
+        ),
+        Form::Regions => cloud_toml(&settings.cloud, false),
+    };
     let config = format!(
         r#"
 [server]
@@ -60,14 +102,7 @@ listen = "127.0.0.1:0"
 issuer = "{issuer}"
 audience = "{audience}"
 jwks_url = "{jwks}"
-[cloud]
-iam_url = "{iam}"
-endpoint = "{endpoint}"
-project_id = "{project}"
-region = "{region}"
-domain = "{domain}"
-user = "{user}"
-password = "set-from-the-environment"
+{cloud}
 [policy]
 path = "{policy}"
 [storage]
@@ -76,12 +111,6 @@ url = "sqlite://{database}"
         issuer = settings.auth.issuer,
         audience = settings.auth.audience,
         jwks = settings.auth.jwks_url.as_ref().expect("a JWKS URL"),
-        iam = settings.cloud.iam_url,
-        endpoint = settings.cloud.endpoint,
-        project = settings.cloud.project_id,
-        region = settings.cloud.region,
-        domain = settings.cloud.domain,
-        user = settings.cloud.user,
         policy = policy.display(),
         database = dir.join("gateway.db").display(),
     );
@@ -90,14 +119,50 @@ url = "sqlite://{database}"
     path
 }
 
-fn serve(config: &Path, args: &[&str], password: &str) -> Command {
+/// The IAM password of the stack's default region.
+fn password_of(settings: &Settings) -> String {
+    let topology = settings.cloud.topology().expect("the stack's cloud");
+    match &topology.regions[&topology.default_region]
+        .account
+        .credentials
+    {
+        Credentials::Password(login) => login.password.expose_secret().to_owned(),
+        Credentials::AccessKey(_) => panic!("the demo's default region uses a password"),
+    }
+}
+
+/// The cloud secrets as an operator sets them, in the environment: one password in the
+/// single-region form, each account's own in the other.
+fn secrets(form: Form, password: &str) -> Vec<(String, String)> {
+    match form {
+        Form::Single => vec![("SRGW_CLOUD__PASSWORD".into(), password.into())],
+        Form::Regions => vec![
+            (
+                format!(
+                    "SRGW_CLOUD__ACCOUNTS__{}__PASSWORD",
+                    DEMO_ACCOUNT.to_uppercase()
+                ),
+                password.into(),
+            ),
+            (
+                format!(
+                    "SRGW_CLOUD__ACCOUNTS__{}__SECRET_ACCESS_KEY",
+                    DEMO_SIGNING_ACCOUNT.to_uppercase()
+                ),
+                DEMO_SECRET_KEY.into(),
+            ),
+        ],
+    }
+}
+
+fn serve(config: &Path, args: &[&str], secrets: Vec<(String, String)>) -> Command {
     let mut command = Command::new(BINARY);
     command
         .arg("serve")
         .args(args)
         .arg("--config")
         .arg(config)
-        .env("SRGW_CLOUD__PASSWORD", password)
+        .envs(secrets)
         .env_remove("SRGW_CONFIG")
         .env_remove("SRGW_LOG_FORMAT")
         .env_remove("RUST_LOG");
@@ -115,46 +180,66 @@ fn text(output: &Output) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_with_probe_reaches_the_identity_provider_the_database_and_iam() {
     let stack = stack().await;
-    let dir = Scratch::new("probe");
-    let config = config_for(&stack.settings, &dir.0);
-    let password = stack.settings.cloud.password.expose_secret().to_owned();
+    let password = password_of(&stack.settings);
+    for form in [Form::Regions, Form::Single] {
+        let dir = Scratch::new(if form == Form::Single {
+            "probe-single"
+        } else {
+            "probe"
+        });
+        let config = config_for(&stack.settings, &dir.0, form);
 
-    let output = serve(&config, &["--check-config", "--probe"], &password)
+        let output = serve(
+            &config,
+            &["--check-config", "--probe"],
+            secrets(form, &password),
+        )
         .env("SRGW_STORAGE__CREATE_IF_MISSING", "true")
         .output()
         .expect("the binary runs");
-    let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    for subject in ["config", "policy", "storage", "identity", "database", "iam"] {
-        assert!(
-            stdout
-                .lines()
-                .any(|line| line.starts_with("ok")
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        for subject in ["config", "policy", "storage", "identity", "database", "iam"] {
+            assert!(
+                stdout.lines().any(|line| line.starts_with("ok")
                     && line.split_whitespace().nth(1) == Some(subject)),
-            "no `ok {subject}` line:\n{stdout}"
+                "no `ok {subject}` line:\n{stdout}"
+            );
+        }
+        let iam_lines = stdout
+            .lines()
+            .filter(|line| line.starts_with("ok    iam"))
+            .count();
+        let regions = if form == Form::Single { 1 } else { 2 };
+        assert_eq!(iam_lines, regions, "one iam line per region:\n{stdout}");
+        if form == Form::Regions {
+            assert!(
+                stdout.contains("signs its calls with an access key"),
+                "{stdout}"
+            );
+        }
+
+        let refused = serve(
+            &config,
+            &["--check-config", "--probe"],
+            secrets(form, "not-the-iam-password"),
+        )
+        .output()
+        .expect("the binary runs");
+        let (stdout, stderr) = text(&refused);
+        assert!(
+            !refused.status.success(),
+            "a refused IAM login is a problem"
+        );
+        assert!(
+            stdout.lines().any(|line| line.starts_with("FAIL  iam")),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains("not-the-iam-password") && !stderr.contains("not-the-iam-password"),
+            "the password was printed"
         );
     }
-
-    let refused = serve(
-        &config,
-        &["--check-config", "--probe"],
-        "not-the-iam-password",
-    )
-    .output()
-    .expect("the binary runs");
-    let (stdout, stderr) = text(&refused);
-    assert!(
-        !refused.status.success(),
-        "a refused IAM login is a problem"
-    );
-    assert!(
-        stdout.lines().any(|line| line.starts_with("FAIL  iam")),
-        "{stdout}"
-    );
-    assert!(
-        !stdout.contains("not-the-iam-password") && !stderr.contains("not-the-iam-password"),
-        "the password was printed"
-    );
 }
 
 #[test]
@@ -170,7 +255,7 @@ fn check_config_without_probe_names_a_broken_policy_file_and_exits_non_zero() {
     let policy = dir.0.join("policy.toml");
     std::fs::write(&policy, "[teams.analytics]\nquota = \"many\"\n").expect("policy file");
 
-    let output = serve(&config, &["--check-config"], "unused")
+    let output = serve(&config, &["--check-config"], Vec::new())
         .env("SRGW_POLICY__PATH", &policy)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -210,17 +295,21 @@ async fn serve_logs_json_lines_that_carry_the_request_subject_team_and_decision_
  {
     let stack = stack().await;
     let dir = Scratch::new("logs");
-    let config = config_for(&stack.settings, &dir.0);
-    let password = stack.settings.cloud.password.expose_secret().to_owned();
+    let config = config_for(&stack.settings, &dir.0, Form::Regions);
+    let password = password_of(&stack.settings);
     let log = dir.0.join("stderr.log");
     let decisions = dir.0.join("stdout.jsonl");
     let _server = Server(
-        serve(&config, &["--init-storage"], &password)
-            .env("SRGW_AUDIT__STREAM", "stdout")
-            .stdout(std::fs::File::create(&decisions).expect("stdout file"))
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("serve starts"),
+        serve(
+            &config,
+            &["--init-storage"],
+            secrets(Form::Regions, &password),
+        )
+        .env("SRGW_AUDIT__STREAM", "stdout")
+        .stdout(std::fs::File::create(&decisions).expect("stdout file"))
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("serve starts"),
     );
     let mut port = None;
     for _ in 0..200 {

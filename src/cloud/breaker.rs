@@ -37,6 +37,7 @@ pub enum BreakerState {
 /// several gateways share a process, as in the tests).
 #[derive(Debug, Clone)]
 struct Follow {
+    region: Arc<str>,
     operation: &'static str,
     state: Arc<AtomicU8>,
 }
@@ -51,12 +52,13 @@ impl failsafe::Instrument for Follow {
     fn on_call_rejected(&self) {
         METRICS
             .cloud_breaker_rejections
-            .with_label_values(&[self.operation])
+            .with_label_values(&[&self.region, self.operation])
             .inc();
     }
 
     fn on_open(&self) {
         tracing::warn!(
+            region = &*self.region,
             operation = self.operation,
             "the cloud keeps failing; circuit open"
         );
@@ -79,8 +81,10 @@ struct Breaker {
     state: Arc<AtomicU8>,
 }
 
-/// The breakers of every operation; empty when turned off (`cloud.breaker_failures = 0`).
+/// The breakers of every operation in one region; empty when turned off
+/// (`cloud.breaker_failures = 0`).
 pub struct Breakers {
+    region: Arc<str>,
     by_operation: BTreeMap<&'static str, Breaker>,
     open_for: Duration,
 }
@@ -95,7 +99,8 @@ impl std::fmt::Debug for Breakers {
 
 impl Breakers {
     /// `open_for` is at least a second (what `failsafe`'s backoff accepts).
-    pub fn new(failures: u32, open_for: Duration) -> Self {
+    pub fn new(region: &str, failures: u32, open_for: Duration) -> Self {
+        let region: Arc<str> = region.into();
         let open_for = open_for.max(Duration::from_secs(1));
         let by_operation = if failures == 0 {
             BTreeMap::new()
@@ -105,6 +110,7 @@ impl Breakers {
                 .map(|operation| {
                     let state = Arc::new(AtomicU8::new(BreakerState::Closed as u8));
                     let follow = Follow {
+                        region: Arc::clone(&region),
                         operation,
                         state: Arc::clone(&state),
                     };
@@ -120,6 +126,7 @@ impl Breakers {
                 .collect()
         };
         Self {
+            region,
             by_operation,
             open_for,
         }
@@ -146,17 +153,17 @@ impl Breakers {
         }
     }
 
-    /// Each operation's state; empty when the breakers are off.
     /// Copies every breaker's state into the `cloud_breaker_state` gauge.
     pub fn export(&self) {
         for (operation, state) in self.states() {
             METRICS
                 .cloud_breaker_state
-                .with_label_values(&[operation])
+                .with_label_values(&[&self.region, operation])
                 .set(state as i64);
         }
     }
 
+    /// Each operation's state; empty when the breakers are off.
     pub fn states(&self) -> BTreeMap<&'static str, BreakerState> {
         self.by_operation
             .iter()
@@ -191,7 +198,7 @@ mod tests {
 
     #[test]
     fn repeated_outages_open_one_operation_and_refusals_do_not() {
-        let breakers = Breakers::new(3, Duration::from_secs(60));
+        let breakers = Breakers::new("cn-north-4", 3, Duration::from_secs(60));
         for _ in 0..10 {
             breakers.record("get", &refusal());
         }
@@ -212,7 +219,7 @@ mod tests {
 
     #[test]
     fn after_the_open_time_a_success_closes_it_again() {
-        let breakers = Breakers::new(1, Duration::ZERO);
+        let breakers = Breakers::new("cn-north-4", 1, Duration::ZERO);
         breakers.record("list", &outage());
         assert!(
             breakers.admit("list").is_err(),
@@ -230,7 +237,7 @@ mod tests {
 
     #[test]
     fn zero_failures_turns_them_off() {
-        let breakers = Breakers::new(0, Duration::from_secs(1));
+        let breakers = Breakers::new("cn-north-4", 0, Duration::from_secs(1));
         for _ in 0..10 {
             breakers.record("create", &outage());
         }

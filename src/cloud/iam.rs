@@ -1,5 +1,6 @@
-//! The gateway's own IAM token: fetched with its credentials, cached per project until shortly
-//! before `expires_at`, fetched once however many requests miss at the same time.
+//! The gateway's own IAM tokens: one cache per account, holding a token per project (so one
+//! token per (account, project)), each kept until shortly before its `expires_at` and fetched
+//! once however many requests miss at the same time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::CloudError;
-use crate::config::CloudSettings;
+use crate::config::PasswordLogin;
 
 /// An IAM token; it prints as `[REDACTED]`.
 #[derive(Debug, Clone)]
@@ -49,26 +50,34 @@ struct TokenBody {
     expires_at: DateTime<Utc>,
 }
 
+/// The tokens of one account, by project.
 pub struct IamTokenCache {
     http: reqwest::Client,
-    settings: CloudSettings,
+    account: String,
+    login: PasswordLogin,
     tokens: Cache<String, Arc<IamToken>>,
 }
 
 impl std::fmt::Debug for IamTokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IamTokenCache")
-            .field("iam_url", &self.settings.iam_url.as_str())
+            .field("account", &self.account)
+            .field("iam_url", &self.login.iam_url.as_str())
             .finish_non_exhaustive()
     }
 }
 
 impl IamTokenCache {
-    pub fn new(http: reqwest::Client, settings: CloudSettings) -> Self {
-        let margin = Duration::from_secs(settings.token_refresh_margin_secs);
+    pub fn new(
+        http: reqwest::Client,
+        account: &str,
+        login: PasswordLogin,
+        margin: Duration,
+    ) -> Self {
         Self {
             http,
-            settings,
+            account: account.to_owned(),
+            login,
             tokens: Cache::builder()
                 .name("iam_tokens")
                 .max_capacity(64)
@@ -115,7 +124,7 @@ impl IamTokenCache {
 
     async fn fetch_once(&self, project_id: &str) -> Result<Arc<IamToken>, CloudError> {
         let mut url =
-            self.settings.iam_url.join("v3/auth/tokens").map_err(|e| {
+            self.login.iam_url.join("v3/auth/tokens").map_err(|e| {
                 CloudError::InvalidResponse(format!("cannot build the IAM URL: {e}"))
             })?;
         url.set_query(Some("nocatalog=true"));
@@ -124,9 +133,9 @@ impl IamTokenCache {
                 "identity": {
                     "methods": ["password"],
                     "password": {"user": {
-                        "name": self.settings.user,
-                        "password": self.settings.password.expose_secret(),
-                        "domain": {"name": self.settings.domain},
+                        "name": self.login.user,
+                        "password": self.login.password.expose_secret(),
+                        "domain": {"name": self.login.domain},
                     }},
                 },
                 "scope": {"project": {"id": project_id}},
@@ -148,7 +157,7 @@ impl IamTokenCache {
                 .ok()
                 .and_then(|body| super::model::parse_error(&body))
                 .map(|(code, _)| code);
-            tracing::error!(iam.status = status.as_u16(), iam.code = ?code, "IAM refused the gateway's credentials");
+            tracing::error!(iam.account = %self.account, iam.status = status.as_u16(), iam.code = ?code, "IAM refused the gateway's credentials");
             return Err(CloudError::IamRejected {
                 status: status.as_u16(),
                 code,
@@ -166,6 +175,7 @@ impl IamTokenCache {
             CloudError::InvalidResponse(format!("IAM answer has no token.expires_at: {e}"))
         })?;
         tracing::info!(
+            iam.account = %self.account,
             iam.project_id = project_id,
             iam.expires_at = %parsed.token.expires_at,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,

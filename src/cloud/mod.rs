@@ -3,12 +3,15 @@
 pub mod breaker;
 pub mod iam;
 pub mod model;
+pub mod signing;
 
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::config::{CloudSettings, LimitSettings};
+use std::collections::BTreeMap;
+
+use crate::config::{CloudSettings, ConfigError, Credentials, LimitSettings, ReadyWhen, Region};
 
 use crate::metrics::METRICS;
 use iam::{IamToken, IamTokenCache};
@@ -64,6 +67,12 @@ pub enum CloudError {
     /// Not sent: this operation failed repeatedly, and its circuit breaker is open.
     #[error("the circuit breaker for this cloud operation is open")]
     CircuitOpen { retry_after_secs: u64 },
+    /// Not sent: the region is not (or no longer) configured.
+    #[error("the region `{0}` is not configured")]
+    UnknownRegion(String),
+    /// Not sent: the call could not be signed with the account's access key.
+    #[error("the call could not be signed")]
+    Signing(#[source] signing::SigningError),
 }
 
 impl CloudError {
@@ -87,7 +96,9 @@ impl CloudError {
             Self::IamRejected { .. }
             | Self::Unreachable(_)
             | Self::OverBudget
-            | Self::CircuitOpen { .. } => true,
+            | Self::CircuitOpen { .. }
+            | Self::UnknownRegion(_)
+            | Self::Signing(_) => true,
             Self::Timeout(_) | Self::Transport(_) | Self::InvalidResponse(_) => false,
         }
     }
@@ -100,7 +111,11 @@ impl CloudError {
             | Self::Unreachable(_)
             | Self::Transport(_)
             | Self::InvalidResponse(_) => true,
-            Self::IamRejected { .. } | Self::OverBudget | Self::CircuitOpen { .. } => false,
+            Self::IamRejected { .. }
+            | Self::OverBudget
+            | Self::CircuitOpen { .. }
+            | Self::UnknownRegion(_)
+            | Self::Signing(_) => false,
         }
     }
 
@@ -135,6 +150,10 @@ impl CloudError {
             ),
             Self::IamRejected { .. } => {
                 "IAM refused the gateway's credentials; nothing was sent".into()
+            }
+            Self::Signing(_) => "the call could not be signed; nothing was sent".into(),
+            Self::UnknownRegion(region) => {
+                format!("the region `{region}` is not configured; nothing was sent")
             }
             Self::Unreachable(_) => "the cloud could not be reached; nothing was sent".into(),
             Self::OverBudget => {
@@ -189,6 +208,108 @@ pub fn http_client(settings: &CloudSettings) -> reqwest::Result<reqwest::Client>
         .build()
 }
 
+/// Why the cloud clients could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudSetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("building the cloud HTTP client")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Every configured region's client, by name: one HTTP connection pool, one IAM token cache
+/// per account (a token per project in it), and per region its own breakers, call budget and
+/// read caches, so one region's failure never blocks another's calls.
+#[derive(Debug)]
+pub struct Clouds {
+    default_region: String,
+    regions: BTreeMap<String, Arc<CloudClient>>,
+    pub ready_when: ReadyWhen,
+}
+
+impl Clouds {
+    pub fn new(settings: &CloudSettings, limits: &LimitSettings) -> Result<Self, CloudSetupError> {
+        let topology = settings.topology()?;
+        let http = http_client(settings)?;
+        let margin = std::time::Duration::from_secs(settings.token_refresh_margin_secs);
+        let mut token_caches: BTreeMap<String, Arc<IamTokenCache>> = BTreeMap::new();
+        let mut regions = BTreeMap::new();
+        for (name, region) in topology.regions {
+            let auth = match &region.account.credentials {
+                Credentials::Password(login) => Auth::Token(Arc::clone(
+                    token_caches
+                        .entry(region.account.name.clone())
+                        .or_insert_with(|| {
+                            Arc::new(IamTokenCache::new(
+                                http.clone(),
+                                &region.account.name,
+                                login.clone(),
+                                margin,
+                            ))
+                        }),
+                )),
+                Credentials::AccessKey(key) => Auth::AccessKey(key.clone()),
+            };
+            let client = CloudClient::new(region, auth, http.clone(), settings, limits);
+            regions.insert(name, Arc::new(client));
+        }
+        Ok(Self {
+            default_region: topology.default_region,
+            regions,
+            ready_when: settings.ready_when,
+        })
+    }
+
+    /// The region of targets that name none.
+    pub fn default_region(&self) -> &str {
+        &self.default_region
+    }
+
+    /// The client of `region`, or of the default region when `None`. An instance ordered in
+    /// a region the configuration no longer has cannot be reached: nothing is sent.
+    pub fn get(&self, region: Option<&str>) -> Result<&Arc<CloudClient>, Arc<CloudError>> {
+        let name = region.unwrap_or(&self.default_region);
+        self.regions
+            .get(name)
+            .ok_or_else(|| Arc::new(CloudError::UnknownRegion(name.to_owned())))
+    }
+
+    /// The default region's client.
+    pub fn default_client(&self) -> &Arc<CloudClient> {
+        &self.regions[&self.default_region]
+    }
+
+    /// Every region's client, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<CloudClient>)> {
+        self.regions
+            .iter()
+            .map(|(name, client)| (name.as_str(), client))
+    }
+
+    /// What a policy's targets may name.
+    pub fn policy_regions(&self) -> crate::policy::Regions {
+        crate::policy::Regions {
+            default: self.default_region.clone(),
+            configured: self.regions.keys().cloned().collect(),
+        }
+    }
+}
+
+/// How one region's calls prove who the gateway is.
+#[derive(Debug)]
+enum Auth {
+    /// A project-scoped IAM token from the account's cache, in `X-Auth-Token`.
+    Token(Arc<IamTokenCache>),
+    /// Each call signed with the account's access key (`SDK-HMAC-SHA256`).
+    AccessKey(signing::AccessKey),
+}
+
+/// What one call is sent with.
+enum CallAuth<'a> {
+    Token(&'a IamToken),
+    Signed(&'a signing::AccessKey),
+}
+
 /// Reads of one kind in flight, or answered within `read_cache_ms`: one call serves every
 /// caller asking for the same key. Failures are never kept. Off when the setting is `0`.
 struct ReadCache<K, V>(Option<moka::future::Cache<K, V>>);
@@ -238,28 +359,36 @@ where
     }
 }
 
-/// TaurusDB calls, authenticated with the gateway's cached IAM token.
+/// One region's TaurusDB calls, authenticated with its account's cached IAM token or signed
+/// with its access key.
 #[derive(Debug)]
 pub struct CloudClient {
     http: reqwest::Client,
-    settings: CloudSettings,
-    tokens: IamTokenCache,
+    region: String,
+    account: String,
+    endpoint: url::Url,
+    project_id: String,
+    auth: Auth,
     /// HTAP lists by target instance.
     lists: ReadCache<String, HtapList>,
     /// StarRocks instances by (target, id); `None` when the cloud does not know it.
     details: ReadCache<(String, String), Option<StarRocksDetail>>,
     /// Jobs by id.
     jobs: ReadCache<String, Job>,
-    /// The whole gateway's calls per second to the TaurusDB API; `None`: unlimited.
+    /// The gateway's calls per second to this region's TaurusDB API; `None`: unlimited.
     budget: Option<governor::DefaultDirectRateLimiter>,
     budget_wait: std::time::Duration,
     pub breakers: breaker::Breakers,
 }
 
 impl CloudClient {
-    pub fn new(settings: CloudSettings, limits: &LimitSettings) -> reqwest::Result<Self> {
-        let http = http_client(&settings)?;
-        let tokens = IamTokenCache::new(http.clone(), settings.clone());
+    fn new(
+        region: Region,
+        auth: Auth,
+        http: reqwest::Client,
+        settings: &CloudSettings,
+        limits: &LimitSettings,
+    ) -> Self {
         let ttl_ms = settings.read_cache_ms;
         let budget = crate::http::rate_limit::quota(
             limits.cloud_calls_burst,
@@ -268,36 +397,65 @@ impl CloudClient {
         )
         .map(governor::RateLimiter::direct);
         let breakers = breaker::Breakers::new(
+            &region.name,
             settings.breaker_failures,
             std::time::Duration::from_secs(settings.breaker_open_secs),
         );
-        Ok(Self {
+        Self {
             budget,
             breakers,
             budget_wait: std::time::Duration::from_millis(limits.cloud_budget_wait_ms),
             http,
-            settings,
-            tokens,
+            account: region.account.name,
+            region: region.name,
+            endpoint: region.endpoint,
+            project_id: region.project_id,
+            auth,
             lists: ReadCache::new("cloud_lists", ttl_ms),
             details: ReadCache::new("cloud_details", ttl_ms),
             jobs: ReadCache::new("cloud_jobs", ttl_ms),
-        })
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    pub fn endpoint(&self) -> &url::Url {
+        &self.endpoint
     }
 
     pub fn project_id(&self) -> &str {
-        &self.settings.project_id
+        &self.project_id
     }
 
-    pub async fn token(&self) -> Result<Arc<IamToken>, Arc<CloudError>> {
-        self.tokens.token(&self.settings.project_id).await
+    /// Whether this region's calls can be authenticated: its IAM token is cached or could be
+    /// fetched (an access key needs nothing fetched).
+    pub async fn credentials(&self) -> Result<Option<Arc<IamToken>>, Arc<CloudError>> {
+        match &self.auth {
+            Auth::Token(tokens) => tokens.token(&self.project_id).await.map(Some),
+            Auth::AccessKey(_) => Ok(None),
+        }
     }
 
-    /// The cached IAM token, if any, without fetching one.
+    /// The cached IAM token, if any, without fetching one; `None` with an access key too.
     pub async fn cached_token(&self) -> Option<Arc<IamToken>> {
-        self.tokens.cached(&self.settings.project_id).await
+        match &self.auth {
+            Auth::Token(tokens) => tokens.cached(&self.project_id).await,
+            Auth::AccessKey(_) => None,
+        }
     }
 
-    /// One call with the cached IAM token. When the cloud's API gateway refuses the token
+    /// Whether the account signs its calls with an access key instead of IAM tokens.
+    pub fn signs_with_access_key(&self) -> bool {
+        matches!(self.auth, Auth::AccessKey(_))
+    }
+
+    /// One call. With IAM tokens, when the cloud's API gateway refuses the token
     /// (`APIGW.0301`), it is evicted, refetched and the call sent once more: the refusal
     /// happens before the service runs, so the retry cannot duplicate anything.
     async fn send<T: serde::de::DeserializeOwned>(
@@ -307,23 +465,48 @@ impl CloudClient {
         body: Option<&CreateStarRocksBody>,
         request_id: &str,
     ) -> Result<T, Arc<CloudError>> {
-        let url = self.settings.endpoint.join(path).map_err(|e| {
+        let url = self.endpoint.join(path).map_err(|e| {
             Arc::new(CloudError::InvalidResponse(format!(
                 "cannot build {path}: {e}"
             )))
         })?;
-        let token = self.token().await?;
+        let tokens = match &self.auth {
+            Auth::AccessKey(key) => {
+                return match self
+                    .send_once(method, url, body, CallAuth::Signed(key), request_id)
+                    .await
+                {
+                    Err(CloudError::Rejected { status, code, .. })
+                        if status == 401
+                            && code.as_deref().is_some_and(|c| c.ends_with(".0301")) =>
+                    {
+                        tracing::error!(region = %self.region, account = %self.account, cloud.code = ?code, "the cloud refused the gateway's access key signature");
+                        Err(Arc::new(CloudError::IamRejected { status, code }))
+                    }
+                    other => other.map_err(Arc::new),
+                };
+            }
+            Auth::Token(tokens) => tokens,
+        };
+        let token = tokens.token(&self.project_id).await?;
         match self
-            .send_once(method.clone(), url.clone(), body, &token, request_id)
+            .send_once(
+                method.clone(),
+                url.clone(),
+                body,
+                CallAuth::Token(&token),
+                request_id,
+            )
             .await
         {
             Err(error) if error.is_token_rejection() => {
                 tracing::warn!(
+                    region = %self.region,
                     "the cloud refused the cached IAM token; refetching it and retrying once"
                 );
-                self.tokens.evict(&self.settings.project_id, &token).await;
-                let token = self.token().await?;
-                self.send_once(method, url, body, &token, request_id)
+                tokens.evict(&self.project_id, &token).await;
+                let token = tokens.token(&self.project_id).await?;
+                self.send_once(method, url, body, CallAuth::Token(&token), request_id)
                     .await
                     .map_err(Arc::new)
             }
@@ -345,7 +528,7 @@ impl CloudClient {
         }
         METRICS
             .cloud_budget_exhausted
-            .with_label_values(&[operation])
+            .with_label_values(&[&self.region, operation])
             .inc();
         Err(CloudError::OverBudget)
     }
@@ -355,14 +538,14 @@ impl CloudClient {
         method: reqwest::Method,
         url: url::Url,
         body: Option<&CreateStarRocksBody>,
-        token: &IamToken,
+        auth: CallAuth<'_>,
         request_id: &str,
     ) -> Result<T, CloudError> {
         let operation = operation_of(&method, &url);
         self.breakers.admit(operation)?;
         self.spend_budget(operation).await?;
         let outcome = self
-            .call(operation, method, url, body, token, request_id)
+            .call(operation, method, url, body, auth, request_id)
             .await;
         self.breakers.record(operation, &outcome);
         outcome
@@ -374,21 +557,29 @@ impl CloudClient {
         method: reqwest::Method,
         url: url::Url,
         body: Option<&CreateStarRocksBody>,
-        token: &IamToken,
+        auth: CallAuth<'_>,
         request_id: &str,
     ) -> Result<T, CloudError> {
         let started = std::time::Instant::now();
         let mut request = self
             .http
             .request(method, url)
-            .header("X-Auth-Token", token.value.expose_secret())
             .header("X-Language", "en-us")
             .header("X-Request-Id", request_id);
         if let Some(body) = body {
             request = request.json(body);
         }
+        request = match auth {
+            CallAuth::Token(token) => request.header("X-Auth-Token", token.value.expose_secret()),
+            CallAuth::Signed(_) => request.header("X-Project-Id", &self.project_id),
+        };
+        let mut request = request.build().map_err(CloudError::from_transport)?;
+        if let CallAuth::Signed(key) = auth {
+            key.sign(&mut request, chrono::Utc::now())
+                .map_err(CloudError::Signing)?;
+        }
         let sent = async {
-            let response = request.send().await?;
+            let response = self.http.execute(request).await?;
             let status = response.status();
             let retry_after = retry_after_secs(response.headers());
             Ok::<_, reqwest::Error>((status, retry_after, response.bytes().await?))
@@ -400,11 +591,11 @@ impl CloudClient {
         };
         METRICS
             .cloud_calls
-            .with_label_values(&[operation, &result])
+            .with_label_values(&[&self.region, operation, &result])
             .inc();
         METRICS
             .cloud_duration
-            .with_label_values(&[operation])
+            .with_label_values(&[&self.region, operation])
             .observe(started.elapsed().as_secs_f64());
         let (status, retry_after, bytes) = sent.map_err(CloudError::from_transport)?;
         if !status.is_success() {
@@ -428,7 +619,7 @@ impl CloudClient {
     ) -> Result<CreateStarRocksResponse, Arc<CloudError>> {
         let path = format!(
             "v3/{}/instances/{target_instance_id}/starrocks",
-            self.settings.project_id
+            self.project_id
         );
         let answer = self
             .send(reqwest::Method::POST, &path, Some(body), request_id)
@@ -467,10 +658,7 @@ impl CloudClient {
         target_instance_id: &str,
         request_id: &str,
     ) -> Result<HtapList, Arc<CloudError>> {
-        let path = format!(
-            "v3/{}/instances/{target_instance_id}/htap",
-            self.settings.project_id
-        );
+        let path = format!("v3/{}/instances/{target_instance_id}/htap", self.project_id);
         // Boxed: the retrying read is a large future, and it waits inside the cache's.
         let read = Box::pin(self.send_retrying(reqwest::Method::GET, &path, request_id));
         self.lists
@@ -487,7 +675,7 @@ impl CloudClient {
     ) -> Result<Option<StarRocksDetail>, Arc<CloudError>> {
         let path = format!(
             "v3/{}/instances/{target_instance_id}/starrocks/{starrocks_id}",
-            self.settings.project_id
+            self.project_id
         );
         // Boxed: the retrying read is a large future, and it waits inside the cache's.
         let read = Box::pin(async {
@@ -513,7 +701,7 @@ impl CloudClient {
     ) -> Result<Option<String>, Arc<CloudError>> {
         let path = format!(
             "v3/{}/instances/{target_instance_id}/starrocks/{starrocks_id}",
-            self.settings.project_id
+            self.project_id
         );
         let answer = self
             .send_retrying::<DeleteAnswer>(reqwest::Method::DELETE, &path, request_id)
@@ -529,7 +717,7 @@ impl CloudClient {
     pub async fn flavors(&self, request_id: &str) -> Result<Vec<Flavor>, Arc<CloudError>> {
         let path = format!(
             "v3/{}/htap/flavors/star-rocks?availability_zone_mode=single",
-            self.settings.project_id
+            self.project_id
         );
         self.send_retrying::<FlavorList>(reqwest::Method::GET, &path, request_id)
             .await
@@ -541,10 +729,7 @@ impl CloudClient {
         &self,
         request_id: &str,
     ) -> Result<Vec<StorageType>, Arc<CloudError>> {
-        let path = format!(
-            "v3/{}/htap/storage-type/star-rocks",
-            self.settings.project_id
-        );
+        let path = format!("v3/{}/htap/storage-type/star-rocks", self.project_id);
         self.send_retrying::<StorageTypeList>(reqwest::Method::GET, &path, request_id)
             .await
             .map(|list| list.storage_type)
@@ -552,7 +737,7 @@ impl CloudClient {
 
     /// `GET /v3/{project_id}/jobs?id=`.
     pub async fn job(&self, job_id: &str, request_id: &str) -> Result<Job, Arc<CloudError>> {
-        let path = format!("v3/{}/jobs?id={job_id}", self.settings.project_id);
+        let path = format!("v3/{}/jobs?id={job_id}", self.project_id);
         // Boxed: the retrying read is a large future, and it waits inside the cache's.
         let read = Box::pin(async {
             self.send_retrying::<JobAnswer>(reqwest::Method::GET, &path, request_id)

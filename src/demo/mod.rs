@@ -17,9 +17,9 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{
-    ApprovalSettings, AuditSettings, AuthSettings, ClaimSettings, CloudSettings, LeaseSettings,
-    LimitSettings, PolicySettings, PortalSettings, ReconcileSettings, ServerSettings, Settings,
-    StorageSettings,
+    AccountSettings, ApprovalSettings, AuditSettings, AuthSettings, ClaimSettings, CloudSettings,
+    LeaseSettings, LimitSettings, PolicySettings, PortalSettings, ReadyWhen, ReconcileSettings,
+    RegionSettings, ServerSettings, Settings, StorageSettings,
 };
 use crate::policy::{Policy, PolicyStore};
 use crate::startup::Application;
@@ -37,6 +37,14 @@ pub const DEMO_ADMIN_ROLE: &str = "platform-admin";
 
 /// The `roles` value (the demo's groups claim) of analytics' approvers in the example policy.
 pub const DEMO_APPROVER_GROUP: &str = "analytics-leads";
+
+/// The demo's account in its default region: an IAM user with a password.
+pub const DEMO_ACCOUNT: &str = "demo";
+/// The demo's account in every other region: an access key pair, so calls are signed.
+pub const DEMO_SIGNING_ACCOUNT: &str = "demo_ak";
+/// The access key of [`DEMO_SIGNING_ACCOUNT`]; its secret is [`DEMO_SECRET_KEY`].
+pub const DEMO_ACCESS_KEY: &str = "DEMOACCESSKEY0EAST001";
+pub const DEMO_SECRET_KEY: &str = "demo-secret-key-of-the-east-region";
 
 /// An example employee the demo prints a token for.
 #[derive(Debug, Clone)]
@@ -101,13 +109,16 @@ impl DemoEmployee {
     }
 }
 
-/// A running stack: gateway, simulator and identity provider.
+/// A running stack: gateway, simulators (one per region) and identity provider.
 #[derive(Debug)]
 pub struct DemoStack {
     pub gateway_url: String,
     /// The operations listener's URL, when `server.ops_listen` is set.
     pub ops_url: Option<String>,
+    /// The default region's simulator.
     pub simulator_url: String,
+    /// Every region's simulator URL, by region name (the default region's included).
+    pub region_urls: std::collections::BTreeMap<String, String>,
     pub idp_url: String,
     pub idp: Arc<DemoIdp>,
     pub settings: Settings,
@@ -139,11 +150,131 @@ fn ops_url(settings: &Settings, gateway: &Application) -> Option<String> {
     ))
 }
 
-/// Gateway settings pointing at a local simulator and identity provider.
+/// A simulator serving one region, and where it listens.
+#[derive(Debug, Clone)]
+pub struct SimulatedRegion {
+    pub config: SimulatorConfig,
+    pub url: String,
+}
+
+/// The demo's cloud: the first region (the default) through an IAM user's password, every
+/// other one through an access key, each region with a simulator of its own.
+fn cloud_settings(regions: &[SimulatedRegion]) -> anyhow::Result<CloudSettings> {
+    let (default, others) = regions.split_first().context("at least one region")?;
+    let mut accounts = std::collections::BTreeMap::from([(
+        DEMO_ACCOUNT.to_owned(),
+        AccountSettings {
+            iam_url: Some(default.url.parse().context("IAM URL")?),
+            domain: Some(default.config.domain.clone()),
+            user: Some(default.config.user.clone()),
+            password: Some(SecretString::from(default.config.password.clone())),
+            access_key_id: None,
+            secret_access_key: None,
+        },
+    )]);
+    if !others.is_empty() {
+        accounts.insert(
+            DEMO_SIGNING_ACCOUNT.to_owned(),
+            AccountSettings {
+                iam_url: None,
+                domain: None,
+                user: None,
+                password: None,
+                access_key_id: Some(DEMO_ACCESS_KEY.into()),
+                secret_access_key: Some(SecretString::from(DEMO_SECRET_KEY)),
+            },
+        );
+    }
+    let regions = regions
+        .iter()
+        .enumerate()
+        .map(|(index, region)| {
+            let account = if index == 0 {
+                DEMO_ACCOUNT
+            } else {
+                DEMO_SIGNING_ACCOUNT
+            };
+            let settings = RegionSettings {
+                endpoint: region.url.parse().context("TaurusDB URL")?,
+                project_id: region.config.project_id.clone(),
+                account: account.into(),
+            };
+            Ok((region.config.region.clone(), settings))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(CloudSettings {
+        iam_url: None,
+        endpoint: None,
+        project_id: None,
+        region: None,
+        domain: None,
+        user: None,
+        password: None,
+        accounts,
+        regions,
+        default_region: Some(default.config.region.clone()),
+        ready_when: ReadyWhen::default(),
+        token_refresh_margin_secs: 3_600,
+        connect_timeout_ms: 2_000,
+        request_timeout_ms: 10_000,
+        read_cache_ms: 1_000,
+        breaker_failures: crate::config::default_breaker_failures(),
+        breaker_open_secs: crate::config::default_breaker_open(),
+    })
+}
+
+/// `cloud` (in the regions form) as the TOML of a configuration file, for `serve` or
+/// `policy check --against-cloud` against the demo's simulators. Secrets are written only
+/// `with_secrets`; otherwise they are left to the environment, as in production.
+pub fn cloud_toml(cloud: &CloudSettings, with_secrets: bool) -> String {
+    let quoted = |value: &str| format!("{value:?}");
+    let mut toml = String::from("[cloud]\n");
+    if let Some(region) = &cloud.default_region {
+        toml.push_str(&format!("default_region = {}\n", quoted(region)));
+    }
+    for (name, account) in &cloud.accounts {
+        toml.push_str(&format!("[cloud.accounts.{name}]\n"));
+        let secret = |value: &Option<SecretString>| {
+            value
+                .as_ref()
+                .filter(|_| with_secrets)
+                .map(|secret| quoted(secret.expose_secret()))
+        };
+        for (key, value) in [
+            (
+                "iam_url",
+                account.iam_url.as_ref().map(|u| quoted(u.as_str())),
+            ),
+            ("domain", account.domain.as_deref().map(quoted)),
+            ("user", account.user.as_deref().map(quoted)),
+            ("password", secret(&account.password)),
+            (
+                "access_key_id",
+                account.access_key_id.as_deref().map(quoted),
+            ),
+            ("secret_access_key", secret(&account.secret_access_key)),
+        ] {
+            if let Some(value) = value {
+                toml.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+    }
+    for (name, region) in &cloud.regions {
+        toml.push_str(&format!(
+            "[cloud.regions.{name}]\nendpoint = {}\nproject_id = {}\naccount = {}\n",
+            quoted(region.endpoint.as_str()),
+            quoted(&region.project_id),
+            quoted(&region.account),
+        ));
+    }
+    toml
+}
+
+/// Gateway settings pointing at local simulators (the default region's first) and identity
+/// provider.
 pub fn settings(
     listen: SocketAddr,
-    simulator: &SimulatorConfig,
-    simulator_url: &str,
+    regions: &[SimulatedRegion],
     idp_url: &str,
 ) -> anyhow::Result<Settings> {
     Ok(Settings {
@@ -181,21 +312,7 @@ pub fn settings(
                 ..ClaimSettings::default()
             },
         },
-        cloud: CloudSettings {
-            iam_url: simulator_url.parse().context("IAM URL")?,
-            endpoint: simulator_url.parse().context("TaurusDB URL")?,
-            project_id: simulator.project_id.clone(),
-            region: simulator.region.clone(),
-            domain: simulator.domain.clone(),
-            user: simulator.user.clone(),
-            password: SecretString::from(simulator.password.clone()),
-            token_refresh_margin_secs: 3_600,
-            connect_timeout_ms: 2_000,
-            request_timeout_ms: 10_000,
-            read_cache_ms: 1_000,
-            breaker_failures: crate::config::default_breaker_failures(),
-            breaker_open_secs: crate::config::default_breaker_open(),
-        },
+        cloud: cloud_settings(regions)?,
         policy: PolicySettings {
             path: "config/policy.example.toml".into(),
             watch_interval_secs: 0,
@@ -272,34 +389,43 @@ impl DemoStack {
         configure: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<Self> {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let (simulator_listener, simulator_url) = bind(loopback)?;
         let (idp_listener, idp_url) = bind(loopback)?;
         let (gateway_listener, gateway_url) = bind(listen)?;
+        let configs = std::iter::once(simulator_config.clone())
+            .chain(other_region_configs(&policy.current(), &simulator_config))
+            .collect::<Vec<_>>();
+        let mut regions = Vec::new();
+        let mut simulators = Vec::new();
+        for config in configs {
+            let (listener, url) = bind(loopback)?;
+            simulators
+                .push(simulator::start(config.clone(), listener).context("starting a simulator")?);
+            regions.push(SimulatedRegion { config, url });
+        }
 
         let idp = Arc::new(DemoIdp::generate(&idp_url, DEMO_AUDIENCE)?);
-        let mut settings = settings(
-            gateway_listener.local_addr()?,
-            &simulator_config,
-            &simulator_url,
-            &idp_url,
-        )?;
+        let mut settings = settings(gateway_listener.local_addr()?, &regions, &idp_url)?;
         configure(&mut settings);
         offer_sign_in(&idp, &settings, gateway_listener.local_addr()?);
 
-        let simulator = simulator::start(simulator_config, simulator_listener)
-            .context("starting the simulator")?;
         let identity_provider =
             idp::start(idp.clone(), idp_listener).context("starting the identity provider")?;
         let gateway = Application::with_listener(&settings, policy, gateway_listener).await?;
         let ops_url = ops_url(&settings, &gateway);
         let (store, handle) = (gateway.store().clone(), gateway.handle());
-        tokio::spawn(simulator);
+        for simulator in simulators {
+            tokio::spawn(simulator);
+        }
         tokio::spawn(identity_provider);
         tokio::spawn(gateway.run_until_stopped());
         Ok(Self {
             gateway_url,
             ops_url,
-            simulator_url,
+            simulator_url: regions[0].url.clone(),
+            region_urls: regions
+                .into_iter()
+                .map(|region| (region.config.region, region.url))
+                .collect(),
             idp_url,
             idp,
             settings,
@@ -341,17 +467,112 @@ impl DemoStack {
     }
 }
 
-/// The simulator's config for the example policy: its targets exist upstream.
+/// The example policy without its targets outside the default region and its `[regions.*]`
+/// tables: for a gateway configured in the single-region form.
+pub fn single_region_policy() -> String {
+    let mut in_regions = false;
+    EXAMPLE_POLICY
+        .lines()
+        .filter(|line| {
+            if line.starts_with('[') {
+                in_regions = line.starts_with("[regions.");
+            }
+            !in_regions && !line.contains("region = ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The default region's simulator config for `policy`: the targets that name no region (or
+/// name the simulator's) exist upstream.
 pub fn simulator_config_for(policy: &Policy) -> SimulatorConfig {
+    let config = SimulatorConfig::default();
     SimulatorConfig {
-        taurusdb_instances: policy
-            .file
-            .teams
-            .values()
-            .flat_map(|team| team.targets.values().cloned())
-            .collect(),
-        ..SimulatorConfig::default()
+        taurusdb_instances: targets_in(policy, &config.region, true),
+        ..config
     }
+}
+
+/// The targets of `policy` in `region` (`default`: also those that name no region).
+fn targets_in(policy: &Policy, region: &str, default: bool) -> Vec<String> {
+    let mut targets: Vec<String> = policy
+        .file
+        .teams
+        .values()
+        .flat_map(|team| team.targets.values())
+        .filter(|target| match &target.region {
+            Some(named) => named == region,
+            None => default,
+        })
+        .map(|target| target.instance.clone())
+        .collect();
+    targets.sort();
+    targets.dedup();
+    targets
+}
+
+/// A simulator for every other region the policy's targets name, like `default` (its fault
+/// and timing settings) but with the region's own project, targets, AZs and flavor ids, and
+/// taking the demo's access key.
+fn other_region_configs(policy: &Policy, default: &SimulatorConfig) -> Vec<SimulatorConfig> {
+    let mut names: Vec<&str> = policy
+        .file
+        .teams
+        .values()
+        .flat_map(|team| team.targets.values())
+        .filter_map(|target| target.region.as_deref())
+        .filter(|region| *region != default.region)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|region| {
+            let rules = policy.region_rules(Some(region));
+            let azs: Vec<String> = match (&rules.allowed_azs, &rules.az_code) {
+                (Some(azs), _) => azs.clone(),
+                (None, Some(az)) => vec![az.clone()],
+                (None, None) => default.availability_zones.clone(),
+            };
+            SimulatorConfig {
+                region: region.to_owned(),
+                project_id: project_id_of(region),
+                taurusdb_instances: targets_in(policy, region, false),
+                flavors: simulator::regional_flavors(
+                    &default.flavors,
+                    &azs,
+                    &rules_flavor_ids(policy, region),
+                ),
+                storage_types: simulator::regional_storage_types(&default.storage_types, &azs),
+                availability_zones: azs,
+                access_keys: vec![(DEMO_ACCESS_KEY.into(), DEMO_SECRET_KEY.into())],
+                ..default.clone()
+            }
+        })
+        .collect()
+}
+
+/// A stable 32-hex-digit project id for a simulated region.
+fn project_id_of(region: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, region.as_bytes());
+    hex::encode(&digest.as_ref()[..16])
+}
+
+/// (the size's own flavor id, the region's) for every flavor a region renames.
+fn rules_flavor_ids(policy: &Policy, region: &str) -> Vec<(String, String)> {
+    let rules = policy.region_rules(Some(region));
+    rules
+        .flavors
+        .iter()
+        .filter_map(|(size, flavors)| Some((policy.size(size)?, flavors)))
+        .flat_map(|(size, flavors)| {
+            [
+                (size.fe_flavor_id.clone(), flavors.fe_flavor_id.clone()),
+                (size.be_flavor_id.clone(), flavors.be_flavor_id.clone()),
+            ]
+        })
+        .filter_map(|(own, regional)| Some((own, regional?)))
+        .collect()
 }
 
 /// Ctrl-C, or SIGTERM as `kill` and `timeout` send.
@@ -425,10 +646,17 @@ fn print_banner(stack: &DemoStack) -> anyhow::Result<()> {
     println!("  portal       {gateway}/");
     println!("  swagger ui   {gateway}/swagger-ui/");
     println!("  openapi      {gateway}/openapi.json");
-    println!(
-        "  cloud sim    {}   (control API: {}/_sim/stats)",
-        stack.simulator_url, stack.simulator_url
-    );
+    // The default region first: its simulator is the one with IAM.
+    let mut regions: Vec<(&String, &String)> = stack.region_urls.iter().collect();
+    regions.sort_by_key(|(_, url)| **url != stack.simulator_url);
+    for (region, url) in regions {
+        let how = if *url == stack.simulator_url {
+            "default region, IAM password"
+        } else {
+            "access key, signed calls"
+        };
+        println!("  cloud sim    {url}   {region} ({how}; control API: {url}/_sim/stats)");
+    }
     println!(
         "  identity     {}   (new token: {}/token?sub=NAME&team=TEAM[,TEAM]&roles=platform-admin)",
         stack.idp_url, stack.idp_url

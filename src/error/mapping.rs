@@ -138,9 +138,9 @@ impl Coded for CloudError {
             Self::Rejected { .. } | Self::Transport(_) | Self::InvalidResponse(_) => {
                 ErrorCode::UpstreamError
             }
-            Self::IamRejected { .. } => ErrorCode::UpstreamAuthFailed,
+            Self::IamRejected { .. } | Self::Signing(_) => ErrorCode::UpstreamAuthFailed,
             Self::Timeout(_) => ErrorCode::UpstreamTimeout,
-            Self::Unreachable(_) => ErrorCode::UpstreamUnavailable,
+            Self::Unreachable(_) | Self::UnknownRegion(_) => ErrorCode::UpstreamUnavailable,
         }
     }
 
@@ -160,6 +160,8 @@ impl Coded for CloudError {
                 message.as_deref().unwrap_or("no message"),
             ),
             Self::IamRejected { .. } => "the gateway's own Huawei Cloud credentials were refused; the platform team has been alerted in the log".into(),
+            Self::UnknownRegion(region) => format!("the instance is in region `{region}`, which this gateway is not configured for; nothing was sent (the platform team must add the region back to reach it)"),
+            Self::Signing(_) => "the gateway could not sign its call with its Huawei Cloud access key; nothing was sent, and the platform team has been alerted in the log".into(),
             Self::Timeout(_) => "Huawei Cloud did not answer in time; the instance may still be created, check before retrying".into(),
             Self::Unreachable(_) => "Huawei Cloud could not be reached; nothing was sent, try again later".into(),
             Self::CircuitOpen { .. } => "Huawei Cloud failed repeatedly for this operation, so the gateway stops calling it for a short while; nothing was sent, try again after the Retry-After delay".into(),
@@ -260,7 +262,8 @@ coded_by_variant!(CreateError {
     Quota,
     Idempotency,
     Storage,
-    Upstream
+    Upstream,
+    Region
 });
 coded_by_variant!(CatalogError { Team, Storage });
 coded_by_variant!(AdminError {

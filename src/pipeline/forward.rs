@@ -1,5 +1,6 @@
-//! Phase 5, **forward**: send the create call with the gateway's IAM token (the token cache
-//! and its evict-and-retry-once on `APIGW.0301` live in [`crate::cloud`]).
+//! Phase 5, **forward**: send the create call to the target's region, with that region's
+//! IAM token or access-key signature (the token caches and the evict-and-retry-once on
+//! `APIGW.0301` live in [`crate::cloud`]).
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::cloud::CloudClient;
+use crate::cloud::Clouds;
 use crate::storage::ledger::ReservationState;
 use crate::storage::{StorageError, Store, now_ms};
 
@@ -31,7 +31,7 @@ pub struct ReconcileReport {
 /// leaves the creates this process is making alone.
 pub async fn reconcile(
     store: &Store,
-    cloud: &CloudClient,
+    clouds: &Clouds,
     grace: Duration,
     created_before: Option<i64>,
 ) -> Result<ReconcileReport, StorageError> {
@@ -47,19 +47,26 @@ pub async fn reconcile(
     let request_id = format!("reconcile-{}", uuid::Uuid::new_v4());
     let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     for reservation in pending {
-        let target = reservation.target_instance_id.clone();
-        if !listings.contains_key(&target) {
-            let listing = cloud.list_htap(&target, &request_id).await;
+        // Each region on its own: one that cannot be asked leaves only its creates pending.
+        let place = (
+            reservation.region.clone(),
+            reservation.target_instance_id.clone(),
+        );
+        if !listings.contains_key(&place) {
+            let listing = match clouds.get(place.0.as_deref()) {
+                Ok(cloud) => cloud.list_htap(&place.1, &request_id).await,
+                Err(error) => Err(error),
+            };
             if let Err(error) = &listing {
-                tracing::warn!(target = %target, error = ?error, "cannot list HTAP instances; reconciling later");
+                tracing::warn!(region = ?place.0, target = %place.1, error = ?error, "cannot list HTAP instances; reconciling later");
             }
-            listings.insert(target.clone(), listing.ok());
+            listings.insert(place.clone(), listing.ok());
         }
-        let Some(Some(listing)) = listings.get(&target) else {
+        let Some(Some(listing)) = listings.get(&place) else {
             report.pending += 1;
             continue;
         };
-        let known = store.known_instance_ids(&target).await?;
+        let known = store.known_instance_ids(&place.1).await?;
         let found = listing
             .instances
             .iter()
@@ -98,10 +105,15 @@ pub async fn reconcile(
         let Some(instance_id) = reservation.instance_id.as_deref() else {
             continue;
         };
-        match cloud
-            .get_starrocks(&reservation.target_instance_id, instance_id, &request_id)
-            .await
-        {
+        let answer = match clouds.get(reservation.region.as_deref()) {
+            Ok(cloud) => {
+                cloud
+                    .get_starrocks(&reservation.target_instance_id, instance_id, &request_id)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match answer {
             Ok(None) => {
                 if store
                     .transition(
@@ -126,17 +138,12 @@ pub async fn reconcile(
 }
 
 /// Reconciles now and then every `interval` (zero: only now), for as long as the process runs.
-pub fn spawn(
-    store: Store,
-    cloud: std::sync::Arc<CloudClient>,
-    interval: Duration,
-    grace: Duration,
-) {
+pub fn spawn(store: Store, clouds: std::sync::Arc<Clouds>, interval: Duration, grace: Duration) {
     let started = now_ms();
     tokio::spawn(async move {
         let mut created_before = Some(started);
         loop {
-            match reconcile(&store, &cloud, grace, created_before.take()).await {
+            match reconcile(&store, &clouds, grace, created_before.take()).await {
                 Ok(report) if report.checked > 0 => {
                     tracing::info!(?report, "reconciled pending creates")
                 }

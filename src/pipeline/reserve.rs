@@ -21,13 +21,21 @@ pub fn cost_of(plan: &Plan) -> Cost {
 
 /// The team's quota cannot admit the request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("team `{team}` is over quota: {}", over(&self.dimensions))]
+#[error("team `{team}` is over quota{}: {}", in_region(self.region.as_deref()), over(&self.dimensions))]
 pub struct QuotaExceeded {
     pub team: String,
+    /// The region whose own limit (`region_quotas`) it is; `None`: the team's whole quota.
+    pub region: Option<String>,
     /// Every dimension, with what was requested, what is used and what is allowed.
     pub dimensions: Vec<QuotaDimension>,
     /// The usage the request was measured against.
     pub used: Cost,
+}
+
+fn in_region(region: Option<&str>) -> String {
+    region
+        .map(|region| format!(" in region `{region}`"))
+        .unwrap_or_default()
 }
 
 fn over(dimensions: &[QuotaDimension]) -> String {
@@ -55,6 +63,7 @@ impl QuotaExceeded {
         };
         Self {
             team: team.to_owned(),
+            region: None,
             dimensions: vec![
                 dimension(
                     "instances",
@@ -96,16 +105,24 @@ pub struct Reserved {
 /// Claims the key, if any, and reserves the cost within the limit (no limit: always
 /// admitted), in one durable commit.
 pub async fn reserve(store: &Store, reserve: Reserve) -> Result<Reserved, ReserveError> {
-    let (team, cost, limit) = (reserve.new.team.clone(), reserve.new.cost, reserve.limit);
-    match (store.reserve(reserve).await?, limit) {
-        (ReserveOutcome::Reserved { before, after }, _) => Ok(Reserved { before, after }),
-        (ReserveOutcome::Exceeded { used }, Some(limit)) => Err(ReserveError::Exceeded(
-            QuotaExceeded::new(&team, cost, used, &limit),
-        )),
-        (ReserveOutcome::Exceeded { .. }, None) => Err(ReserveError::Storage(
-            StorageError::Corrupt("the ledger refused a team without a quota".into()),
-        )),
-        (ReserveOutcome::KeyTaken(conflict), _) => Err(ReserveError::KeyTaken(conflict)),
+    let (team, cost) = (reserve.new.team.clone(), reserve.new.cost);
+    let (limit, region_limit) = (reserve.limit, reserve.region_limit.clone());
+    match store.reserve(reserve).await? {
+        ReserveOutcome::Reserved { before, after } => Ok(Reserved { before, after }),
+        ReserveOutcome::Exceeded { used, region } => {
+            let limit = match &region {
+                Some(_) => region_limit.map(|r| r.limit),
+                None => limit,
+            };
+            let limit = limit.ok_or_else(|| {
+                StorageError::Corrupt("the ledger refused a create no limit applies to".into())
+            })?;
+            Err(ReserveError::Exceeded(QuotaExceeded {
+                region,
+                ..QuotaExceeded::new(&team, cost, used, &limit)
+            }))
+        }
+        ReserveOutcome::KeyTaken(conflict) => Err(ReserveError::KeyTaken(conflict)),
     }
 }
 

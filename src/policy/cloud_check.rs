@@ -6,21 +6,66 @@ use crate::cloud::model::{Flavor, StorageType};
 
 use super::PolicyFile;
 
-/// Every problem found, each naming the policy key at fault; empty when the policy fits.
-pub fn problems(policy: &PolicyFile, flavors: &[Flavor], storage: &[StorageType]) -> Vec<String> {
+/// Every problem found in `region` (the gateway's default region when `is_default`), each
+/// naming the policy key at fault; empty when the policy fits what the region sells.
+pub fn problems(
+    policy: &PolicyFile,
+    region: &str,
+    is_default: bool,
+    flavors: &[Flavor],
+    storage: &[StorageType],
+) -> Vec<String> {
+    let rules = policy.regions.get(region).cloned().unwrap_or_default();
+    let in_region = |target: &super::Target| match &target.region {
+        Some(named) => named == region,
+        None => is_default,
+    };
+    let teams: Vec<(&String, &super::Team)> = policy
+        .teams
+        .iter()
+        .filter(|(_, team)| team.targets.values().any(in_region))
+        .collect();
+    // The default region checks every size, as a single-region gateway always did; another
+    // region the sizes its teams may order there.
+    let mut sizes: Vec<&str> = if is_default {
+        policy.sizes.keys().map(String::as_str).collect()
+    } else {
+        teams
+            .iter()
+            .flat_map(|(_, team)| team.sizes_in(&rules))
+            .collect()
+    };
+    sizes.sort_unstable();
+    sizes.dedup();
     let mut problems = Vec::new();
-    for (name, size) in &policy.sizes {
+    for name in sizes {
+        let Some(own) = policy.sizes.get(name) else {
+            continue;
+        };
+        let size = rules.size_in_region(name, own);
         let mode = size.ha_mode.as_str();
-        for (key, id) in [
-            ("fe_flavor_id", &size.fe_flavor_id),
-            ("be_flavor_id", &size.be_flavor_id),
+        let regional = rules.flavors.get(name);
+        for (key, id, renamed) in [
+            (
+                "fe_flavor_id",
+                &size.fe_flavor_id,
+                regional.is_some_and(|f| f.fe_flavor_id.is_some()),
+            ),
+            (
+                "be_flavor_id",
+                &size.be_flavor_id,
+                regional.is_some_and(|f| f.be_flavor_id.is_some()),
+            ),
         ] {
+            let at = if renamed {
+                format!("regions.{region}.flavors.{name}.{key}")
+            } else {
+                format!("sizes.{name}.{key}")
+            };
             match flavors.iter().find(|f| f.id == *id) {
-                None => problems.push(format!(
-                    "sizes.{name}.{key}: `{id}` is not a flavor of this region"
-                )),
+                None => problems.push(format!("{at}: `{id}` is not a flavor of region {region}")),
                 Some(flavor) if flavor.instance_mode != mode => problems.push(format!(
-                    "sizes.{name}.{key}: {} is sold for {} instances; the size is {mode}",
+                    "{at}: {} is sold for {} instances; the size is {mode}",
                     flavor.spec_code, flavor.instance_mode
                 )),
                 Some(_) => {}
@@ -29,7 +74,7 @@ pub fn problems(policy: &PolicyFile, flavors: &[Flavor], storage: &[StorageType]
         let io_type = size.io_type(&policy.defaults);
         match storage.iter().find(|s| s.name == io_type) {
             None => problems.push(format!(
-                "sizes.{name}: io_type `{io_type}` is not a storage type of this region"
+                "sizes.{name}: io_type `{io_type}` is not a storage type of region {region}"
             )),
             Some(storage) => {
                 let smallest = u64::from(size.fe_volume_gb.min(size.be_volume_gb));
@@ -43,21 +88,19 @@ pub fn problems(policy: &PolicyFile, flavors: &[Flavor], storage: &[StorageType]
             }
         }
     }
-    for (team_name, team) in &policy.teams {
-        let zones = team
-            .allowed_azs
-            .clone()
-            .unwrap_or_else(|| vec![policy.defaults.az_code.clone()]);
-        for size_name in &team.allowed_sizes {
-            let Some(size) = policy.sizes.get(size_name) else {
+    for (team_name, team) in teams {
+        let zones = policy.team_azs(team, Some(region));
+        for size_name in team.sizes_in(&rules) {
+            let Some(own) = policy.sizes.get(size_name) else {
                 continue;
             };
+            let size = rules.size_in_region(size_name, own);
             for id in [&size.fe_flavor_id, &size.be_flavor_id] {
                 let Some(flavor) = flavors.iter().find(|f| f.id == *id) else {
                     continue;
                 };
                 for zone in &zones {
-                    match flavor.az_status.get(zone).map(String::as_str) {
+                    match flavor.az_status.get(*zone).map(String::as_str) {
                         Some("normal") => {}
                         status => problems.push(format!(
                             "teams.{team_name}: size {size_name}'s {} is {} in {zone}",
@@ -126,7 +169,10 @@ mod tests {
     fn the_example_policy_fits_a_region_selling_its_flavors() {
         let policy = policy();
         let (flavors, storage) = catalog(&policy);
-        assert_eq!(problems(&policy, &flavors, &storage), Vec::<String>::new());
+        assert_eq!(
+            problems(&policy, "cn-north-4", true, &flavors, &storage),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -146,7 +192,7 @@ mod tests {
         }
         storage[1].min_volume_size = Some(200);
 
-        let found = problems(&policy, &flavors, &storage);
+        let found = problems(&policy, "cn-north-4", true, &flavors, &storage);
 
         let expect = [
             "sizes.small.fe_flavor_id: `afef3bfd-ac7c-32e1-ba44-c388acbb196a` is not a flavor",

@@ -38,6 +38,97 @@ pub struct PolicyFile {
     pub lease_warning_hours: f64,
     #[serde(default)]
     pub exceptions: ExceptionSettings,
+    /// Region name → what may be ordered there, for every team.
+    #[serde(default)]
+    pub regions: BTreeMap<String, RegionRules>,
+}
+
+/// What may be ordered in one region, on top of each team's own allowances: AZ names and the
+/// flavors on sale differ by region.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionRules {
+    /// AZ used when a request names none; `defaults.az_code` when absent.
+    pub az_code: Option<String>,
+    /// AZs that may be used here (and are this region's); only `az_code` when absent. A
+    /// team's `allowed_azs` narrows this further.
+    pub allowed_azs: Option<Vec<String>>,
+    /// Engine versions that may be used here; every version the team may use when absent.
+    pub allowed_versions: Option<Vec<String>>,
+    /// Sizes that may be ordered here; every size the team may use when absent.
+    pub allowed_sizes: Option<Vec<String>>,
+    /// Size name → its flavor ids in this region, where they differ from the size's own.
+    #[serde(default)]
+    pub flavors: BTreeMap<String, RegionFlavors>,
+}
+
+impl RegionRules {
+    /// The AZs that are this region's: `allowed_azs`, else `az_code`; `None` when the table
+    /// names neither.
+    pub fn own_azs(&self) -> Option<Vec<&str>> {
+        match (&self.allowed_azs, &self.az_code) {
+            (Some(azs), _) => Some(azs.iter().map(String::as_str).collect()),
+            (None, Some(az)) => Some(vec![az.as_str()]),
+            (None, None) => None,
+        }
+    }
+
+    /// `size` (named `name`) with this region's flavor ids.
+    pub fn size_in_region(&self, name: &str, size: &SizeProfile) -> SizeProfile {
+        let mut sized = size.clone();
+        if let Some(flavors) = self.flavors.get(name) {
+            if let Some(fe) = &flavors.fe_flavor_id {
+                sized.fe_flavor_id.clone_from(fe);
+            }
+            if let Some(be) = &flavors.be_flavor_id {
+                sized.be_flavor_id.clone_from(be);
+            }
+        }
+        sized
+    }
+}
+
+/// A size's flavor ids in one region; a key left out keeps the size's own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionFlavors {
+    pub fe_flavor_id: Option<String>,
+    pub be_flavor_id: Option<String>,
+}
+
+/// A TaurusDB instance a team may attach StarRocks to, and its region: written as the
+/// instance id alone (the default region) or `{ region = "cn-east-3", instance = "…in07" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "TargetSpec")]
+pub struct Target {
+    /// `None`: the gateway's default region (the policy store fills it in at load).
+    pub region: Option<String>,
+    pub instance: String,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a TaurusDB instance id, or { region = \"…\", instance = \"…in07\" }"
+)]
+enum TargetSpec {
+    Instance(String),
+    InRegion { region: String, instance: String },
+}
+
+impl From<TargetSpec> for Target {
+    fn from(spec: TargetSpec) -> Self {
+        match spec {
+            TargetSpec::Instance(instance) => Self {
+                region: None,
+                instance,
+            },
+            TargetSpec::InRegion { region, instance } => Self {
+                region: Some(region),
+                instance,
+            },
+        }
+    }
 }
 
 fn default_lease_warning_hours() -> f64 {
@@ -61,6 +152,35 @@ pub fn days_ms(days: f64) -> i64 {
 }
 
 impl PolicyFile {
+    /// The AZs `team` may use in `region` (`None`: a region without a table of its own). A
+    /// region's table says which AZs are its own; a team's list is narrowed to them, and
+    /// where a region has no list, to the AZs no other region's table claims.
+    pub fn team_azs<'a>(&'a self, team: &'a Team, region: Option<&str>) -> Vec<&'a str> {
+        let rules = region.and_then(|name| self.regions.get(name));
+        let own = rules.and_then(RegionRules::own_azs);
+        let claimed_elsewhere = |az: &str| {
+            self.regions
+                .iter()
+                .filter(|(name, _)| Some(name.as_str()) != region)
+                .filter_map(|(_, other)| other.own_azs())
+                .any(|azs| azs.contains(&az))
+        };
+        match (&team.allowed_azs, own) {
+            (Some(azs), Some(own)) => azs
+                .iter()
+                .map(String::as_str)
+                .filter(|az| own.contains(az))
+                .collect(),
+            (Some(azs), None) => azs
+                .iter()
+                .map(String::as_str)
+                .filter(|az| !claimed_elsewhere(az))
+                .collect(),
+            (None, Some(own)) => own,
+            (None, None) => vec![self.defaults.az_code.as_str()],
+        }
+    }
+
     /// `lease_warning_hours` in milliseconds.
     pub fn lease_warning_ms(&self) -> i64 {
         days_ms(self.lease_warning_hours / 24.0)
@@ -222,8 +342,8 @@ impl SizeProfile {
 pub struct Team {
     /// Injected as the `_sys_enterprise_project_id` system tag of every instance.
     pub enterprise_project_id: String,
-    /// Target alias → TaurusDB instance id (`…in07`) the team may attach StarRocks to.
-    pub targets: BTreeMap<String, String>,
+    /// Target alias → the TaurusDB instance (`…in07`) the team may attach StarRocks to.
+    pub targets: BTreeMap<String, Target>,
     pub allowed_sizes: Vec<String>,
     /// Engine versions the team may ask for; only `defaults.engine_version` when absent.
     pub allowed_versions: Option<Vec<String>>,
@@ -238,6 +358,10 @@ pub struct Team {
     pub labels: LabelRules,
     /// Quota limits, enforced by the quota ledger; none means no limit.
     pub quota: Option<Quota>,
+    /// Region name → limits on the team's instances in that region, besides `quota` (which
+    /// counts every region).
+    #[serde(default)]
+    pub region_quotas: BTreeMap<String, Quota>,
     #[serde(default)]
     pub exceptions: TeamExceptions,
     /// Days the team's instances live by default; see [`LeaseRule`].
@@ -288,11 +412,31 @@ impl Team {
         }
     }
 
-    pub fn azs<'a>(&'a self, defaults: &'a Defaults) -> Vec<&'a str> {
-        match &self.allowed_azs {
-            Some(azs) => azs.iter().map(String::as_str).collect(),
-            None => vec![defaults.az_code.as_str()],
-        }
+    /// The engine versions the team may use in a region whose own rules are `region`.
+    pub fn versions_in<'a>(&'a self, defaults: &'a Defaults, region: &RegionRules) -> Vec<&'a str> {
+        self.versions(defaults)
+            .into_iter()
+            .filter(|v| {
+                region
+                    .allowed_versions
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.iter().any(|a| a == v))
+            })
+            .collect()
+    }
+
+    /// The sizes the team may order in a region whose own rules are `region`.
+    pub fn sizes_in<'a>(&'a self, region: &RegionRules) -> Vec<&'a str> {
+        self.allowed_sizes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| {
+                region
+                    .allowed_sizes
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.iter().any(|a| a == s))
+            })
+            .collect()
     }
 
     /// The lease rule of `size` in this team: the size's own keys, else the team's.

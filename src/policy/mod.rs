@@ -19,9 +19,10 @@ use regex::Regex;
 pub use file::{
     DAY_MS, Defaults, ENTERPRISE_PROJECT_TAG, ExceptionSettings, GROUP_APPROVER_PREFIX, HaMode,
     LabelRules, LeaseRule, MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS, MAX_LEASE_DAYS, PolicyFile,
-    Quota, RuleMode, SizeProfile, Team, TeamExceptions, days_ms,
+    Quota, RegionFlavors, RegionRules, RuleMode, SizeProfile, Target, Team, TeamExceptions,
+    days_ms,
 };
-pub use store::{PolicyStore, Reloaded};
+pub use store::{PolicyStore, Regions, Reloaded};
 use validate::Invalid;
 
 /// A loaded, validated policy and its revision.
@@ -123,6 +124,70 @@ impl Policy {
     pub fn exceptable(&self, team: &str, rule: &str) -> bool {
         self.team(team)
             .is_some_and(|t| t.exceptions.exceptable.iter().any(|r| r == rule))
+    }
+
+    /// The rules of `region`; none (everything the teams allow) when it has no table.
+    pub fn region_rules(&self, region: Option<&str>) -> &RegionRules {
+        static NONE: std::sync::LazyLock<RegionRules> =
+            std::sync::LazyLock::new(RegionRules::default);
+        region
+            .and_then(|name| self.file.regions.get(name))
+            .unwrap_or(&NONE)
+    }
+
+    /// Fills in the region of every target that names none (`default_region`), and checks that
+    /// every region the policy names is one of `configured`: a policy cannot route a create to
+    /// a region the gateway has no endpoint or credentials for.
+    pub fn resolve_regions(
+        mut self,
+        default_region: &str,
+        configured: &[&str],
+    ) -> Result<Self, PolicyError> {
+        let unknown = |key: Vec<String>, region: &str| PolicyError::Invalid {
+            line: None,
+            key: key.join("."),
+            message: format!(
+                "names the region `{region}`, which the gateway's configuration does not have (configured: {})",
+                configured.join(", ")
+            ),
+        };
+        for name in self.file.regions.keys() {
+            if !configured.contains(&name.as_str()) {
+                return Err(unknown(vec!["regions".into(), name.clone()], name));
+            }
+        }
+        for (team_name, team) in &mut self.file.teams {
+            for region in team.region_quotas.keys() {
+                if !configured.contains(&region.as_str()) {
+                    return Err(unknown(
+                        vec![
+                            "teams".into(),
+                            team_name.clone(),
+                            "region_quotas".into(),
+                            region.clone(),
+                        ],
+                        region,
+                    ));
+                }
+            }
+            for (alias, target) in &mut team.targets {
+                let region = target
+                    .region
+                    .get_or_insert_with(|| default_region.to_owned());
+                if !configured.contains(&region.as_str()) {
+                    return Err(unknown(
+                        vec![
+                            "teams".into(),
+                            team_name.clone(),
+                            "targets".into(),
+                            alias.clone(),
+                        ],
+                        region,
+                    ));
+                }
+            }
+        }
+        Ok(self)
     }
 
     /// The compiled pattern for `key` (any case) in `team`, if the key is allowed.

@@ -6,7 +6,7 @@ use regex::Regex;
 
 use super::{
     ENTERPRISE_PROJECT_TAG, GROUP_APPROVER_PREFIX, LeaseRule, MAX_LABEL_KEY_CHARS, MAX_LEASE_DAYS,
-    PolicyFile, RuleMode, SizeProfile, Team, TeamExceptions, rules,
+    PolicyFile, RegionRules, RuleMode, SizeProfile, Team, TeamExceptions, rules,
 };
 use crate::domain::TimeZone;
 
@@ -77,11 +77,69 @@ impl PolicyFile {
         for (name, size) in &self.sizes {
             size.validate(name)?;
         }
+        for (name, region) in &self.regions {
+            self.validate_region(name, region)?;
+        }
         let mut patterns = BTreeMap::new();
         for (name, team) in &self.teams {
             patterns.insert(name.clone(), self.validate_team(name, team)?);
         }
         Ok(patterns)
+    }
+
+    fn validate_region(&self, name: &str, region: &RegionRules) -> Result<(), Invalid> {
+        let at = |key: &'static str| ["regions", name, key];
+        if let Some(az) = &region.az_code {
+            non_empty(&at("az_code"), az)?;
+            if let Some(allowed) = &region.allowed_azs
+                && !allowed.contains(az)
+            {
+                return Err(invalid(
+                    &at("allowed_azs"),
+                    format!("must contain the region's az_code `{az}`"),
+                ));
+            }
+        }
+        for (key, list) in [
+            ("allowed_azs", &region.allowed_azs),
+            ("allowed_versions", &region.allowed_versions),
+            ("allowed_sizes", &region.allowed_sizes),
+        ] {
+            if list.as_ref().is_some_and(Vec::is_empty) {
+                return Err(invalid(
+                    &["regions", name, key],
+                    "must name at least one (leave it out to allow every one)",
+                ));
+            }
+        }
+        if let Some(size) = region
+            .allowed_sizes
+            .iter()
+            .flatten()
+            .find(|s| !self.sizes.contains_key(*s))
+        {
+            return Err(invalid(
+                &at("allowed_sizes"),
+                format!("names the undefined size `{size}`"),
+            ));
+        }
+        for (size, flavors) in &region.flavors {
+            if !self.sizes.contains_key(size) {
+                return Err(invalid(
+                    &["regions", name, "flavors", size],
+                    "is not a defined size",
+                ));
+            }
+            for (key, id) in [
+                ("fe_flavor_id", &flavors.fe_flavor_id),
+                ("be_flavor_id", &flavors.be_flavor_id),
+            ] {
+                if let Some(id) = id {
+                    non_empty(&["regions", name, "flavors", size, key], id)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_team(&self, name: &str, team: &Team) -> Result<BTreeMap<String, Regex>, Invalid> {
@@ -90,7 +148,8 @@ impl PolicyFile {
         if team.targets.is_empty() {
             return Err(invalid(&at("targets"), "must name at least one target"));
         }
-        for (alias, id) in &team.targets {
+        for (alias, target) in &team.targets {
+            let id = &target.instance;
             if !is_taurusdb_instance_id(id) {
                 return Err(invalid(
                     &["teams", name, "targets", alias],
@@ -98,6 +157,9 @@ impl PolicyFile {
                         "{id:?} is not a TaurusDB instance id (32 letters or digits ending in `in07`)"
                     ),
                 ));
+            }
+            if let Some(region) = &target.region {
+                non_empty(&["teams", name, "targets", alias, "region"], region)?;
             }
         }
         if team.allowed_sizes.is_empty() {
@@ -298,6 +360,98 @@ impl SizeProfile {
 mod tests {
     use crate::policy::Policy;
     use crate::policy::tests::{EXAMPLE, error_of};
+
+    #[test]
+    fn every_broken_region_rule_is_named_with_its_key() {
+        let cases = [
+            (
+                EXAMPLE.replacen(
+                    "allowed_sizes = [\"small\", \"medium\"]\n\n[regions",
+                    "allowed_sizes = [\"tiny\"]\n\n[regions",
+                    1,
+                ),
+                "regions.cn-east-3.allowed_sizes",
+            ),
+            (
+                EXAMPLE.replacen(
+                    "[regions.cn-east-3.flavors.small]",
+                    "[regions.cn-east-3.flavors.tiny]",
+                    1,
+                ),
+                "regions.cn-east-3.flavors.tiny",
+            ),
+            (
+                EXAMPLE.replacen("az_code = \"cn-east-3a\"", "az_code = \"cn-east-3c\"", 1),
+                "regions.cn-east-3.allowed_azs",
+            ),
+            (
+                EXAMPLE.replacen(
+                    "allowed_azs = [\"cn-east-3a\", \"cn-east-3b\"]",
+                    "allowed_azs = []",
+                    1,
+                ),
+                "regions.cn-east-3.allowed_azs",
+            ),
+            (
+                EXAMPLE.replacen(
+                    "region = \"cn-east-3\", instance",
+                    "region = \" \", instance",
+                    1,
+                ),
+                "teams.analytics.targets.analytics-east.region",
+            ),
+            (
+                EXAMPLE.replacen(
+                    "region = \"cn-east-3\", instance",
+                    "zone = \"cn-east-3\", instance",
+                    1,
+                ),
+                "a TaurusDB instance id, or { region = ",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = error_of(&text);
+            assert!(error.contains(key), "{key}: {error}");
+        }
+    }
+
+    #[test]
+    fn targets_are_fitted_to_the_configured_regions() {
+        let policy = Policy::parse(EXAMPLE).expect("valid");
+        let fitted = policy
+            .clone()
+            .resolve_regions("cn-north-4", &["cn-north-4", "cn-east-3"])
+            .expect("fits");
+        let targets = &fitted.file.teams["analytics"].targets;
+        assert_eq!(
+            targets["analytics-prod"].region.as_deref(),
+            Some("cn-north-4")
+        );
+        assert_eq!(
+            targets["analytics-east"].region.as_deref(),
+            Some("cn-east-3")
+        );
+
+        let error = policy
+            .clone()
+            .resolve_regions("cn-north-4", &["cn-north-4"])
+            .expect_err("cn-east-3 is not configured")
+            .to_string();
+        assert!(error.contains("`regions.cn-east-3`"), "{error}");
+        assert!(error.contains("configured: cn-north-4"), "{error}");
+        let quota = format!(
+            "{EXAMPLE}\n[teams.payments.region_quotas.eu-west-0]\ninstances = 1\nnodes = 2\nstorage_gb = 100\n"
+        );
+        let error = Policy::parse(&quota)
+            .expect("valid on its own")
+            .resolve_regions("cn-north-4", &["cn-north-4", "cn-east-3"])
+            .expect_err("eu-west-0 is not configured")
+            .to_string();
+        assert!(
+            error.contains("teams.payments.region_quotas.eu-west-0"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn a_team_naming_an_undefined_size_is_rejected_with_its_key_and_line() {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cloud::breaker::BreakerState;
+use crate::config::ReadyWhen;
 use crate::metrics::METRICS;
 use crate::pipeline::authenticate::Authenticator;
 use crate::service::Gateway;
@@ -23,15 +24,30 @@ pub struct Readiness {
     pub status: &'static str,
     /// The identity provider's keys are loaded.
     pub identity_provider_keys: bool,
-    /// An IAM token for the project is cached or could be fetched.
-    pub cloud_token: bool,
+    /// The regions' credentials are usable as `ready_when` asks.
+    pub cloud: bool,
+    /// Which regions must be usable: every region that holds a policy target, or any one.
+    pub ready_when: ReadyWhen,
+    /// Each configured region.
+    pub regions: BTreeMap<String, RegionReadiness>,
     /// The gateway's database is the one opened at start, answers and takes a write.
     pub database: bool,
     /// Revision of the policy in force.
     pub policy_revision: String,
-    /// Each cloud operation's circuit breaker. An open breaker does not make the gateway
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegionReadiness {
+    /// An IAM token for the region's (account, project) is cached or could be fetched; an
+    /// account with an access key has nothing to fetch.
+    pub credentials: bool,
+    /// A policy target is in this region (only those count for readiness).
+    pub holds_targets: bool,
+    /// Targets that name no region are in this one.
+    pub default: bool,
+    /// Each cloud operation's circuit breaker here. An open breaker does not make the gateway
     /// unready: every replica shares the cloud, and the others would fare no better.
-    pub cloud_breakers: BTreeMap<&'static str, BreakerState>,
+    pub breakers: BTreeMap<&'static str, BreakerState>,
 }
 
 /// The process is up.
@@ -41,8 +57,9 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// The gateway can serve creates: signing keys and an IAM token are at hand (both cached,
-/// so probing is cheap once warm) and the database takes a write.
+/// The gateway can serve creates: signing keys are at hand, the regions' credentials work
+/// (IAM tokens are cached, so probing is cheap once warm; `cloud.ready_when` says whether
+/// every region holding targets must, or any one) and the database takes a write.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
@@ -52,21 +69,55 @@ pub async fn readyz(
     gateway: web::Data<Gateway>,
     authenticator: web::Data<Authenticator>,
 ) -> HttpResponse {
-    let (keys, token, database) = futures_util::join!(
+    let policy = gateway.policy.current();
+    let clouds = &gateway.clouds;
+    let with_targets: Vec<&str> = policy
+        .file
+        .teams
+        .values()
+        .flat_map(|team| team.targets.values())
+        .map(|target| target.region.as_deref().unwrap_or(clouds.default_region()))
+        .collect();
+    let regions = futures_util::future::join_all(
+        clouds
+            .iter()
+            .map(|(name, cloud)| async move { (name, cloud, cloud.credentials().await.is_ok()) }),
+    );
+    let (keys, regions, database) = futures_util::join!(
         authenticator.keys_available(),
-        gateway.cloud.token(),
+        regions,
         gateway.store.ping()
     );
-    let ready = keys && token.is_ok() && database.is_ok();
+    let regions: BTreeMap<String, RegionReadiness> = regions
+        .into_iter()
+        .map(|(name, cloud, credentials)| {
+            let readiness = RegionReadiness {
+                credentials,
+                holds_targets: with_targets.contains(&name),
+                default: name == clouds.default_region(),
+                breakers: cloud.breakers.states(),
+            };
+            (name.to_owned(), readiness)
+        })
+        .collect();
+    let mut counted = regions.values().filter(|r| r.holds_targets).peekable();
+    let cloud = match clouds.ready_when {
+        // A policy without targets in any region leaves nothing to wait for.
+        _ if counted.peek().is_none() => true,
+        ReadyWhen::EveryTargetRegion => counted.all(|r| r.credentials),
+        ReadyWhen::AnyTargetRegion => counted.any(|r| r.credentials),
+    };
+    let ready = keys && cloud && database.is_ok();
     let readiness = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         identity_provider_keys: keys,
-        cloud_token: token.is_ok(),
+        cloud,
+        ready_when: clouds.ready_when,
+        regions,
         database: database.is_ok(),
-        policy_revision: gateway.policy.current().revision.clone(),
-        cloud_breakers: gateway.cloud.breakers.states(),
+        policy_revision: policy.revision.clone(),
     };
-    if readiness.status == "ready" {
+    if ready {
         HttpResponse::Ok().json(readiness)
     } else {
         HttpResponse::ServiceUnavailable().json(readiness)

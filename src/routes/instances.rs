@@ -34,13 +34,16 @@ pub struct InstanceList {
 
 /// Whether the states on a page are the cloud's word of now.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"status": "unavailable", "targets": ["analytics-prod"]}))]
+#[schema(example = json!({"status": "unavailable", "targets": ["analytics-prod"], "regions": ["cn-east-3"]}))]
 pub struct CloudCompleteness {
     pub status: CloudAnswer,
     /// With `unavailable`: the targets the cloud could not list. Their instances show the
     /// state last observed, with `observed_at`, or `unknown`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// With `unavailable`: the regions of those targets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,14 +57,15 @@ pub enum CloudAnswer {
 }
 
 impl CloudCompleteness {
-    fn of(unavailable: Vec<String>) -> Self {
+    fn of(targets: Vec<String>, regions: Vec<String>) -> Self {
         Self {
-            status: if unavailable.is_empty() {
+            status: if targets.is_empty() {
                 CloudAnswer::Complete
             } else {
                 CloudAnswer::Unavailable
             },
-            targets: unavailable,
+            targets,
+            regions,
         }
     }
 }
@@ -120,7 +124,7 @@ pub async fn list_instances(
         .await?;
     Ok(web::Json(InstanceList {
         instances: page.instances,
-        cloud: CloudCompleteness::of(page.unavailable_targets),
+        cloud: CloudCompleteness::of(page.unavailable_targets, page.unavailable_regions),
         next_page: page.next.map(|(at, id)| paging::encode(at, &id)),
     }))
 }

@@ -46,7 +46,7 @@ impl Gateway {
     /// One reconciliation pass now.
     pub async fn reconcile(&self, employee: &Employee) -> Result<ReconcileReport, AdminError> {
         require_admin(employee, "reconciling")?;
-        Ok(reconcile::reconcile(&self.store, &self.cloud, self.reconcile_grace, None).await?)
+        Ok(reconcile::reconcile(&self.store, &self.clouds, self.reconcile_grace, None).await?)
     }
 
     /// One page of the decision log, and whether more follow.

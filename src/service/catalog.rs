@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::Gateway;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::authorize::{TeamError, select_team};
-use crate::policy::{HaMode, Policy, Quota};
+use crate::policy::{HaMode, Policy, Quota, Team};
 use crate::storage::StorageError;
 use crate::storage::ledger::Cost;
 
@@ -49,17 +49,37 @@ pub struct LabelOffer {
     pub allowed: BTreeMap<String, String>,
 }
 
+/// What the team may order in one region (AZs and sizes differ by region).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegionOffer {
+    pub name: String,
+    /// The team's target aliases in this region.
+    pub targets: Vec<String>,
+    /// Size names the team may order here (their shapes are in `sizes`).
+    pub sizes: Vec<String>,
+    pub versions: Vec<String>,
+    pub azs: Vec<String>,
+    /// The AZ used here when a create names none.
+    pub default_az: String,
+    /// The team's own limits in this region, besides `quota` (which counts every region).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Catalog {
     pub team: String,
     pub policy_revision: String,
     pub sizes: Vec<SizeOffer>,
-    /// Target aliases to use as `target`.
+    /// Target aliases to use as `target`, in every region.
     pub targets: Vec<String>,
+    /// Versions, AZs and the default AZ of the default region; `regions` has each region's.
     pub versions: Vec<String>,
     pub default_version: String,
     pub azs: Vec<String>,
     pub default_az: String,
+    /// Each region the team has targets in, the default region first.
+    pub regions: Vec<RegionOffer>,
     /// Allowed time zones; absent when any valid one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_zones: Option<Vec<String>>,
@@ -78,9 +98,60 @@ pub struct Catalog {
     pub exception_sizes: Vec<String>,
 }
 
-fn catalog_of(policy: &Policy, team_name: &str, usage: Cost) -> Option<Catalog> {
+fn region_offer(policy: &Policy, team: &Team, region: &str) -> RegionOffer {
+    let defaults = &policy.file.defaults;
+    let rules = policy.region_rules(Some(region));
+    RegionOffer {
+        name: region.to_owned(),
+        targets: team
+            .targets
+            .iter()
+            .filter(|(_, target)| target.region.as_deref() == Some(region))
+            .map(|(alias, _)| alias.clone())
+            .collect(),
+        sizes: team
+            .sizes_in(rules)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        versions: team
+            .versions_in(defaults, rules)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        azs: policy
+            .file
+            .team_azs(team, Some(region))
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        default_az: rules
+            .az_code
+            .clone()
+            .unwrap_or_else(|| defaults.az_code.clone()),
+        quota: team.region_quotas.get(region).copied(),
+    }
+}
+
+fn catalog_of(
+    policy: &Policy,
+    team_name: &str,
+    default_region: &str,
+    usage: Cost,
+) -> Option<Catalog> {
     let team = policy.team(team_name)?;
     let defaults = &policy.file.defaults;
+    let mut region_names: Vec<&str> = std::iter::once(default_region)
+        .chain(team.targets.values().filter_map(|t| t.region.as_deref()))
+        .collect();
+    region_names[1..].sort_unstable();
+    region_names.dedup();
+    let regions: Vec<RegionOffer> = region_names
+        .into_iter()
+        .map(|name| region_offer(policy, team, name))
+        .filter(|offer| !offer.targets.is_empty() || offer.name == default_region)
+        .collect();
+    let home = region_offer(policy, team, default_region);
     let sizes = team
         .allowed_sizes
         .iter()
@@ -122,14 +193,11 @@ fn catalog_of(policy: &Policy, team_name: &str, usage: Cost) -> Option<Catalog> 
         policy_revision: policy.revision.clone(),
         sizes,
         targets: team.targets.keys().cloned().collect(),
-        versions: team
-            .versions(defaults)
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        versions: home.versions,
         default_version: defaults.engine_version.clone(),
-        azs: team.azs(defaults).into_iter().map(str::to_owned).collect(),
-        default_az: defaults.az_code.clone(),
+        azs: home.azs,
+        default_az: home.default_az,
+        regions,
         time_zones: team.allowed_time_zones.clone(),
         default_time_zone: defaults.time_zone.clone(),
         labels: LabelOffer {
@@ -188,7 +256,8 @@ impl Gateway {
         let team = select_team(employee, team, &policy)?;
         crate::telemetry::record_team(&team);
         let usage = self.store.usage(&team).await?;
-        catalog_of(&policy, &team, usage).ok_or_else(|| TeamError::Undeclared(team).into())
+        catalog_of(&policy, &team, self.clouds.default_region(), usage)
+            .ok_or_else(|| TeamError::Undeclared(team).into())
     }
 
     /// The employee as the gateway sees them, with each declared team's quota and usage.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Flow, Gateway, drive};
-use crate::cloud::CloudError;
 use crate::cloud::model::CreateStarRocksResponse;
+use crate::cloud::{CloudClient, CloudError};
 use crate::domain::RootPassword;
 use crate::error::Coded;
 use crate::pipeline::authenticate::Employee;
@@ -23,7 +23,7 @@ use crate::storage::decisions::{Action, Outcome};
 use crate::storage::idempotency::{
     Claim, IdempotencyError, KeyConflict, KeyOutcome, KeyedRequest, NextAction, SavedResponse,
 };
-use crate::storage::ledger::{Change, Finish, NewReservation, Reserve};
+use crate::storage::ledger::{Change, Finish, NewReservation, RegionLimit, Reserve};
 
 /// A create as the caller asked for it, already parsed.
 #[derive(Debug)]
@@ -104,6 +104,9 @@ pub enum CreateError {
     Storage(#[source] StorageError),
     #[error(transparent)]
     Upstream(UpstreamFailure),
+    /// The target's region has no client: nothing was reserved or sent.
+    #[error("the target's region is not configured")]
+    Region(Arc<CloudError>),
 }
 
 impl CreateError {
@@ -253,6 +256,7 @@ impl CreateFlow<'_> {
     async fn reserve(
         &mut self,
         plan: &Plan,
+        cloud: &CloudClient,
         reservation_id: &str,
     ) -> Result<Option<SavedResponse>, CreateError> {
         let asked = &self.asked;
@@ -262,14 +266,22 @@ impl CreateFlow<'_> {
             .as_ref()
             .map(|d| d.decision_id.clone())
             .unwrap_or_default();
-        let limit = asked.policy.team(&team).and_then(|t| t.quota);
+        let policy_team = asked.policy.team(&team);
+        let limit = policy_team.and_then(|t| t.quota);
+        let region_limit = policy_team
+            .and_then(|t| t.region_quotas.get(cloud.region()))
+            .map(|limit| RegionLimit {
+                limit: *limit,
+                default_region: cloud.region() == asked.gateway.clouds.default_region(),
+            });
         let request = Reserve {
             new: NewReservation {
                 id: reservation_id.to_owned(),
                 team,
                 subject: asked.employee.subject.clone(),
                 cost: reserve::cost_of(plan),
-                project_id: asked.gateway.cloud.project_id().to_owned(),
+                region: cloud.region().to_owned(),
+                project_id: cloud.project_id().to_owned(),
                 target: asked.input.request.target.clone(),
                 target_instance_id: plan.target_instance_id.clone(),
                 name: plan.body.name.clone(),
@@ -280,6 +292,7 @@ impl CreateFlow<'_> {
                 request_id: asked.request_id.clone(),
             },
             limit,
+            region_limit,
             key: self.key.as_ref().map(|key| Claim {
                 request: key.request.clone(),
                 ttl_ms: asked.gateway.idempotency_ttl_ms,
@@ -304,11 +317,6 @@ impl CreateFlow<'_> {
                 Err(CreateError::Storage(error))
             }
         }
-    }
-
-    /// Phase 5, **forward**: the call, with the gateway's IAM token.
-    async fn forward(&self, plan: &Plan) -> Result<CreateStarRocksResponse, Arc<CloudError>> {
-        forward::create(&self.asked.gateway.cloud, plan, &self.asked.request_id).await
     }
 
     /// Phase 6, **settle**: the reservation by the cloud's answer; the change is committed
@@ -360,12 +368,19 @@ impl Flow for CreateFlow<'_> {
         }
         let team = self.asked.authorize()?;
         let plan = self.asked.evaluate(&team).map_err(CreateError::Denied)?;
+        let cloud = Arc::clone(
+            self.asked
+                .gateway
+                .clouds
+                .get(plan.region.as_deref())
+                .map_err(CreateError::Region)?,
+        );
         // Time-ordered: the ledger's key grows at its right edge.
         let reservation_id = uuid::Uuid::now_v7().to_string();
-        if let Some(saved) = self.reserve(&plan, &reservation_id).await? {
+        if let Some(saved) = self.reserve(&plan, &cloud, &reservation_id).await? {
             return Ok(CreateAnswer::Replayed(saved));
         }
-        let answer = self.forward(&plan).await;
+        let answer = forward::create(&cloud, &plan, &self.asked.request_id).await;
         self.settle(plan, reservation_id, answer)
             .map(CreateAnswer::Created)
     }

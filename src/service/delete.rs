@@ -84,7 +84,8 @@ impl DeleteFlow<'_> {
     /// Phase 5, **forward**: the deletion, with the gateway's IAM token.
     async fn forward(&self, reservation: &Reservation) -> Result<Option<String>, Arc<CloudError>> {
         self.gateway
-            .cloud
+            .clouds
+            .get(reservation.region.as_deref())?
             .delete_starrocks(&reservation.target_instance_id, &self.id, &self.request_id)
             .await
     }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::create::{Asked, CreateError, CreateInput};
 use super::{Flow, Gateway, drive};
+use crate::cloud::CloudClient;
 use crate::cloud::model::CreateStarRocksBody;
 use crate::pipeline::authenticate::Employee;
 use crate::pipeline::evaluate::{Decision, Plan};
@@ -21,6 +22,8 @@ use crate::storage::ledger::Cost;
 /// The call a create would make.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UpstreamCall {
+    /// The region whose endpoint, project and credentials the call would use.
+    pub region: String,
     pub method: String,
     pub path: String,
     /// The exact body, with `db_root_pwd` redacted.
@@ -46,8 +49,20 @@ pub struct QuotaPreview {
     /// The team's limits; absent when it has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<Quota>,
-    /// Whether the create would fit right now.
+    /// The team's own limits in the target's region, when it has some there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionQuotaPreview>,
+    /// Whether the create would fit right now (the region's limits too).
     pub fits: bool,
+}
+
+/// A dry-run's view of the team's quota in the target's region.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegionQuotaPreview {
+    pub name: String,
+    /// What the team uses in the region now.
+    pub used: Cost,
+    pub limit: Quota,
 }
 
 /// A dry-run's answer: the decision, and the upstream call when it allows.
@@ -73,32 +88,62 @@ struct DryRunFlow<'g> {
 
 impl DryRunFlow<'_> {
     /// What the team uses now against what the plan would cost.
-    async fn preview(&mut self, plan: &Plan, team: &str) -> Result<QuotaPreview, CreateError> {
-        let used = self
-            .asked
-            .gateway
+    async fn preview(
+        &mut self,
+        plan: &Plan,
+        team: &str,
+        cloud: &CloudClient,
+    ) -> Result<QuotaPreview, CreateError> {
+        let gateway = self.asked.gateway;
+        let used = gateway
             .store
             .usage(team)
             .await
             .map_err(CreateError::Storage)?;
         let cost = reserve::cost_of(plan);
-        let limit = self.asked.policy.team(team).and_then(|t| t.quota);
+        let policy_team = self.asked.policy.team(team);
+        let limit = policy_team.and_then(|t| t.quota);
+        let region = match policy_team.and_then(|t| t.region_quotas.get(cloud.region())) {
+            Some(limit) => {
+                let default = cloud.region() == gateway.clouds.default_region();
+                let used = gateway
+                    .store
+                    .usage_in_region(team, cloud.region(), default)
+                    .await
+                    .map_err(CreateError::Storage)?;
+                Some(RegionQuotaPreview {
+                    name: cloud.region().to_owned(),
+                    used,
+                    limit: *limit,
+                })
+            }
+            None => None,
+        };
         let preview = QuotaPreview {
             cost,
             used,
             limit,
-            fits: limit.is_none_or(|limit| used.plus(cost).within(&limit)),
+            fits: limit.is_none_or(|limit| used.plus(cost).within(&limit))
+                && region
+                    .as_ref()
+                    .is_none_or(|r| r.used.plus(cost).within(&r.limit)),
+            region,
         };
         self.quota = Some(preview.clone());
         Ok(preview)
     }
 
-    fn upstream_call(&self, target_instance_id: &str, body: CreateStarRocksBody) -> UpstreamCall {
+    fn upstream_call(
+        cloud: &CloudClient,
+        target_instance_id: &str,
+        body: CreateStarRocksBody,
+    ) -> UpstreamCall {
         UpstreamCall {
+            region: cloud.region().to_owned(),
             method: "POST".into(),
             path: format!(
                 "/v3/{}/instances/{target_instance_id}/starrocks",
-                self.asked.gateway.cloud.project_id(),
+                cloud.project_id(),
             ),
             body,
         }
@@ -121,7 +166,14 @@ impl Flow for DryRunFlow<'_> {
                 labels: BTreeMap::new(),
             });
         };
-        let quota = self.preview(&plan, &team).await?;
+        let cloud = Arc::clone(
+            self.asked
+                .gateway
+                .clouds
+                .get(plan.region.as_deref())
+                .map_err(CreateError::Region)?,
+        );
+        let quota = self.preview(&plan, &team, &cloud).await?;
         let Plan {
             target_instance_id,
             labels,
@@ -130,7 +182,7 @@ impl Flow for DryRunFlow<'_> {
         } = plan;
         Ok(DryRunResponse {
             decision,
-            upstream: Some(self.upstream_call(&target_instance_id, body)),
+            upstream: Some(Self::upstream_call(&cloud, &target_instance_id, body)),
             quota: Some(quota),
             labels,
         })

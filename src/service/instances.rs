@@ -23,6 +23,8 @@ pub struct InstanceSummary {
     pub id: String,
     pub name: String,
     pub team: String,
+    /// The region it is in.
+    pub region: String,
     pub target: String,
     pub size: String,
     pub labels: BTreeMap<String, String>,
@@ -67,6 +69,8 @@ pub struct InstancePage {
     /// Targets (their aliases) the cloud could not list: their instances show the last
     /// observed state, or `unknown`.
     pub unavailable_targets: Vec<String>,
+    /// Regions where some target could not be listed.
+    pub unavailable_regions: Vec<String>,
 }
 
 /// Why an instance cannot be shown or acted on.
@@ -90,6 +94,7 @@ impl From<&Reservation> for InstanceSummary {
             id: reservation.instance_id.clone().unwrap_or_default(),
             name: reservation.name.clone(),
             team: reservation.team.clone(),
+            region: reservation.region.clone().unwrap_or_default(),
             target: reservation.target.clone(),
             size: reservation.size.clone(),
             labels: reservation.labels.clone(),
@@ -190,7 +195,16 @@ impl Gateway {
             .reservation_by_instance(id)
             .await?
             .filter(|r| may_see(employee, &r.team))
+            .map(|r| self.located(r))
             .ok_or_else(|| InstanceError::NotFound(id.to_owned()))
+    }
+
+    /// `reservation` with its region named: rows from before regions are in the default one.
+    pub(crate) fn located(&self, mut reservation: Reservation) -> Reservation {
+        reservation
+            .region
+            .get_or_insert_with(|| self.clouds.default_region().to_owned());
+        reservation
     }
 
     /// Writes what the cloud revealed back to the ledger: a failed create gives its quota
@@ -243,20 +257,33 @@ impl Gateway {
             )?),
         };
         let (rows, more) = self.store.instances(team.as_deref(), limit, before).await?;
-        let mut statuses: HashMap<String, Option<HashMap<String, String>>> = HashMap::new();
-        for row in &rows {
-            let target = &row.target_instance_id;
-            if !statuses.contains_key(target) {
-                let listing = self.statuses_on(target, request_id).await;
-                statuses.insert(target.clone(), listing);
-            }
-        }
+        let rows: Vec<Reservation> = rows.into_iter().map(|r| self.located(r)).collect();
+        let place = |row: &Reservation| {
+            (
+                row.region.clone().unwrap_or_default(),
+                row.target_instance_id.clone(),
+            )
+        };
+        // One list call per (region, target), every region's at once: a slow or failing
+        // region delays the page by its own timeout, not by the sum of them.
+        let mut places: Vec<(String, String)> = rows.iter().map(place).collect();
+        places.sort();
+        places.dedup();
+        let listings = futures_util::future::join_all(
+            places
+                .iter()
+                .map(|(region, target)| self.statuses_on(region, target, request_id)),
+        )
+        .await;
+        let statuses: HashMap<(String, String), Option<HashMap<String, String>>> =
+            places.into_iter().zip(listings).collect();
         let mut instances = Vec::with_capacity(rows.len());
         let mut unavailable_targets = Vec::new();
+        let mut unavailable_regions = Vec::new();
         let now = now_ms();
         for row in &rows {
             let instance_id = row.instance_id.as_deref().unwrap_or_default();
-            let item = match statuses.get(&row.target_instance_id) {
+            let item = match statuses.get(&place(row)) {
                 Some(Some(listing)) => {
                     let status = listing.get(instance_id).map(String::as_str);
                     let view = CloudView {
@@ -278,6 +305,10 @@ impl Gateway {
                     if !unavailable_targets.contains(&row.target) {
                         unavailable_targets.push(row.target.clone());
                     }
+                    let region = place(row).0;
+                    if !unavailable_regions.contains(&region) {
+                        unavailable_regions.push(region);
+                    }
                     unobserved(self, row)
                 }
             };
@@ -290,12 +321,22 @@ impl Gateway {
             instances,
             next,
             unavailable_targets,
+            unavailable_regions,
         })
     }
 
     /// Instance id → the cloud's status on one target; `None` when the cloud cannot say.
-    async fn statuses_on(&self, target: &str, request_id: &str) -> Option<HashMap<String, String>> {
-        match self.cloud.list_htap(target, request_id).await {
+    async fn statuses_on(
+        &self,
+        region: &str,
+        target: &str,
+        request_id: &str,
+    ) -> Option<HashMap<String, String>> {
+        let listing = match self.clouds.get(Some(region)) {
+            Ok(cloud) => cloud.list_htap(target, request_id).await,
+            Err(error) => Err(error),
+        };
+        match listing {
             Ok(list) => Some(
                 list.instances
                     .into_iter()
@@ -306,7 +347,7 @@ impl Gateway {
                     .collect(),
             ),
             Err(error) => {
-                tracing::warn!(target = %target, error = ?error, "cannot list HTAP instances; showing the last known state");
+                tracing::warn!(region, target = %target, error = ?error, "cannot list HTAP instances; showing the last known state");
                 None
             }
         }
@@ -340,12 +381,15 @@ impl Gateway {
                 job: None,
             });
         }
+        let region = self
+            .clouds
+            .get(reservation.region.as_deref())
+            .map_err(InstanceError::Cloud)?;
         let (cloud, job) = futures_util::join!(
-            self.cloud
-                .get_starrocks(&reservation.target_instance_id, id, request_id),
+            region.get_starrocks(&reservation.target_instance_id, id, request_id),
             async {
                 match reservation.job_id.as_deref() {
-                    Some(job_id) => self.cloud.job(job_id, request_id).await.map(Some),
+                    Some(job_id) => region.job(job_id, request_id).await.map(Some),
                     None => Ok(None),
                 }
             }

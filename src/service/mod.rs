@@ -19,18 +19,18 @@ pub mod seal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cloud::CloudClient;
+use crate::cloud::Clouds;
 use crate::error::Coded;
 use crate::pipeline::record::{self, Entry};
 use crate::policy::PolicyStore;
 use crate::storage::Store;
 use crate::storage::ledger::Finish;
 
-/// What the use cases share: the policy in force, the cloud client and the database.
+/// What the use cases share: the policy in force, the cloud clients and the database.
 #[derive(Debug)]
 pub struct Gateway {
     pub policy: PolicyStore,
-    pub cloud: Arc<CloudClient>,
+    pub clouds: Arc<Clouds>,
     pub store: Store,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_ms: i64,

@@ -10,11 +10,19 @@ use super::Gateway;
 impl Gateway {
     /// Sets the scrape-time gauges. A failed read leaves its gauges as they were.
     pub async fn export_metrics(&self) -> Result<(), StorageError> {
-        self.cloud.breakers.export();
-        let expires_in = self.cloud.cached_token().await.map_or(-1.0, |token| {
-            (token.expires_at - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0
-        });
-        METRICS.iam_token_expires_in_seconds.set(expires_in);
+        for (region, cloud) in self.clouds.iter() {
+            cloud.breakers.export();
+            if cloud.signs_with_access_key() {
+                continue;
+            }
+            let expires_in = cloud.cached_token().await.map_or(-1.0, |token| {
+                (token.expires_at - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0
+            });
+            METRICS
+                .iam_token_expires_in_seconds
+                .with_label_values(&[region])
+                .set(expires_in);
+        }
 
         let (pending, oldest) = self.store.pending_summary().await?;
         METRICS.reservations_pending.set(pending);

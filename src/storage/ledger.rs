@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::decisions::{DecisionRecord, insert_decisions};
 use super::idempotency::{self, Claim, KeyConflict, KeyOutcome, KeyedRequest};
 use super::sql::{Conn, Row, query};
-use super::usage::{UsageChange, usage_of};
+use super::usage::{UsageChange, usage_in_region, usage_of};
 use super::writer::WriteOp;
 use super::{StorageError, Store, now_ms, stored_enum};
 use crate::policy::Quota;
@@ -90,6 +90,8 @@ pub struct NewReservation {
     pub team: String,
     pub subject: String,
     pub cost: Cost,
+    /// The region the instance is ordered in.
+    pub region: String,
     pub project_id: String,
     pub target: String,
     pub target_instance_id: String,
@@ -108,9 +110,11 @@ pub enum ReserveOutcome {
         before: Cost,
         after: Cost,
     },
-    /// Admitting the request would exceed a limit; nothing was written.
+    /// Admitting the request would exceed a limit; nothing was written. `region` names the
+    /// region whose own limit it was (then `used` is the team's usage there).
     Exceeded {
         used: Cost,
+        region: Option<String>,
     },
     /// The request's `Idempotency-Key` is taken; nothing was written.
     KeyTaken(KeyConflict),
@@ -123,7 +127,17 @@ pub struct Reserve {
     pub new: NewReservation,
     /// The team's limits; `None` admits anything.
     pub limit: Option<Quota>,
+    /// The team's limits in the reservation's region, if it has any there.
+    pub region_limit: Option<RegionLimit>,
     pub key: Option<Claim>,
+}
+
+/// A team's limits in one region.
+#[derive(Debug, Clone)]
+pub struct RegionLimit {
+    pub limit: Quota,
+    /// The region is the default one, which also holds the rows from before regions.
+    pub default_region: bool,
 }
 
 impl WriteOp for Reserve {
@@ -158,7 +172,20 @@ impl WriteOp for Reserve {
                 // A refusal had no effect: a retry with the key runs again.
                 idempotency::forget(tx, &claim.request).await?;
             }
-            return Ok(ReserveOutcome::Exceeded { used });
+            return Ok(ReserveOutcome::Exceeded { used, region: None });
+        }
+        if let Some(region) = &self.region_limit {
+            let used =
+                usage_in_region(&mut *tx, &new.team, &new.region, region.default_region).await?;
+            if !used.plus(new.cost).within(&region.limit) {
+                if let Some(claim) = &self.key {
+                    idempotency::forget(tx, &claim.request).await?;
+                }
+                return Ok(ReserveOutcome::Exceeded {
+                    used,
+                    region: Some(new.region.clone()),
+                });
+            }
         }
         let now = now_ms();
         let labels =
@@ -166,8 +193,8 @@ impl WriteOp for Reserve {
         query(
             "INSERT INTO reservations (id, team, subject, state, instances, nodes, storage_gb, project_id, \
              target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at, \
-             expires_at) \
-             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $17)",
+             expires_at, region) \
+             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $17, $18)",
         )
         .bind(&new.id)
         .bind(&new.team)
@@ -186,6 +213,7 @@ impl WriteOp for Reserve {
         .bind(now)
         .bind(ReservationState::Pending.as_str())
         .bind(new.lease_ms.map(|lease| now.saturating_add(lease)))
+        .bind(&new.region)
         .execute(&mut *tx)
         .await?;
         Ok(ReserveOutcome::Reserved {
@@ -319,6 +347,8 @@ pub struct Reservation {
     /// Who created it.
     pub subject: String,
     pub state: ReservationState,
+    /// The region it was ordered in; `None` for rows from before regions: the default region.
+    pub region: Option<String>,
     pub project_id: String,
     pub target: String,
     pub target_instance_id: String,
@@ -336,8 +366,8 @@ pub struct Reservation {
     pub expiring: bool,
 }
 
-pub(super) const COLUMNS: &str = "id, team, subject, state, project_id, target, target_instance_id, name, size, \
-    labels, instance_id, job_id, decision_id, settle_reason, created_at, expires_at, expiring_since";
+pub(super) const COLUMNS: &str = "id, team, subject, state, region, project_id, target, target_instance_id, name, \
+    size, labels, instance_id, job_id, decision_id, settle_reason, created_at, expires_at, expiring_since";
 
 pub(super) fn reservation(row: &Row) -> Result<Reservation, StorageError> {
     let labels: String = row.try_get("labels")?;
@@ -346,6 +376,7 @@ pub(super) fn reservation(row: &Row) -> Result<Reservation, StorageError> {
         team: row.try_get("team")?,
         subject: row.try_get("subject")?,
         state: ReservationState::parse(&row.try_get::<String>("state")?)?,
+        region: row.try_get("region")?,
         project_id: row.try_get("project_id")?,
         target: row.try_get("target")?,
         target_instance_id: row.try_get("target_instance_id")?,
@@ -549,6 +580,16 @@ impl Store {
         .fetch_all(&self.db)
         .await?;
         rows.iter().map(reservation).collect()
+    }
+
+    /// What `team` uses in `region` (see [`RegionLimit::default_region`]).
+    pub async fn usage_in_region(
+        &self,
+        team: &str,
+        region: &str,
+        default_region: bool,
+    ) -> Result<Cost, StorageError> {
+        usage_in_region(&self.db, team, region, default_region).await
     }
 
     /// Instance ids the ledger already attributes on `target_instance_id`.

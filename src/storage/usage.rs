@@ -113,16 +113,43 @@ impl UsageView {
 
 /// What `team` uses: the cost of its pending, committed and deleting reservations.
 pub(super) async fn usage_of(connection: impl Target, team: &str) -> Result<Cost, StorageError> {
-    let row = query(format!(
+    usage_where(connection, "", team, None).await
+}
+
+/// The team's usage in `region`; the default region also holds the rows from before
+/// regions, which name none.
+pub(super) async fn usage_in_region(
+    connection: impl Target,
+    team: &str,
+    region: &str,
+    default_region: bool,
+) -> Result<Cost, StorageError> {
+    let filter = if default_region {
+        " AND (region = $2 OR region IS NULL)"
+    } else {
+        " AND region = $2"
+    };
+    usage_where(connection, filter, team, Some(region)).await
+}
+
+async fn usage_where(
+    connection: impl Target,
+    filter: &str,
+    team: &str,
+    region: Option<&str>,
+) -> Result<Cost, StorageError> {
+    let sql = format!(
         "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS instances, \
          CAST(COALESCE(SUM(nodes), 0) AS BIGINT) AS nodes, \
          CAST(COALESCE(SUM(storage_gb), 0) AS BIGINT) AS storage_gb \
-         FROM reservations WHERE team = $1 AND {}",
+         FROM reservations WHERE team = $1{filter} AND {}",
         state_in(&ReservationState::COUNTED)
-    ))
-    .bind(team)
-    .fetch_one(connection)
-    .await?;
+    );
+    let mut statement = query(sql).bind(team);
+    if let Some(region) = region {
+        statement = statement.bind(region);
+    }
+    let row = statement.fetch_one(connection).await?;
     Ok(Cost {
         instances: row.try_get("instances")?,
         nodes: row.try_get("nodes")?,

@@ -3,7 +3,9 @@ use serde_json::json;
 use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::storage::sql::query;
 
-use crate::helpers::{TestApp, decisions, instances_used, metric, problem, small_instance};
+use crate::helpers::{
+    TestApp, decisions, home_account, home_region, instances_used, metric, problem, small_instance,
+};
 
 /// Why each reservation settled, oldest first.
 async fn settle_reasons(app: &TestApp) -> Vec<Option<String>> {
@@ -137,8 +139,8 @@ async fn an_unreachable_cloud_is_503() {
             let url: url::Url = format!("http://127.0.0.1:{closed_port}")
                 .parse()
                 .expect("url");
-            s.cloud.iam_url = url.clone();
-            s.cloud.endpoint = url;
+            home_account(s).iam_url = Some(url.clone());
+            home_region(s).endpoint = url;
         })
         .spawn()
         .await;
@@ -161,7 +163,7 @@ async fn an_unreachable_cloud_is_503() {
 async fn wrong_gateway_credentials_are_502_upstream_auth_failed_and_never_leak() {
     let app = TestApp::builder()
         .settings(|s| {
-            s.cloud.password = "Wrong-Passw0rd!".to_owned().into();
+            home_account(s).password = Some("Wrong-Passw0rd!".to_owned().into());
         })
         .spawn()
         .await;
@@ -237,7 +239,8 @@ async fn a_cloud_operation_that_keeps_failing_opens_its_breaker_and_fails_fast()
             .expect("JSON");
         answer["cloud"]["status"].clone()
     };
-    let rejections = r#"starrocks_gateway_cloud_breaker_rejections_total{operation="list"}"#;
+    let rejections =
+        r#"starrocks_gateway_cloud_breaker_rejections_total{operation="list",region="cn-north-4"}"#;
     let rejected_before = metric(&app, rejections).await;
     app.set_faults(json!({"fail_next_reads": 2, "fail_status": 503}))
         .await;
@@ -265,10 +268,17 @@ async fn a_cloud_operation_that_keeps_failing_opens_its_breaker_and_fails_fast()
         ready["status"], "ready",
         "an open breaker is not unreadiness"
     );
-    assert_eq!(ready["cloud_breakers"]["list"], "open");
-    assert_eq!(ready["cloud_breakers"]["create"], "closed");
+    let breakers = &ready["regions"]["cn-north-4"]["breakers"];
+    assert_eq!(breakers["list"], "open");
+    assert_eq!(breakers["create"], "closed");
+    assert_eq!(
+        ready["regions"]["cn-east-3"]["breakers"]["list"], "closed",
+        "another region's breakers are its own"
+    );
     assert!(
-        metrics.contains("starrocks_gateway_cloud_breaker_state{operation=\"list\"} 2"),
+        metrics.contains(
+            "starrocks_gateway_cloud_breaker_state{operation=\"list\",region=\"cn-north-4\"} 2"
+        ),
         "{metrics}"
     );
     assert_eq!(create.status(), 201, "each operation has its own breaker");

@@ -21,7 +21,11 @@ async fn a_valid_create_sends_the_full_upstream_body_and_returns_201() {
     let sent = &creates[0];
     assert_eq!(sent.status, 201);
     assert_eq!(sent.instance_id, "40dc4c5729f14aad893e2dcd5baf6a15in07");
-    assert_eq!(sent.project_id, app.stack.settings.cloud.project_id);
+    let home = app.stack.settings.cloud.topology().expect("the cloud");
+    assert_eq!(
+        sent.project_id,
+        home.regions[&home.default_region].project_id
+    );
     assert_eq!(sent.request_id.as_deref(), Some(request_id.as_str()));
     let password = created["root_password"]
         .as_str()

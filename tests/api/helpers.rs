@@ -3,10 +3,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
-use starrocks_gateway::config::{LimitSettings, Settings};
+use starrocks_gateway::config::{AccountSettings, LimitSettings, RegionSettings, Settings};
 use starrocks_gateway::demo::idp::EmployeeClaims;
 use starrocks_gateway::demo::simulator::{ReceivedCreate, SimulatorConfig, Stats};
-use starrocks_gateway::demo::{DemoStack, EXAMPLE_POLICY, simulator_config_for};
+use starrocks_gateway::demo::{DEMO_ACCOUNT, DemoStack, EXAMPLE_POLICY, simulator_config_for};
 use starrocks_gateway::policy::{Policy, PolicyStore};
 
 /// The gateway, the Huawei Cloud simulator and the demo IdP, each on port 0:
@@ -16,6 +16,29 @@ pub struct TestApp {
     policy_path: Option<PathBuf>,
     pub stack: DemoStack,
     pub client: reqwest::Client,
+}
+
+/// The demo's default region, to adjust in `TestAppBuilder::settings`.
+pub fn home_region(settings: &mut Settings) -> &mut RegionSettings {
+    let name = settings
+        .cloud
+        .default_region
+        .clone()
+        .expect("the demo names its default region");
+    settings
+        .cloud
+        .regions
+        .get_mut(&name)
+        .expect("the default region is configured")
+}
+
+/// The account of the demo's default region (an IAM user with a password).
+pub fn home_account(settings: &mut Settings) -> &mut AccountSettings {
+    settings
+        .cloud
+        .accounts
+        .get_mut(DEMO_ACCOUNT)
+        .expect("the demo's account")
 }
 
 pub fn employee(sub: &str, team: &str) -> EmployeeClaims {
@@ -300,16 +323,33 @@ impl TestApp {
     }
 
     pub async fn sim_creates(&self) -> Vec<ReceivedCreate> {
-        self.sim_get("/_sim/creates").await
+        self.sim_get(&self.stack.simulator_url, "/_sim/creates")
+            .await
     }
 
     pub async fn sim_stats(&self) -> Stats {
-        self.sim_get("/_sim/stats").await
+        self.sim_get(&self.stack.simulator_url, "/_sim/stats").await
     }
 
-    async fn sim_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+    /// The simulator of `region`.
+    pub fn sim_of(&self, region: &str) -> &str {
+        self.stack
+            .region_urls
+            .get(region)
+            .unwrap_or_else(|| panic!("no simulator for region {region}"))
+    }
+
+    pub async fn sim_creates_in(&self, region: &str) -> Vec<ReceivedCreate> {
+        self.sim_get(self.sim_of(region), "/_sim/creates").await
+    }
+
+    pub async fn sim_stats_in(&self, region: &str) -> Stats {
+        self.sim_get(self.sim_of(region), "/_sim/stats").await
+    }
+
+    async fn sim_get<T: serde::de::DeserializeOwned>(&self, simulator: &str, path: &str) -> T {
         self.client
-            .get(format!("{}{path}", self.stack.simulator_url))
+            .get(format!("{simulator}{path}"))
             .send()
             .await
             .expect("the simulator answers")
@@ -341,9 +381,14 @@ impl TestApp {
     }
 
     pub async fn set_faults(&self, faults: Value) {
+        self.set_faults_in(&self.stack.simulator_url, faults).await;
+    }
+
+    /// Sets faults on the simulator at `simulator` (see `sim_of`).
+    pub async fn set_faults_in(&self, simulator: &str, faults: Value) {
         let response = self
             .client
-            .put(format!("{}/_sim/faults", self.stack.simulator_url))
+            .put(format!("{simulator}/_sim/faults"))
             .json(&faults)
             .send()
             .await

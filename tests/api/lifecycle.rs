@@ -522,7 +522,7 @@ async fn a_list_the_cloud_cannot_answer_is_marked_partial_and_shows_the_last_obs
     assert_eq!(partial_status, 200);
     assert_eq!(
         partial["cloud"],
-        json!({"status": "unavailable", "targets": ["analytics-prod"]})
+        json!({"status": "unavailable", "targets": ["analytics-prod"], "regions": ["cn-north-4"]})
     );
     let by_id = |id: &str| {
         partial["instances"]

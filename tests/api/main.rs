@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod policy;
 mod real_provider;
+mod regions;
 mod requests;
 mod sign_in;
 mod simulator;

@@ -176,7 +176,7 @@ async fn the_catalog_shows_what_the_team_may_order() {
     assert_eq!(catalog["sizes"][1]["storage_gb"], 3 * 100 + 3 * 500);
     assert_eq!(
         catalog["targets"],
-        json!(["analytics-dev", "analytics-prod"])
+        json!(["analytics-dev", "analytics-east", "analytics-prod"])
     );
     assert_eq!(catalog["versions"], json!(["3.1", "3.3"]));
     assert_eq!(
@@ -539,40 +539,34 @@ async fn reloading_an_embedded_policy_is_409() {
     assert_eq!(problem(response).await["code"], "policy_not_reloadable");
 }
 
-/// The example config's `[cloud]` pointed at this stack's simulator, in a temporary file.
+/// The example config with its `[cloud]` replaced by this stack's (its simulators, one per
+/// region), in a temporary file.
 fn config_for_the_simulator(app: &TestApp) -> std::path::PathBuf {
-    let simulator = starrocks_gateway::demo::simulator::SimulatorConfig::default();
-    let config = std::fs::read_to_string(concat!(
+    let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/config/gateway.example.toml"
     ))
-    .expect("the example config")
-    .replace(
-        "https://iam.cn-north-4.myhuaweicloud.com",
-        &app.stack.simulator_url,
-    )
-    .replace(
-        "https://gaussdb.cn-north-4.myhuaweicloud.com",
-        &app.stack.simulator_url,
-    )
-    .replace("23a50154cf494ec9ad6883979a12db0a", &simulator.project_id)
-    .replace(
-        "domain = \"acme\"",
-        &format!("domain = \"{}\"", simulator.domain),
-    )
-    .replace(
-        "user = \"svc-starrocks-gateway\"",
-        &format!("user = \"{}\"", simulator.user),
-    )
-    .replace(
-        "password = \"change-me\"",
-        &format!("password = \"{}\"", simulator.password),
-    );
+    .expect("the example config");
+    let mut kept = String::new();
+    let mut in_cloud = false;
+    for line in example.lines() {
+        if line.starts_with('[') {
+            in_cloud = line.starts_with("[cloud");
+        }
+        if !in_cloud {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept.push_str(&starrocks_gateway::demo::cloud_toml(
+        &app.stack.settings.cloud,
+        true,
+    ));
     let path = std::env::temp_dir().join(format!(
         "srgw-against-cloud-{}.toml",
         uuid::Uuid::new_v4().simple()
     ));
-    std::fs::write(&path, config).expect("the config file");
+    std::fs::write(&path, kept).expect("the config file");
     path
 }
 
@@ -613,8 +607,8 @@ async fn policy_check_against_the_cloud_finds_flavors_and_zones_the_region_does_
             1,
         )
         .replace(
-            "allowed_azs = [\"cn-north-4a\", \"cn-north-4b\"]",
-            "allowed_azs = [\"cn-north-4a\", \"mars-1z\"]",
+            "allowed_azs = [\"cn-north-4a\", \"cn-north-4b\", \"cn-east-3a\"]",
+            "allowed_azs = [\"cn-north-4a\", \"mars-1z\", \"cn-east-3a\"]",
         );
     let broken = std::env::temp_dir().join(format!(
         "srgw-broken-policy-{}.toml",
@@ -638,15 +632,17 @@ async fn policy_check_against_the_cloud_finds_flavors_and_zones_the_region_does_
         stdout(&fits),
         String::from_utf8_lossy(&fits.stderr)
     );
-    assert!(
-        stdout(&fits).contains("fits the cloud: 6 flavors"),
-        "{}",
-        stdout(&fits)
-    );
+    for region in ["cn-north-4", "cn-east-3"] {
+        assert!(
+            stdout(&fits).contains(&format!("fits {region}: 6 flavors")),
+            "{}",
+            stdout(&fits)
+        );
+    }
     assert!(!refused.status.success());
     let report = stdout(&refused);
     assert!(
-        report.contains("sizes.small.fe_flavor_id: `afef3bfd-ac7c-32e1-ba44-c388acbb196b` is not a flavor of this region"),
+        report.contains("sizes.small.fe_flavor_id: `afef3bfd-ac7c-32e1-ba44-c388acbb196b` is not a flavor of region cn-north-4"),
         "{report}"
     );
     assert!(
@@ -656,7 +652,8 @@ async fn policy_check_against_the_cloud_finds_flavors_and_zones_the_region_does_
         "{report}"
     );
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("problem(s) against the flavors"),
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("problem(s) against the regions' flavors"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

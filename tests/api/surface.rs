@@ -65,7 +65,13 @@ async fn the_portal_page_and_probes_are_served() {
     assert_eq!(ready.status(), 200);
     let ready: serde_json::Value = ready.json().await.expect("JSON");
     assert_eq!(ready["identity_provider_keys"], true);
-    assert_eq!(ready["cloud_token"], true);
+    assert_eq!(ready["cloud"], true);
+    assert_eq!(ready["ready_when"], "every_target_region");
+    for region in ["cn-north-4", "cn-east-3"] {
+        assert_eq!(ready["regions"][region]["credentials"], true, "{ready}");
+        assert_eq!(ready["regions"][region]["holds_targets"], true, "{ready}");
+    }
+    assert_eq!(ready["regions"]["cn-north-4"]["default"], true);
     assert_eq!(ready["database"], true);
 }
 
@@ -227,8 +233,8 @@ async fn metrics_count_requests_decisions_and_cloud_calls() {
     const SERIES: [&str; 5] = [
         r#"starrocks_gateway_http_requests_total{method="POST",route="/v1/starrocks",status="201"}"#,
         r#"starrocks_gateway_decisions_total{action="create",outcome="created"}"#,
-        r#"starrocks_gateway_cloud_calls_total{operation="create",result="201"}"#,
-        r#"starrocks_gateway_cloud_call_duration_seconds_count{operation="create"}"#,
+        r#"starrocks_gateway_cloud_calls_total{operation="create",region="cn-north-4",result="201"}"#,
+        r#"starrocks_gateway_cloud_call_duration_seconds_count{operation="create",region="cn-north-4"}"#,
         r#"starrocks_gateway_iam_token_fetches_total{result="ok"}"#,
     ];
     let value = |text: &str, series: &str| -> f64 {
@@ -297,7 +303,11 @@ async fn metrics_show_quota_pending_reservations_the_iam_token_and_the_keys() {
         "every policy team, used or not"
     );
     assert_eq!(sample(&text, pending), Some(0.0));
-    let lifetime = sample(&text, "starrocks_gateway_iam_token_expires_in_seconds").expect("IAM");
+    let lifetime = sample(
+        &text,
+        r#"starrocks_gateway_iam_token_expires_in_seconds{region="cn-north-4"}"#,
+    )
+    .expect("IAM");
     assert!(
         (82_800.0..=86_400.0).contains(&lifetime),
         "a fresh 24 h token: {lifetime}"
@@ -308,7 +318,7 @@ async fn metrics_show_quota_pending_reservations_the_iam_token_and_the_keys() {
     assert_eq!(
         sample(
             &text,
-            r#"starrocks_gateway_cloud_breaker_state{operation="create"}"#
+            r#"starrocks_gateway_cloud_breaker_state{operation="create",region="cn-north-4"}"#
         ),
         Some(0.0),
         "closed"

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::access::{check_project, request_token};
+use super::access::check_project;
 use super::{Simulator, dbs_error};
 
 /// The largest volume, in GB. The HTAP pages give no range ("Range N/A"); TaurusDB's
@@ -132,6 +132,43 @@ pub fn default_flavors() -> Vec<Flavor> {
     ]
 }
 
+/// `flavors` as another region sells them: each on sale in `azs`, and renamed where
+/// `renamed` pairs its id with the region's own.
+pub fn regional_flavors(
+    flavors: &[Flavor],
+    azs: &[String],
+    renamed: &[(String, String)],
+) -> Vec<Flavor> {
+    flavors
+        .iter()
+        .map(|flavor| Flavor {
+            id: renamed
+                .iter()
+                .find(|(own, _)| *own == flavor.id)
+                .map_or_else(|| flavor.id.clone(), |(_, regional)| regional.clone()),
+            az_status: on_sale_in(azs),
+            ..flavor.clone()
+        })
+        .collect()
+}
+
+/// `storage_types` as another region sells them: each in `azs`.
+pub fn regional_storage_types(storage_types: &[StorageType], azs: &[String]) -> Vec<StorageType> {
+    storage_types
+        .iter()
+        .map(|storage| StorageType {
+            az_status: on_sale_in(azs),
+            ..storage.clone()
+        })
+        .collect()
+}
+
+fn on_sale_in(azs: &[String]) -> BTreeMap<String, String> {
+    azs.iter()
+        .map(|az| (az.clone(), "normal".to_owned()))
+        .collect()
+}
+
 pub fn default_storage_types() -> Vec<StorageType> {
     ["SSD", "ESSD", "ULTRAHIGH"]
         .map(|name| StorageType {
@@ -168,8 +205,8 @@ pub(super) async fn flavors(
     query: web::Query<FlavorQuery>,
 ) -> HttpResponse {
     let (project_id, engine) = path.into_inner();
-    if let Err(refusal) = check_project(&simulator, request_token(&request), &project_id)
-        .and_then(|()| engine_known(&engine))
+    if let Err(refusal) =
+        check_project(&simulator, &request, &[], &project_id).and_then(|()| engine_known(&engine))
     {
         return refusal;
     }
@@ -205,8 +242,8 @@ pub(super) async fn storage_types(
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
     let (project_id, engine) = path.into_inner();
-    if let Err(refusal) = check_project(&simulator, request_token(&request), &project_id)
-        .and_then(|()| engine_known(&engine))
+    if let Err(refusal) =
+        check_project(&simulator, &request, &[], &project_id).and_then(|()| engine_known(&engine))
     {
         return refusal;
     }

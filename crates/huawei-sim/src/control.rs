@@ -37,6 +37,9 @@ pub struct Stats {
     pub lists_received: usize,
     pub gets_received: usize,
     pub deletes_received: usize,
+    /// Calls whose AK/SK signature verified, and calls refused for a bad signature.
+    pub signed_calls: usize,
+    pub signatures_refused: usize,
     /// Creates held now (`hold_next_creates`), waiting for `POST /_sim/release`.
     pub held: usize,
 }
@@ -137,6 +140,8 @@ pub(super) async fn stats(simulator: web::Data<Simulator>) -> HttpResponse {
         lists_received: state.lists_received,
         gets_received: state.gets_received,
         deletes_received: state.deletes_received,
+        signed_calls: state.signed_calls,
+        signatures_refused: state.signatures_refused,
         held: state.held,
     })
 }

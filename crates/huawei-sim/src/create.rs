@@ -67,13 +67,8 @@ pub(super) async fn create_starrocks(
         tokio::time::sleep(Duration::from_millis(latency_ms)).await;
     }
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let checked = check_access(
-        &simulator,
-        header("x-auth-token"),
-        &project_id,
-        &instance_id,
-    )
-    .and_then(|()| injected_failure(&simulator));
+    let checked = check_access(&simulator, &request, &body, &project_id, &instance_id)
+        .and_then(|()| injected_failure(&simulator));
     let response = match checked.and_then(|()| json_content_type(header("content-type"))) {
         Err(response) => response,
         Ok(()) => create(&simulator, &instance_id, &body),

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::access::{INSTANCE_NOT_FOUND, check_access, check_project, request_token};
+use super::access::{INSTANCE_NOT_FOUND, check_access, check_project};
 use super::{SimJob, SimState, Simulator, SimulatorConfig, dbs_error, injected_fault};
 
 /// "Another operation is in progress" (one of the documented 409 codes).
@@ -21,7 +21,7 @@ fn admit(
     project_id: &str,
     target: &str,
 ) -> Result<(), HttpResponse> {
-    check_access(simulator, request_token(request), project_id, target)?;
+    check_access(simulator, request, &[], project_id, target)?;
     let mut state = simulator.state();
     if state.faults.throttle_next_calls > 0 {
         state.faults.throttle_next_calls -= 1;
@@ -211,7 +211,7 @@ pub(super) async fn job(
     query: web::Query<JobQuery>,
 ) -> HttpResponse {
     let project_id = path.into_inner();
-    if let Err(refusal) = check_project(&simulator, request_token(&request), &project_id) {
+    if let Err(refusal) = check_project(&simulator, &request, &[], &project_id) {
         return refusal;
     }
     let state = simulator.state();

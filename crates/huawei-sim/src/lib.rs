@@ -1,5 +1,7 @@
-//! A faithful stand-in for the parts of Huawei Cloud the gateway uses: IAM password tokens
+//! A faithful stand-in for the parts of Huawei Cloud the gateway uses in one region: IAM
+//! password tokens, AK/SK (`SDK-HMAC-SHA256`) signed calls for the access keys it is given,
 //! and the TaurusDB StarRocks create call, validated exactly as `reference/` documents them.
+//! Several regions are several simulators, each with its own project, targets and catalog.
 //!
 //! It is a product feature (the demo, the tests and local development run against it) and a
 //! crate of its own: the gateway reaches it only through its `demo` feature (as
@@ -9,7 +11,7 @@
 //!
 //! Besides the cloud API it serves a small control API under `/_sim` for tests:
 //! `GET /_sim/creates` (every create received), `GET /_sim/instances` (what exists now),
-//! `GET /_sim/stats`, `PUT /_sim/faults`, `POST /_sim/release` (held creates go on),
+//! `GET /_sim/stats` (with the signed calls and refused signatures), `PUT /_sim/faults`, `POST /_sim/release` (held creates go on),
 //! `POST /_sim/tokens/expire`. The flavors and storage-type APIs serve the region's catalog
 //! ([`SimulatorConfig::flavors`], …), and creates are checked against it. Instances move
 //! from `creating` to `normal` after
@@ -21,6 +23,7 @@ mod control;
 mod create;
 mod iam;
 mod instances;
+mod signature;
 mod validate;
 
 use std::collections::HashMap;
@@ -32,7 +35,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde::{Deserialize, Serialize};
 
-pub use catalog::{Flavor, MAX_VOLUME_GB, StorageType};
+pub use catalog::{Flavor, MAX_VOLUME_GB, StorageType, regional_flavors, regional_storage_types};
 pub use control::{ExistingInstance, Faults, ReceivedCreate, Stats};
 
 /// What the simulated account looks like.
@@ -40,6 +43,9 @@ pub use control::{ExistingInstance, Faults, ReceivedCreate, Stats};
 pub struct SimulatorConfig {
     /// IAM account (domain) name accepted by `POST /v3/auth/tokens`.
     pub domain: String,
+    /// Access key pairs (id, secret) whose `SDK-HMAC-SHA256` signatures are accepted in place
+    /// of an IAM token.
+    pub access_keys: Vec<(String, String)>,
     pub user: String,
     pub password: String,
     /// The one project of the account, and its name (the region).
@@ -64,6 +70,7 @@ impl Default for SimulatorConfig {
     fn default() -> Self {
         Self {
             domain: "demo-account".into(),
+            access_keys: Vec::new(),
             user: "demo-gateway".into(),
             password: "Demo-Passw0rd!".into(),
             project_id: "0a1b2c3d4e5f40718293a4b5c6d7e8f9".into(),
@@ -101,6 +108,9 @@ struct SimState {
     lists_received: usize,
     gets_received: usize,
     deletes_received: usize,
+    /// Calls whose AK/SK signature verified, and those refused for a bad one.
+    signed_calls: usize,
+    signatures_refused: usize,
     /// Creates waiting for `POST /_sim/release` (see `Faults::hold_next_creates`).
     held: usize,
     faults: Faults,

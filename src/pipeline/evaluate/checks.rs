@@ -45,6 +45,13 @@ pub(super) fn check_team_rules(
     let defaults = &policy.file.defaults;
 
     let target = team.targets.get(&request.target);
+    let region_name = target.and_then(|t| t.region.as_deref());
+    let region = policy.region_rules(region_name);
+    let in_region = || {
+        region_name
+            .map(|r| format!(" in region `{r}`"))
+            .unwrap_or_default()
+    };
     rules.check(rules::TARGET_ALLOWED, target.is_some(), || {
         let aliases: Vec<&str> = team.targets.keys().map(String::as_str).collect();
         format!(
@@ -55,38 +62,48 @@ pub(super) fn check_team_rules(
     });
 
     let size = policy.size(&request.size);
-    let size_allowed = team.allowed_sizes.contains(&request.size);
-    rules.check(rules::SIZE_ALLOWED, size.is_some() && size_allowed, || {
-        let allowed: Vec<&str> = team.allowed_sizes.iter().map(String::as_str).collect();
-        let what = if size.is_some() {
-            "may not use"
-        } else {
-            "cannot order the undefined"
-        };
-        format!(
-            "team `{team_name}` {what} size `{}`; allowed: {}",
-            request.size,
-            quoted(&allowed)
-        )
-    });
+    let sizes = team.sizes_in(region);
+    rules.check(
+        rules::SIZE_ALLOWED,
+        size.is_some() && sizes.contains(&request.size.as_str()),
+        || {
+            let what = if size.is_some() {
+                "may not use"
+            } else {
+                "cannot order the undefined"
+            };
+            format!(
+                "team `{team_name}` {what} size `{}`{}; allowed: {}",
+                request.size,
+                in_region(),
+                quoted(&sizes)
+            )
+        },
+    );
 
     let version = request
         .version
         .as_deref()
         .unwrap_or(&defaults.engine_version);
-    let versions = team.versions(defaults);
+    let versions = team.versions_in(defaults, region);
     rules.check(rules::VERSION_ALLOWED, versions.contains(&version), || {
         format!(
-            "team `{team_name}` may not use engine version `{version}`; allowed: {}",
+            "team `{team_name}` may not use engine version `{version}`{}; allowed: {}",
+            in_region(),
             quoted(&versions)
         )
     });
 
-    let az = request.az.as_deref().unwrap_or(&defaults.az_code);
-    let azs = team.azs(defaults);
+    let az = request
+        .az
+        .as_deref()
+        .or(region.az_code.as_deref())
+        .unwrap_or(&defaults.az_code);
+    let azs = policy.file.team_azs(team, region_name);
     rules.check(rules::AZ_ALLOWED, azs.contains(&az), || {
         format!(
-            "team `{team_name}` may not place instances in AZ `{az}`; allowed: {}",
+            "team `{team_name}` may not place instances in AZ `{az}`{}; allowed: {}",
+            in_region(),
             quoted(&azs)
         )
     });
@@ -129,9 +146,10 @@ pub(super) fn check_team_rules(
         },
     );
 
-    let (Some(target_instance_id), Some(size)) = (target, size) else {
+    let (Some(target), Some(size)) = (target, size) else {
         return (None, Vec::new());
     };
+    let size = &region.size_in_region(&request.size, size);
     let mut mutations = Vec::new();
     if let (None, Some(days)) = (request.lease_days, lease_days) {
         mutations.push(Mutation {
@@ -156,7 +174,8 @@ pub(super) fn check_team_rules(
         defaults.io_type.as_str(),
     );
     let plan = Plan {
-        target_instance_id: target_instance_id.clone(),
+        region: target.region.clone(),
+        target_instance_id: target.instance.clone(),
         labels,
         lease_ms: lease_days.map(days_ms),
         body,

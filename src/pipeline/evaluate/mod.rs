@@ -123,6 +123,9 @@ impl Decision {
 /// The allowed request, expanded into exactly what will be sent upstream.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The target's region; `None` only for a policy not fitted to a gateway's regions (the
+    /// `policy` commands), which means the default region.
+    pub region: Option<String>,
     pub target_instance_id: String,
     /// Caller labels, keys lower-cased; kept by the gateway, never sent upstream.
     pub labels: BTreeMap<String, String>,
