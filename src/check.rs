@@ -107,9 +107,18 @@ fn describe(path: &Path, settings: &Settings) -> String {
     )
 }
 
+/// The policy file, fitted to the configured regions as `serve` would fit it.
 fn check_policy(settings: &Settings) -> Vec<Finding> {
     let path = &settings.policy.path;
-    match Policy::load(path) {
+    let fitted = Policy::load(path).and_then(|policy| match settings.cloud.topology() {
+        Ok(topology) => {
+            let configured: Vec<&str> = topology.regions.keys().map(String::as_str).collect();
+            policy.resolve_regions(&topology.default_region, &configured)
+        }
+        // The cloud's own finding names what is wrong there.
+        Err(_) => Ok(policy),
+    });
+    match fitted {
         Ok(policy) => {
             let mut findings = vec![finding(
                 Status::Ok,

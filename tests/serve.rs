@@ -242,6 +242,31 @@ async fn check_config_with_probe_reaches_the_identity_provider_the_database_and_
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_refuses_a_policy_naming_a_region_the_config_lacks() {
+    let stack = stack().await;
+    let dir = Scratch::new("regions");
+    let config = config_for(&stack.settings, &dir.0, Form::Single);
+    std::fs::write(dir.0.join("policy.toml"), EXAMPLE_POLICY).expect("policy file");
+
+    let output = serve(
+        &config,
+        &["--check-config"],
+        secrets(Form::Single, "not-probed"),
+    )
+    .output()
+    .expect("the binary runs");
+
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    let failure = stdout
+        .lines()
+        .find(|line| line.starts_with("FAIL  policy"))
+        .unwrap_or_else(|| panic!("no policy failure:\n{stdout}\n{stderr}"));
+    assert!(failure.contains("cn-east-3"), "{failure}");
+    assert!(failure.contains("configured: cn-north-4"), "{failure}");
+}
+
 #[test]
 fn check_config_without_probe_names_a_broken_policy_file_and_exits_non_zero() {
     let dir = Scratch::new("broken");

@@ -85,6 +85,17 @@ try {
     await fitsA375(page, 'signed in');
   });
 
+  await step('a target in the second region shows its region, and its AZs replace the default region\'s', async () => {
+    const target = page.getByLabel('Target', { exact: true });
+    await target.locator('option', { hasText: 'analytics-east (cn-east-3)' }).waitFor({ state: 'attached' });
+    await target.selectOption('analytics-east');
+    const azs = () => page.locator('#az option').allTextContents();
+    await page.waitForFunction(() => [...document.querySelectorAll('#az option')].map((o) => o.value).join() === 'cn-east-3a');
+    if ((await azs()).join() !== 'cn-east-3a') throw new Error(`AZs in cn-east-3: ${await azs()}`);
+    await target.selectOption('analytics-prod');
+    await page.waitForFunction(() => [...document.querySelectorAll('#az option')].map((o) => o.value).join() === 'cn-north-4a,cn-north-4b');
+  });
+
   await step('a label the policy does not allow is denied live, next to the labels', async () => {
     await page.getByLabel('Name', { exact: true }).fill('cube-e2e');
     await page.getByLabel('Target', { exact: true }).selectOption('analytics-prod');

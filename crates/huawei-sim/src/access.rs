@@ -66,7 +66,7 @@ pub(super) fn check_project(
                 .find(|(id, _)| id == signed.access_key)
                 .map(|(_, secret)| secret.as_str())
                 .ok_or_else(|| refused("the access key does not exist"))?;
-            if let Err(why) = signed.verify(request, body, secret) {
+            if let Err(why) = signed.verify(request, body, secret, chrono::Utc::now()) {
                 simulator.state().signatures_refused += 1;
                 return Err(refused(&why));
             }
