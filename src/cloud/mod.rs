@@ -1,18 +1,17 @@
-//! The Huawei Cloud client: IAM tokens and the TaurusDB StarRocks calls the gateway makes.
+//! The Huawei Cloud clients, one per configured region: IAM tokens (or AK/SK signatures) and
+//! the TaurusDB StarRocks calls the gateway makes.
 
 pub mod breaker;
 pub mod iam;
 pub mod model;
 pub mod signing;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use std::collections::BTreeMap;
-
 use crate::config::{CloudSettings, ConfigError, Credentials, LimitSettings, ReadyWhen, Region};
-
 use crate::metrics::METRICS;
 use iam::{IamToken, IamTokenCache};
 use model::{
@@ -272,11 +271,6 @@ impl Clouds {
         self.regions
             .get(name)
             .ok_or_else(|| Arc::new(CloudError::UnknownRegion(name.to_owned())))
-    }
-
-    /// The default region's client.
-    pub fn default_client(&self) -> &Arc<CloudClient> {
-        &self.regions[&self.default_region]
     }
 
     /// Every region's client, by name.

@@ -54,6 +54,8 @@ pub struct Created {
     pub status: String,
     pub job_id: Option<String>,
     pub team: String,
+    /// The region it was ordered in.
+    pub region: String,
     pub target: String,
     pub size: String,
     pub labels: BTreeMap<String, String>,
@@ -85,7 +87,7 @@ pub struct Idempotent {
 /// What a create answers: a new instance, or the first answer to the same keyed request.
 #[derive(Debug, Clone)]
 pub enum CreateAnswer {
-    Created(Created),
+    Created(Box<Created>),
     Replayed(SavedResponse),
 }
 
@@ -324,6 +326,7 @@ impl CreateFlow<'_> {
     fn settle(
         &mut self,
         plan: Plan,
+        region: &str,
         reservation_id: String,
         answer: Result<CreateStarRocksResponse, Arc<CloudError>>,
     ) -> Result<Created, CreateError> {
@@ -348,6 +351,7 @@ impl CreateFlow<'_> {
             status: created.instance.status,
             job_id: Some(created.job_id),
             team: asked.team.clone().unwrap_or_default(),
+            region: region.to_owned(),
             target: asked.input.request.target.clone(),
             size: asked.input.request.size.clone(),
             labels: plan.labels,
@@ -381,8 +385,8 @@ impl Flow for CreateFlow<'_> {
             return Ok(CreateAnswer::Replayed(saved));
         }
         let answer = forward::create(&cloud, &plan, &self.asked.request_id).await;
-        self.settle(plan, reservation_id, answer)
-            .map(CreateAnswer::Created)
+        self.settle(plan, cloud.region(), reservation_id, answer)
+            .map(|created| CreateAnswer::Created(Box::new(created)))
     }
 
     fn entry(&self, result: &Result<CreateAnswer, CreateError>) -> Option<Entry> {

@@ -61,6 +61,12 @@ async fn creates_go_to_their_targets_region_endpoint_project_and_credentials() {
 
     assert_eq!(east.status(), 201);
     assert_eq!(north.status(), 201);
+    assert_eq!(
+        json_of(east).await["region"],
+        EAST,
+        "the answer names the region"
+    );
+    assert_eq!(json_of(north).await["region"], NORTH);
     let east_creates = app.sim_creates_in(EAST).await;
     let north_creates = app.sim_creates_in(NORTH).await;
     assert_eq!(east_creates.len(), 1, "one create reached cn-east-3");

@@ -63,7 +63,7 @@ pub async fn create_instance(
     let answer = Box::pin(gateway.create(&employee, input, request_id.as_str(), key)).await?;
     Ok(match answer {
         CreateAnswer::Created(created) => {
-            HttpResponse::Created().json(CreatedInstanceResponse::from(created))
+            HttpResponse::Created().json(CreatedInstanceResponse::from(*created))
         }
         CreateAnswer::Replayed(saved) => idempotency::replay(&gateway, saved).await,
     })

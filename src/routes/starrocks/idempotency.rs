@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use super::wire::CreatedInstanceResponse;
 use crate::http::error::{ApiError, PROBLEM_JSON};
 use crate::service::Gateway;
-use crate::service::create::{CreateAnswer, CreateError};
+use crate::service::create::{CreateAnswer, CreateError, Created};
 use crate::storage::idempotency::SavedResponse;
 use crate::storage::ledger::ReservationState;
 
@@ -22,7 +22,7 @@ pub fn saved_response(result: &Result<CreateAnswer, CreateError>) -> Option<Save
         // The generated password is shown once, never stored, so never replayed.
         Ok(CreateAnswer::Created(created)) => serde_json::to_string(&CreatedInstanceResponse {
             root_password: None,
-            ..CreatedInstanceResponse::from(created.clone())
+            ..CreatedInstanceResponse::from(Created::clone(created))
         })
         .ok()
         .map(|body| SavedResponse {
@@ -61,6 +61,9 @@ pub async fn replay(gateway: &Gateway, saved: SavedResponse) -> HttpResponse {
                 status: "creating".into(),
                 job_id: reservation.job_id,
                 team: reservation.team,
+                region: reservation
+                    .region
+                    .unwrap_or_else(|| gateway.clouds.default_region().to_owned()),
                 target: reservation.target,
                 size: reservation.size,
                 labels: reservation.labels,

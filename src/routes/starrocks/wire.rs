@@ -74,6 +74,8 @@ pub struct CreatedInstanceResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     pub team: String,
+    /// The region the instance is ordered in (its target's).
+    pub region: String,
     pub target: String,
     pub size: String,
     pub labels: BTreeMap<String, String>,
@@ -151,6 +153,7 @@ impl From<Created> for CreatedInstanceResponse {
             status: created.status,
             job_id: created.job_id,
             team: created.team,
+            region: created.region,
             target: created.target,
             size: created.size,
             labels: created.labels,
