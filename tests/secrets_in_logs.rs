@@ -157,14 +157,11 @@ struct Demo {
 
 impl Demo {
     async fn start(format: &str, dir: &std::path::Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
         let banner = dir.join(format!("banner-{format}.txt"));
         let log = dir.join(format!("log-{format}.txt"));
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_starrocks-gateway"))
-            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            // Port 0: the banner names the port bound, and no other test can take it meanwhile.
+            .args(["demo", "--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "trace")
             .env("SRGW_LOG_FORMAT", format)
             .env("SRGW_LIMITS__CREATES_BURST", "50")
