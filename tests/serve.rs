@@ -169,6 +169,14 @@ fn serve(config: &Path, args: &[&str], secrets: Vec<(String, String)>) -> Comman
     command
 }
 
+/// The `FAIL  policy` line of a `--check-config` report.
+fn policy_failure<'a>(stdout: &'a str, stderr: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|line| line.starts_with("FAIL  policy"))
+        .unwrap_or_else(|| panic!("no policy failure:\n{stdout}\n{stderr}"))
+}
+
 fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -259,10 +267,7 @@ async fn check_config_refuses_a_policy_naming_a_region_the_config_lacks() {
 
     let (stdout, stderr) = text(&output);
     assert!(!output.status.success(), "{stdout}");
-    let failure = stdout
-        .lines()
-        .find(|line| line.starts_with("FAIL  policy"))
-        .unwrap_or_else(|| panic!("no policy failure:\n{stdout}\n{stderr}"));
+    let failure = policy_failure(&stdout, &stderr);
     assert!(failure.contains("cn-east-3"), "{failure}");
     assert!(failure.contains("configured: cn-north-4"), "{failure}");
 }
@@ -287,10 +292,7 @@ fn check_config_without_probe_names_a_broken_policy_file_and_exits_non_zero() {
         .expect("the binary runs");
     let (stdout, stderr) = text(&output);
     assert!(!output.status.success(), "{stdout}");
-    let failure = stdout
-        .lines()
-        .find(|line| line.starts_with("FAIL  policy"))
-        .unwrap_or_else(|| panic!("no policy failure:\n{stdout}\n{stderr}"));
+    let failure = policy_failure(&stdout, &stderr);
     assert!(failure.contains(&policy.display().to_string()), "{failure}");
     assert!(stderr.contains("1 problem(s)"), "{stderr}");
 }

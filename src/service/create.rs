@@ -168,6 +168,24 @@ impl<'g> Asked<'g> {
         Ok(team)
     }
 
+    /// The client of the plan's region: where its call would go, and with what credentials.
+    pub(crate) fn cloud_for(&self, plan: &Plan) -> Result<Arc<CloudClient>, CreateError> {
+        self.gateway
+            .clouds
+            .get(plan.region.as_deref())
+            .map(Arc::clone)
+            .map_err(CreateError::Region)
+    }
+
+    /// `team`'s own limits in `cloud`'s region, when the policy gives it some there.
+    pub(crate) fn region_limit(&self, team: &str, cloud: &CloudClient) -> Option<RegionLimit> {
+        let limit = self.policy.team(team)?.region_quotas.get(cloud.region())?;
+        Some(RegionLimit {
+            limit: *limit,
+            default_region: cloud.region() == self.gateway.clouds.default_region(),
+        })
+    }
+
     /// Phase 3, **evaluate**: the decision, and the plan when it allows.
     pub(crate) fn evaluate(&mut self, team: &str) -> Result<Plan, Denial> {
         let password = self.input.password.take().unwrap_or_else(|| {
@@ -268,14 +286,8 @@ impl CreateFlow<'_> {
             .as_ref()
             .map(|d| d.decision_id.clone())
             .unwrap_or_default();
-        let policy_team = asked.policy.team(&team);
-        let limit = policy_team.and_then(|t| t.quota);
-        let region_limit = policy_team
-            .and_then(|t| t.region_quotas.get(cloud.region()))
-            .map(|limit| RegionLimit {
-                limit: *limit,
-                default_region: cloud.region() == asked.gateway.clouds.default_region(),
-            });
+        let limit = asked.policy.team(&team).and_then(|t| t.quota);
+        let region_limit = asked.region_limit(&team, cloud);
         let request = Reserve {
             new: NewReservation {
                 id: reservation_id.to_owned(),
@@ -372,13 +384,7 @@ impl Flow for CreateFlow<'_> {
         }
         let team = self.asked.authorize()?;
         let plan = self.asked.evaluate(&team).map_err(CreateError::Denied)?;
-        let cloud = Arc::clone(
-            self.asked
-                .gateway
-                .clouds
-                .get(plan.region.as_deref())
-                .map_err(CreateError::Region)?,
-        );
+        let cloud = self.asked.cloud_for(&plan)?;
         // Time-ordered: the ledger's key grows at its right edge.
         let reservation_id = uuid::Uuid::now_v7().to_string();
         if let Some(saved) = self.reserve(&plan, &cloud, &reservation_id).await? {

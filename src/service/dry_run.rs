@@ -101,20 +101,18 @@ impl DryRunFlow<'_> {
             .await
             .map_err(CreateError::Storage)?;
         let cost = reserve::cost_of(plan);
-        let policy_team = self.asked.policy.team(team);
-        let limit = policy_team.and_then(|t| t.quota);
-        let region = match policy_team.and_then(|t| t.region_quotas.get(cloud.region())) {
-            Some(limit) => {
-                let default = cloud.region() == gateway.clouds.default_region();
+        let limit = self.asked.policy.team(team).and_then(|t| t.quota);
+        let region = match self.asked.region_limit(team, cloud) {
+            Some(region) => {
                 let used = gateway
                     .store
-                    .usage_in_region(team, cloud.region(), default)
+                    .usage_in_region(team, cloud.region(), region.default_region)
                     .await
                     .map_err(CreateError::Storage)?;
                 Some(RegionQuotaPreview {
                     name: cloud.region().to_owned(),
                     used,
-                    limit: *limit,
+                    limit: region.limit,
                 })
             }
             None => None,
@@ -166,13 +164,7 @@ impl Flow for DryRunFlow<'_> {
                 labels: BTreeMap::new(),
             });
         };
-        let cloud = Arc::clone(
-            self.asked
-                .gateway
-                .clouds
-                .get(plan.region.as_deref())
-                .map_err(CreateError::Region)?,
-        );
+        let cloud = self.asked.cloud_for(&plan)?;
         let quota = self.preview(&plan, &team, &cloud).await?;
         let Plan {
             target_instance_id,

@@ -4,7 +4,8 @@ use starrocks_gateway::demo::EXAMPLE_POLICY;
 use starrocks_gateway::storage::sql::query;
 
 use crate::helpers::{
-    TestApp, decisions, home_account, home_region, instances_used, metric, problem, small_instance,
+    TestApp, closed_url, decisions, home_account, home_region, instances_used, metric, problem,
+    small_instance,
 };
 
 /// Why each reservation settled, oldest first.
@@ -130,15 +131,9 @@ async fn a_cloud_4xx_is_502_carrying_the_upstream_code() {
 
 #[tokio::test]
 async fn an_unreachable_cloud_is_503() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
     let app = TestApp::builder()
         .settings(|s| {
-            let url: url::Url = format!("http://127.0.0.1:{closed_port}")
-                .parse()
-                .expect("url");
+            let url = closed_url();
             home_account(s).iam_url = Some(url.clone());
             home_region(s).endpoint = url;
         })

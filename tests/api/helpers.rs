@@ -407,6 +407,26 @@ impl TestApp {
     }
 }
 
+/// `POST /v1/admin/reconcile` as a platform admin; the report.
+pub async fn reconcile(app: &TestApp) -> Value {
+    let response = app
+        .authed(reqwest::Method::POST, "/v1/admin/reconcile", &app.admin())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON")
+}
+
+/// A loopback URL where nothing listens: a port bound and let go at once.
+pub fn closed_url() -> url::Url {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!("http://127.0.0.1:{port}").parse().expect("a URL")
+}
+
 pub fn small_instance() -> Value {
     json!({"name": "sales-cube", "target": "analytics-prod", "size": "small"})
 }

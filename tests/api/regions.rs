@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use starrocks_gateway::config::AccountSettings;
 use starrocks_gateway::demo::{DEMO_SIGNING_ACCOUNT, EXAMPLE_POLICY};
 
-use crate::helpers::{Db, TestApp, json_of, problem};
+use crate::helpers::{Db, TestApp, closed_url, json_of, problem, reconcile};
 
 const EAST: &str = "cn-east-3";
 const NORTH: &str = "cn-north-4";
@@ -29,16 +29,6 @@ fn roomy_policy() -> String {
         "instances = 100\nnodes = 1000\nstorage_gb = 100000",
         1,
     )
-}
-
-async fn reconcile(app: &TestApp) -> Value {
-    let response = app
-        .authed(Method::POST, "/v1/admin/reconcile", &app.admin())
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(response.status(), 200);
-    json_of(response).await
 }
 
 async fn instances(app: &TestApp, token: &str) -> Value {
@@ -215,16 +205,9 @@ async fn one_iam_token_is_fetched_per_account_and_project_however_many_calls_rac
 
 #[tokio::test]
 async fn a_region_that_is_down_answers_503_while_the_other_keeps_working() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
     let app = TestApp::builder()
-        .settings(move |s| {
-            let region = s.cloud.regions.get_mut(EAST).expect("east");
-            region.endpoint = format!("http://127.0.0.1:{closed_port}")
-                .parse()
-                .expect("a URL");
+        .settings(|s| {
+            s.cloud.regions.get_mut(EAST).expect("east").endpoint = closed_url();
         })
         .spawn()
         .await;
@@ -252,22 +235,15 @@ async fn a_region_that_is_down_answers_503_while_the_other_keeps_working() {
 
 #[tokio::test]
 async fn readiness_reports_each_region_and_follows_ready_when() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let unreachable_iam = move |s: &mut starrocks_gateway::config::Settings| {
+    let closed = closed_url();
+    let unreachable_iam = |s: &mut starrocks_gateway::config::Settings| {
         let account = s
             .cloud
             .accounts
             .get_mut(DEMO_SIGNING_ACCOUNT)
             .expect("east's");
         *account = AccountSettings {
-            iam_url: Some(
-                format!("http://127.0.0.1:{closed_port}")
-                    .parse()
-                    .expect("a URL"),
-            ),
+            iam_url: Some(closed.clone()),
             domain: Some("demo-account".into()),
             user: Some("demo-gateway".into()),
             password: Some("Demo-Passw0rd!".to_owned().into()),

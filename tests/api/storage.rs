@@ -11,8 +11,8 @@ use starrocks_gateway::storage::sql::{self, Row, query};
 use starrocks_gateway::storage::{StorageError, Store};
 
 use crate::helpers::{
-    Db, TestApp, decisions, drop_database, instances_used, metric, problem, remove_sqlite_files,
-    small_instance,
+    Db, TestApp, decisions, drop_database, instances_used, metric, problem, reconcile,
+    remove_sqlite_files, small_instance,
 };
 
 on_both_engines!(
@@ -235,16 +235,6 @@ async fn a_keyed_create_commits_twice_and_a_dry_run_never_waits_for_a_commit(db:
 
 fn named(i: usize) -> Value {
     json!({"name": format!("cube-{i:03}"), "target": "analytics-prod", "size": "small"})
-}
-
-async fn reconcile(app: &TestApp) -> Value {
-    let response = app
-        .authed(Method::POST, "/v1/admin/reconcile", &app.admin())
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("JSON")
 }
 
 async fn create_with_key(

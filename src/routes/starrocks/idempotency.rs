@@ -51,8 +51,9 @@ pub async fn replay(gateway: &Gateway, saved: SavedResponse) -> HttpResponse {
         && let Some(id) = saved.reservation_id.as_deref()
         && let Ok(Some(reservation)) = gateway.store.reservation(id).await
         && reservation.state == ReservationState::Committed
-        && let Some(instance_id) = reservation.instance_id
+        && let Some(instance_id) = reservation.instance_id.clone()
     {
+        let reservation = gateway.located(reservation);
         return HttpResponse::Created()
             .insert_header((REPLAYED_HEADER, "true"))
             .json(CreatedInstanceResponse {
@@ -61,9 +62,7 @@ pub async fn replay(gateway: &Gateway, saved: SavedResponse) -> HttpResponse {
                 status: "creating".into(),
                 job_id: reservation.job_id,
                 team: reservation.team,
-                region: reservation
-                    .region
-                    .unwrap_or_else(|| gateway.clouds.default_region().to_owned()),
+                region: reservation.region.unwrap_or_default(),
                 target: reservation.target,
                 size: reservation.size,
                 labels: reservation.labels,
