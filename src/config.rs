@@ -835,6 +835,13 @@ impl AccountSettings {
                 if id.trim().is_empty() || secret.expose_secret().is_empty() {
                     return Err(invalid("access_key_id", "and its secret must not be empty"));
                 }
+                // It goes into every call's Authorization header.
+                if !id.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(invalid(
+                        "access_key_id",
+                        "must be visible ASCII letters, digits and symbols",
+                    ));
+                }
                 Credentials::AccessKey(crate::cloud::signing::AccessKey {
                     id: id.clone(),
                     secret: secret.clone(),
@@ -1270,6 +1277,10 @@ mod tests {
                     "access_key_id = \"HPUAEXAMPLE\"\npassword = \"x\"",
                 ),
                 "cloud.accounts.asia.password",
+            ),
+            (
+                regions("HPUAEXAMPLE", "HPUA EXAMPLE"),
+                "cloud.accounts.asia.access_key_id",
             ),
             (
                 regions("9e1f3a5b7c9d4e2f8a0b2c4d6e8f0a1b", "short"),

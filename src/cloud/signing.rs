@@ -34,8 +34,9 @@ pub struct AccessKey {
 pub enum SigningError {
     #[error("the request URL has no host")]
     NoHost,
-    #[error("a header to sign is not visible ASCII: {0}")]
-    HeaderValue(String),
+    /// Named, never quoted: the value may be the signature itself.
+    #[error("the {0} header to sign is not visible ASCII")]
+    HeaderValue(&'static str),
 }
 
 impl AccessKey {
@@ -57,8 +58,8 @@ impl AccessKey {
             .url_mut()
             .set_query((!query.is_empty()).then_some(query.as_str()));
         let headers = request.headers_mut();
-        headers.insert(DATE_HEADER, header_value(&date)?);
-        headers.insert(HOST, header_value(&host)?);
+        headers.insert(DATE_HEADER, header_value(DATE_HEADER, &date)?);
+        headers.insert(HOST, header_value("Host", &host)?);
         if headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -82,9 +83,10 @@ impl AccessKey {
             body,
             &date,
         );
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, header_value(&authorization)?);
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            header_value("Authorization", &authorization)?,
+        );
         Ok(())
     }
 
@@ -115,8 +117,8 @@ impl AccessKey {
     }
 }
 
-fn header_value(value: &str) -> Result<HeaderValue, SigningError> {
-    HeaderValue::from_str(value).map_err(|_| SigningError::HeaderValue(value.to_owned()))
+fn header_value(name: &'static str, value: &str) -> Result<HeaderValue, SigningError> {
+    HeaderValue::from_str(value).map_err(|_| SigningError::HeaderValue(name))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
