@@ -32,8 +32,13 @@ use crate::storage::requests::RequestState;
     "justification": "One week of load tests before the Q3 launch; deleted afterwards."}))]
 pub struct ExceptionRequestBody {
     pub instance: RequestedInstance,
-    /// Why the exception is needed, for the approver: 10 to 1,000 characters.
-    #[schema(min_length = 10, max_length = 1000, pattern = r"\S")]
+    /// Why the exception is needed, for the approver: 10 to 1,000 characters, not counting
+    /// surrounding blanks (Unicode `White_Space`, spelled out in the pattern).
+    #[schema(
+        min_length = 10,
+        max_length = 1000,
+        pattern = r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]{8,}[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub justification: String,
 }
 
@@ -49,8 +54,13 @@ pub struct ExtensionRequestBody {
     /// Days from the approval (fractions allowed), beyond the team's `max_lease_days`.
     #[schema(exclusive_minimum = 0, maximum = 3650)]
     pub lease_days: f64,
-    /// Why the exception is needed, for the approver: 10 to 1,000 characters.
-    #[schema(min_length = 10, max_length = 1000, pattern = r"\S")]
+    /// Why the exception is needed, for the approver: 10 to 1,000 characters, not counting
+    /// surrounding blanks (Unicode `White_Space`, spelled out in the pattern).
+    #[schema(
+        min_length = 10,
+        max_length = 1000,
+        pattern = r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]{8,}[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub justification: String,
 }
 
@@ -349,4 +359,89 @@ pub async fn withdraw_request(
         .withdraw(&employee, &id, request_id.as_str())
         .await?;
     Ok(web::Json(view))
+}
+
+#[cfg(test)]
+mod schema_agrees {
+    //! Schemathesis sends every string the schema allows and expects each accepted, and each
+    //! one it forbids refused; so the documented bounds must be the parser's exactly.
+
+    use proptest::prelude::*;
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    fn string_rules(schema: serde_json::Value, field: &str) -> (regex::Regex, usize, usize) {
+        let rules = &schema["properties"][field];
+        let bound = |key: &str| {
+            let value = rules[key]
+                .as_u64()
+                .expect("the field documents its length bounds");
+            usize::try_from(value).expect("a length bound fits a usize")
+        };
+        let pattern = rules["pattern"]
+            .as_str()
+            .expect("the field documents a pattern");
+        (
+            regex::Regex::new(pattern).expect("the documented pattern is a regex"),
+            bound("minLength"),
+            bound("maxLength"),
+        )
+    }
+
+    fn schema_of<T: PartialSchema>() -> serde_json::Value {
+        serde_json::to_value(T::schema()).expect("a schema serializes")
+    }
+
+    /// Text of blanks (ASCII and others, the ones Python's `\s` and ECMAScript's `\s`
+    /// disagree on included) and visible characters, around the justification's bounds.
+    fn near_the_bounds() -> impl Strategy<Value = String> {
+        let character = prop_oneof![
+            Just(' '),
+            Just('\t'),
+            Just('\u{85}'),
+            Just('\u{a0}'),
+            Just('\u{3000}'),
+            Just('\u{1c}'),
+            Just('\u{feff}'),
+            Just('a'),
+            Just('é'),
+            Just('語'),
+        ];
+        prop_oneof![
+            proptest::collection::vec(character.clone(), 0..30),
+            proptest::collection::vec(character, 985..1010),
+        ]
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    #[test]
+    fn both_request_bodies_document_the_same_justification() {
+        let exception = schema_of::<ExceptionRequestBody>();
+        let extension = schema_of::<ExtensionRequestBody>();
+        assert_eq!(
+            exception["properties"]["justification"],
+            extension["properties"]["justification"]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_justification_is_accepted_exactly_when_the_schema_allows_it(text in near_the_bounds()) {
+            let (pattern, min, max) = string_rules(schema_of::<ExceptionRequestBody>(), "justification");
+            let length = text.chars().count();
+            let allowed = pattern.is_match(&text) && (min..=max).contains(&length);
+            prop_assert_eq!(Justification::parse(&text).is_ok(), allowed, "{:?}", text);
+        }
+
+        #[test]
+        fn a_comment_is_accepted_exactly_when_the_schema_allows_it(text in near_the_bounds()) {
+            let schema = schema_of::<DecisionNote>();
+            let max = schema["properties"]["comment"]["maxLength"]
+                .as_u64()
+                .expect("the comment documents its maximum length");
+            let allowed = text.chars().count() as u64 <= max;
+            prop_assert_eq!(parse_comment(Some(text.clone())).is_ok(), allowed, "{:?}", text);
+        }
+    }
 }

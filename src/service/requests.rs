@@ -158,12 +158,15 @@ impl Justification {
 
 /// An approver's or a requester's note on a decision: at most 1,000 characters.
 pub fn parse_comment(raw: Option<String>) -> Result<Option<String>, InvalidInput> {
-    match raw.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()) {
+    // Counted as sent, like the schema's `maxLength`, and then trimmed.
+    match raw {
         Some(comment) if comment.chars().count() > MAX_COMMENT_CHARS => Err(InvalidInput::field(
             "comment",
             format!("must be at most {MAX_COMMENT_CHARS} characters"),
         )),
-        comment => Ok(comment),
+        comment => Ok(comment
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())),
     }
 }
 
