@@ -291,6 +291,7 @@ async fn reserve_and_commit(store: &Store) {
         lease_ms: None,
         decision_id: id.clone(),
         request_id: id.clone(),
+        exception_id: None,
     };
     let reserved = store
         .reserve(Reserve {

@@ -74,7 +74,8 @@ pub struct ApprovalSettings {
     /// requester reads it. Replicas must share it; without it each process makes its own.
     #[cfg_attr(test, schemars(with = "Option<String>"))]
     pub sealing_key: Option<SecretString>,
-    /// How often pending requests past their time are expired; `0` turns the sweep off.
+    /// How often pending requests past their time are expired, and approvals interrupted
+    /// mid-create settled; `0` turns the sweep off.
     pub sweep_interval_secs: u64,
 }
 

@@ -136,12 +136,18 @@ impl AppParts {
             reconcile_grace: Duration::from_secs(settings.reconcile.grace_secs),
             observed: crate::lifecycle::Observations::default(),
             seal: password_seal(settings)?,
+            approving: crate::service::requests::Approving::default(),
         });
         crate::service::spawn_sweep(
             gateway.clone(),
             Duration::from_secs(settings.approvals.sweep_interval_secs),
             "exception requests",
-            |gateway| async move { gateway.expire_requests().await },
+            |gateway| async move {
+                let expired = gateway.expire_requests().await?;
+                Ok::<_, crate::storage::StorageError>(
+                    expired + gateway.settle_interrupted_approvals().await?,
+                )
+            },
         );
         crate::service::spawn_sweep(
             gateway.clone(),

@@ -24,6 +24,9 @@ pub struct ReconcileReport {
     pub pending: usize,
     /// Deletions the cloud confirmed: their quota is released.
     pub deleted: usize,
+    /// Exception requests whose approval a gateway left unfinished, now `created` or
+    /// `failed` by what became of their create (on `POST /v1/admin/reconcile`).
+    pub requests_settled: usize,
 }
 
 /// One pass over the ledger. With `created_before`, only reservations older than that time

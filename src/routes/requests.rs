@@ -277,13 +277,15 @@ pub async fn get_request(
 /// create runs at once, as the requester's team, with the approved rules waived and every
 /// other rule and the quota enforced at the policy in force now. The answer is `created`
 /// with `instance_id`, or `failed` with the reason (an approval over quota fails cleanly and
-/// holds nothing).
+/// holds nothing). When the cloud's answer was lost (a timeout), it stays `approved` until
+/// reconciliation finds out whether the instance exists, and then moves to `created` (the
+/// password still shown once) or `failed`.
 #[utoipa::path(post, path = "/requests/{id}/approve", tag = "exceptions",
     params(("id" = String, Path, description = "The request's id")),
     request_body(content = Option<DecisionNote>, description = "An optional comment"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Approved: `created` with the instance, or `failed` with why", body = ExceptionView),
+        (status = 200, description = "Approved: `created` with the instance, `failed` with why, or `approved` while the cloud's answer is unknown", body = ExceptionView),
         (status = 400, description = "Malformed body or a bad comment (`malformed_body`, `invalid_field`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "You do not approve for its team, or it is your own (`not_an_approver`, `own_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such request visible to you (`not_found`)", body = Problem, content_type = "application/problem+json"),

@@ -46,7 +46,10 @@ impl Gateway {
     /// One reconciliation pass now.
     pub async fn reconcile(&self, employee: &Employee) -> Result<ReconcileReport, AdminError> {
         require_admin(employee, "reconciling")?;
-        Ok(reconcile::reconcile(&self.store, &self.clouds, self.reconcile_grace, None).await?)
+        let mut report =
+            reconcile::reconcile(&self.store, &self.clouds, self.reconcile_grace, None).await?;
+        report.requests_settled = self.settle_interrupted_approvals().await?;
+        Ok(report)
     }
 
     /// One page of the decision log, and whether more follow.

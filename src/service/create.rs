@@ -304,6 +304,11 @@ impl CreateFlow<'_> {
                 lease_ms: plan.lease_ms,
                 decision_id,
                 request_id: asked.request_id.clone(),
+                exception_id: asked
+                    .input
+                    .waiver
+                    .as_ref()
+                    .map(|waiver| waiver.exception_id.clone()),
             },
             limit,
             region_limit,

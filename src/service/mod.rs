@@ -40,6 +40,7 @@ pub struct Gateway {
     pub observed: crate::lifecycle::Observations,
     /// Seals a generated password until the requester of an exception reads it.
     pub seal: seal::PasswordSeal,
+    pub approving: requests::Approving,
 }
 
 /// A use case as named phases over its own per-request context.

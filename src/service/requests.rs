@@ -6,8 +6,8 @@
 //! Every step is a decision-log entry written with the step itself: request, approve or
 //! reject (with the approver), the create an approval ran, withdraw, expire.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use crate::pipeline::authorize::{TeamError, select_team};
 use crate::pipeline::evaluate::{self, CreateRequest, Decision, Denial};
 use crate::pipeline::record::{self, Entry, count, into_record, record_of};
 use crate::storage::decisions::{Action, DecisionRecord, Outcome};
+use crate::storage::ledger::ReservationState;
 use crate::storage::requests::{
     ExceptionRecord, InsertRequest, MoveRequest, RequestFilter, RequestState,
 };
@@ -31,6 +32,46 @@ use crate::storage::{StorageError, now_ms};
 /// Longest comment an approver may leave, and the bounds of a justification, in characters.
 pub const MAX_COMMENT_CHARS: usize = 1_000;
 pub const JUSTIFICATION_CHARS: std::ops::RangeInclusive<usize> = 10..=1_000;
+
+/// The failure code of an approval whose gateway stopped (or whose caller went away) before
+/// it finished, and that did not happen.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// The approvals this process is running, which no sweep may take for interrupted ones.
+#[derive(Debug, Default)]
+pub struct Approving(Mutex<HashSet<String>>);
+
+impl Approving {
+    fn begin(&self, id: &str) -> ApprovalRunning<'_> {
+        self.ids().insert(id.to_owned());
+        ApprovalRunning {
+            approving: self,
+            id: id.to_owned(),
+        }
+    }
+
+    fn running(&self, id: &str) -> bool {
+        self.ids().contains(id)
+    }
+
+    fn ids(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Marks an approval as running until dropped, however its future ends.
+struct ApprovalRunning<'a> {
+    approving: &'a Approving,
+    id: String,
+}
+
+impl Drop for ApprovalRunning<'_> {
+    fn drop(&mut self) {
+        self.approving.ids().remove(&self.id);
+    }
+}
 
 /// The create an exception request asks for, as it is asked, stored and shown: the body of
 /// `POST /v1/starrocks` without `root_password` (an approved exception's instance gets a
@@ -181,7 +222,8 @@ pub struct ExceptionInput {
 /// Why the failure of a request's create happened.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RequestFailure {
-    /// The machine code the create answered with, e.g. `quota_exceeded`.
+    /// The machine code the create answered with, e.g. `quota_exceeded`; `interrupted` when
+    /// the gateway stopped before the create (or extension) happened.
     pub code: String,
     pub message: String,
 }
@@ -540,7 +582,10 @@ impl Gateway {
     ) -> Result<ExceptionView, ExceptionError> {
         let record = self.visible_request(employee, id).await?;
         let mut view = ExceptionView::of(&record)?;
-        if record.password_waiting && record.subject == employee.subject {
+        if record.password_waiting
+            && record.state == RequestState::Created
+            && record.subject == employee.subject
+        {
             view.root_password = self.take_password(&record).await?;
         }
         Ok(view)
@@ -605,9 +650,14 @@ impl Gateway {
             return Err(self.refused(entry, refusal).await);
         }
         let logged = record_of(entry.clone());
+        let sealed_password = step
+            .password
+            .filter(|_| matches!(requested(&record), Ok(Asked::Create(_))))
+            .map(|password| self.seal.seal(password, id));
         let change = MoveRequest {
             only_before: Some(now_ms()),
             decision: Some(logged.clone()),
+            sealed_password,
             ..step.change
         };
         if self.store.move_request(change).await? {
@@ -642,7 +692,8 @@ impl Gateway {
 
     /// Approves request `id` and runs its create: the requester's team, the approved rules
     /// waived, everything else (and the quota) enforced at the policy in force now. The
-    /// answer says whether the instance was created, or why not.
+    /// answer says whether the instance was created, or why not; or, while the cloud's answer
+    /// is unknown, is still `approved` for reconciliation to settle.
     pub async fn approve(
         &self,
         employee: &Employee,
@@ -650,30 +701,45 @@ impl Gateway {
         comment: Option<String>,
         request_id: &str,
     ) -> Result<ExceptionView, ExceptionError> {
-        let step = Step::decision(Action::Approve, employee, id, comment, request_id);
+        // Sealed with the approval, before the create, so a create that outlives this
+        // process (its reservation settled by reconciliation) still has its password.
+        let password = RootPassword::generate();
+        let step = Step {
+            password: Some(&password),
+            ..Step::decision(Action::Approve, employee, id, comment, request_id)
+        };
+        let _running = self.approving.begin(id);
         let record = self
             .take_step(employee, id, step, |gateway, record| {
                 gateway.may_decide(employee, record)
             })
             .await?;
         tracing::info!(exception.id = %id, approver = %employee.subject, "exception approved; creating");
-        let done = match self.run_approved(&record, request_id).await {
-            Ok(Approved::Created(instance_id, password)) => MoveRequest {
+        let done = match self.run_approved(&record, password, request_id).await {
+            Ok(Approved::Created(instance_id)) => MoveRequest {
                 instance_id: Some(instance_id),
-                sealed_password: password.as_ref().map(|p| self.seal.seal(p, id)),
                 ..MoveRequest::new(id, RequestState::Approved, RequestState::Created)
             },
             Ok(Approved::Extended(instance_id)) => MoveRequest {
                 instance_id: Some(instance_id),
                 ..MoveRequest::new(id, RequestState::Approved, RequestState::Extended)
             },
+            Err(failure) if self.create_outcome_unknown(id).await? => {
+                // Reconciliation learns whether the instance exists; then a sweep settles it.
+                tracing::warn!(exception.id = %id, code = %failure.code, "the approved create's outcome is unknown; the request stays approved until reconciled");
+                return self.refreshed(id).await;
+            }
             Err(failure) => MoveRequest {
                 failure_code: Some(failure.code),
                 failure: Some(failure.message),
+                clear_password: true,
                 ..MoveRequest::new(id, RequestState::Approved, RequestState::Failed)
             },
         };
-        if !self.store.move_request(done).await? {
+        let to = done.to;
+        if !self.store.move_request(done).await?
+            && self.store.exception_request(id).await?.map(|r| r.state) != Some(to)
+        {
             tracing::error!(exception.id = %id, "an approved request moved on while its create ran");
         }
         self.refreshed(id).await
@@ -684,6 +750,7 @@ impl Gateway {
     async fn run_approved(
         &self,
         record: &ExceptionRecord,
+        password: RootPassword,
         request_id: &str,
     ) -> Result<Approved, RequestFailure> {
         let failure = |error: &dyn Coded| RequestFailure {
@@ -720,7 +787,7 @@ impl Gateway {
         };
         let input = CreateInput {
             request,
-            password: None,
+            password: Some(password),
             team: Some(record.team.clone()),
             waiver: Some(Waiver {
                 exception_id: record.id.clone(),
@@ -728,9 +795,7 @@ impl Gateway {
             }),
         };
         match Box::pin(self.create(&requester, input, request_id, None)).await {
-            Ok(CreateAnswer::Created(created)) => {
-                Ok(Approved::Created(created.id, created.generated_password))
-            }
+            Ok(CreateAnswer::Created(created)) => Ok(Approved::Created(created.id)),
             Ok(CreateAnswer::Replayed(_)) => Err(RequestFailure {
                 code: crate::error::ErrorCode::Internal.as_str().to_owned(),
                 message: "the create was answered from an idempotency record".into(),
@@ -809,6 +874,7 @@ impl Gateway {
             request_id,
             started: Instant::now(),
             change: MoveRequest::new(id, RequestState::Pending, RequestState::Withdrawn),
+            password: None,
         };
         self.take_step(employee, id, step, |_, record| {
             if record.subject == employee.subject {
@@ -840,6 +906,90 @@ impl Gateway {
         }
         Ok(logged.len())
     }
+
+    /// Settles the requests left `approved` by a gateway that stopped (or whose caller went
+    /// away) mid-approval, unless an approval of this process runs them: `created` once their
+    /// create's reservation is committed, `extended` once the extension is logged; `failed`
+    /// with `interrupted` when nothing happened and the approval is older than the
+    /// reconciliation grace (so a replica still running it has finished). How many this call
+    /// settled.
+    pub async fn settle_interrupted_approvals(&self) -> Result<usize, StorageError> {
+        let grace_ms = i64::try_from(self.reconcile_grace.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms().saturating_sub(grace_ms);
+        let mut settled = 0;
+        for record in self.store.approved_requests().await? {
+            if self.approving.running(&record.id) {
+                continue;
+            }
+            let Some(change) = self.settlement(&record, record.updated_at < cutoff).await? else {
+                continue;
+            };
+            let to = change.to;
+            if self.store.move_request(change).await? {
+                settled += 1;
+                tracing::warn!(exception.id = %record.id, state = %to, "an interrupted approval settled");
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Whether the create request `id`'s approval ran still holds a pending reservation: the
+    /// cloud's answer was lost, so nobody knows yet whether the instance exists.
+    async fn create_outcome_unknown(&self, id: &str) -> Result<bool, StorageError> {
+        Ok(self
+            .store
+            .reservation_of_exception(id)
+            .await?
+            .is_some_and(|reservation| reservation.state == ReservationState::Pending))
+    }
+
+    /// Where an interrupted approval ends; `None` while that is unknown, or while a failure
+    /// might still be another replica's approval at work (`past_grace` false).
+    async fn settlement(
+        &self,
+        record: &ExceptionRecord,
+        past_grace: bool,
+    ) -> Result<Option<MoveRequest>, StorageError> {
+        let to = |state| MoveRequest::new(&record.id, RequestState::Approved, state);
+        let interrupted = |message: &str| {
+            past_grace.then(|| MoveRequest {
+                failure_code: Some(INTERRUPTED.to_owned()),
+                failure: Some(message.to_owned()),
+                clear_password: true,
+                ..to(RequestState::Failed)
+            })
+        };
+        Ok(match requested(record) {
+            Ok(Asked::Create(_)) => match self.store.reservation_of_exception(&record.id).await? {
+                Some(reservation) if reservation.state == ReservationState::Pending => None,
+                Some(reservation) => match reservation.instance_id {
+                    Some(instance_id) => Some(MoveRequest {
+                        instance_id: Some(instance_id),
+                        ..to(RequestState::Created)
+                    }),
+                    None => interrupted(
+                        "the gateway stopped while creating the instance, and the cloud never created it; nothing is held, ask again",
+                    ),
+                },
+                None => interrupted(
+                    "the gateway stopped before the create was sent; nothing was created, ask again",
+                ),
+            },
+            Ok(Asked::Extend(extension)) => {
+                if self.store.extension_logged(&record.id).await? {
+                    Some(MoveRequest {
+                        instance_id: Some(extension.instance_id),
+                        ..to(RequestState::Extended)
+                    })
+                } else {
+                    interrupted(
+                        "the gateway stopped before extending the lease; nothing changed, ask again",
+                    )
+                }
+            }
+            Err(error) => interrupted(&format!("the stored request cannot be read: {error}")),
+        })
+    }
 }
 
 /// Whether `record` is still pending and in time; otherwise why not.
@@ -860,8 +1010,8 @@ fn pending(record: &ExceptionRecord) -> Result<(), ExceptionError> {
 
 /// What an approval did.
 enum Approved {
-    /// The instance, and its generated root password.
-    Created(String, Option<RootPassword>),
+    /// The instance; its root password was sealed with the approval.
+    Created(String),
     /// The instance whose lease was extended.
     Extended(String),
 }
@@ -873,6 +1023,8 @@ struct Step<'r> {
     request_id: &'r str,
     started: Instant,
     change: MoveRequest,
+    /// The root password an approved create will use, sealed with the move.
+    password: Option<&'r RootPassword>,
 }
 
 impl<'r> Step<'r> {
@@ -899,6 +1051,7 @@ impl<'r> Step<'r> {
                 comment,
                 ..MoveRequest::new(id, RequestState::Pending, to)
             },
+            password: None,
         }
     }
 }

@@ -102,6 +102,8 @@ pub struct NewReservation {
     pub lease_ms: Option<i64>,
     pub decision_id: String,
     pub request_id: String,
+    /// The exception request whose approval runs this create.
+    pub exception_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,8 +195,8 @@ impl WriteOp for Reserve {
         query(
             "INSERT INTO reservations (id, team, subject, state, instances, nodes, storage_gb, project_id, \
              target, target_instance_id, name, size, labels, decision_id, request_id, created_at, updated_at, \
-             expires_at, region) \
-             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $17, $18)",
+             expires_at, region, exception_id) \
+             VALUES ($1, $2, $3, $16, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $17, $18, $19)",
         )
         .bind(&new.id)
         .bind(&new.team)
@@ -214,6 +216,7 @@ impl WriteOp for Reserve {
         .bind(ReservationState::Pending.as_str())
         .bind(new.lease_ms.map(|lease| now.saturating_add(lease)))
         .bind(&new.region)
+        .bind(&new.exception_id)
         .execute(&mut *tx)
         .await?;
         Ok(ReserveOutcome::Reserved {
@@ -502,6 +505,20 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.db)
             .await?;
+        row.as_ref().map(reservation).transpose()
+    }
+
+    /// The reservation the approval of exception request `exception_id` made, if it made one.
+    pub async fn reservation_of_exception(
+        &self,
+        exception_id: &str,
+    ) -> Result<Option<Reservation>, StorageError> {
+        let row = query(format!(
+            "SELECT {COLUMNS} FROM reservations WHERE exception_id = $1"
+        ))
+        .bind(exception_id)
+        .fetch_optional(&self.db)
+        .await?;
         row.as_ref().map(reservation).transpose()
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use super::decisions::{DecisionRecord, insert_decisions};
+use super::decisions::{Action, DecisionRecord, Outcome, insert_decisions};
 use super::sql::{Conn, Row, Value, query};
 use super::writer::WriteOp;
 use super::{StorageError, Store, now_ms, stored_enum};
@@ -16,7 +16,7 @@ stored_enum! {
     pub enum RequestState {
         /// Waiting for an approver.
         Pending = "pending",
-        /// Approved; its create is running.
+        /// Approved; its create is running, or its outcome waits for reconciliation.
         Approved = "approved",
         /// Approved, and the create succeeded: `instance_id` names the instance.
         Created = "created",
@@ -146,6 +146,8 @@ pub struct MoveRequest {
     pub failure_code: Option<String>,
     pub failure: Option<String>,
     pub sealed_password: Option<String>,
+    /// Drops the sealed password: the instance it was for was never created.
+    pub clear_password: bool,
     /// Logged when the move is made.
     pub decision: Option<DecisionRecord>,
 }
@@ -163,6 +165,7 @@ impl MoveRequest {
             failure_code: None,
             failure: None,
             sealed_password: None,
+            clear_password: false,
             decision: None,
         }
     }
@@ -179,7 +182,7 @@ impl WriteOp for MoveRequest {
              decided_by = COALESCE($5, decided_by), decided_at = CASE WHEN $6 = 1 THEN $4 ELSE decided_at END, \
              comment = COALESCE($7, comment), instance_id = COALESCE($8, instance_id), \
              failure_code = COALESCE($9, failure_code), failure = COALESCE($10, failure), \
-             sealed_password = COALESCE($11, sealed_password) \
+             sealed_password = CASE WHEN $13 = 1 THEN NULL ELSE COALESCE($11, sealed_password) END \
              WHERE id = $1 AND state = $2 AND ($12 = 0 OR expires_at > $12)",
         )
         .bind(&self.id)
@@ -194,6 +197,7 @@ impl WriteOp for MoveRequest {
         .bind(&self.failure)
         .bind(&self.sealed_password)
         .bind(self.only_before.unwrap_or(0))
+        .bind(i64::from(self.clear_password))
         .execute(&mut *tx)
         .await?
             == 1;
@@ -393,6 +397,31 @@ impl Store {
             .map(record)
             .collect::<Result<_, _>>()?;
         Ok((page, more))
+    }
+
+    /// The requests approved whose approval has not settled them yet.
+    pub async fn approved_requests(&self) -> Result<Vec<ExceptionRecord>, StorageError> {
+        let rows = query(format!(
+            "SELECT {COLUMNS} FROM exception_requests WHERE state = $1"
+        ))
+        .bind(RequestState::Approved.as_str())
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// Whether the decision log holds the lease extension approved request `id` made: the
+    /// extension and its entry are written in one transaction.
+    pub async fn extension_logged(&self, id: &str) -> Result<bool, StorageError> {
+        let row = query(
+            "SELECT id FROM decisions WHERE exception_id = $1 AND action = $2 AND outcome = $3 LIMIT 1",
+        )
+        .bind(id)
+        .bind(Action::Extend.as_str())
+        .bind(Outcome::Extended.as_str())
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// How many requests are pending, by team.

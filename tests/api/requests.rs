@@ -11,7 +11,7 @@ use starrocks_gateway::demo::{DEMO_APPROVER_GROUP, EXAMPLE_POLICY};
 use starrocks_gateway::storage::sql::query;
 
 use crate::helpers::{
-    Db, TestApp, decisions, instances_used, json_of, problem, sample, scrape_until,
+    Db, TestApp, decisions, instances_used, json_of, problem, reconcile, sample, scrape_until,
 };
 
 on_both_engines!(
@@ -19,6 +19,8 @@ on_both_engines!(
     an_approval_over_quota_fails_cleanly_and_holds_nothing,
     concurrent_approvals_of_one_request_create_once,
     a_request_nobody_decides_expires_and_is_logged_once,
+    a_password_sealed_at_approval_is_shown_only_once_its_instance_exists,
+    an_approval_whose_answer_was_lost_is_settled_by_reconciliation,
 );
 
 /// A size analytics may not order: denied on `size.allowed` alone, which it marks exceptable.
@@ -186,6 +188,10 @@ async fn a_denial_becomes_an_instance_once_an_approver_approves_it(db: Db) {
         .as_str()
         .expect("shown to its requester once");
     assert_eq!(password.len(), 24);
+    assert_eq!(
+        creates[0].body["db_root_pwd"], password,
+        "the password shown is the one the instance was created with"
+    );
     assert!(
         read(&app, &app.alice(), &id)
             .await
@@ -279,6 +285,18 @@ async fn an_approval_over_quota_fails_cleanly_and_holds_nothing(db: Db) {
         0,
         "no reservation is left behind"
     );
+    let sealed = query("SELECT sealed_password FROM exception_requests WHERE id = $1")
+        .bind(second.as_str())
+        .fetch_one(app.stack.store.db())
+        .await
+        .expect("the request");
+    assert_eq!(
+        sealed
+            .try_get::<Option<String>>("sealed_password")
+            .expect("column"),
+        None,
+        "a failed approval keeps no password"
+    );
     let outcomes: Vec<Value> = steps(&app, &second)
         .await
         .iter()
@@ -292,6 +310,98 @@ async fn an_approval_over_quota_fails_cleanly_and_holds_nothing(db: Db) {
             json!(["create", "denied", "quota_exceeded"]),
         ]
     );
+}
+
+/// The password is sealed with the approval, before the create, so that a create which
+/// outlives its gateway keeps it; its requester still reads it only once the instance exists.
+async fn a_password_sealed_at_approval_is_shown_only_once_its_instance_exists(db: Db) {
+    let app = TestApp::builder().database(db).spawn().await;
+    let id = pending_request(&app, &large("load-test")).await;
+    app.set_faults(json!({"hold_next_creates": 1})).await;
+
+    let approver = carol(&app);
+    let approving = act(&app, &approver, &id, "approve", None);
+    let while_held = async {
+        app.wait_until_held(1).await;
+        let sealed = query("SELECT sealed_password FROM exception_requests WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_one(app.stack.store.db())
+            .await
+            .expect("the request");
+        let running = json_of(read(&app, &app.alice(), &id).await).await;
+        app.release_held().await;
+        (sealed, running)
+    };
+    let (approved, (sealed, running)) = join(approving, while_held).await;
+
+    assert!(
+        sealed
+            .try_get::<Option<String>>("sealed_password")
+            .expect("column")
+            .is_some(),
+        "sealed before the create reached the cloud"
+    );
+    assert_eq!(running["status"], "approved", "{running}");
+    assert!(running.get("root_password").is_none(), "{running}");
+    assert_eq!(json_of(approved).await["status"], "created");
+    let shown = json_of(read(&app, &app.alice(), &id).await).await;
+    assert_eq!(
+        shown["root_password"],
+        app.sim_creates().await[0].body["db_root_pwd"],
+        "the password read before the instance existed was kept for after"
+    );
+}
+
+/// The cloud created the instance but its answer never came: nobody knows yet, so the
+/// request stays `approved` (not `failed`) until reconciliation finds the instance.
+async fn an_approval_whose_answer_was_lost_is_settled_by_reconciliation(db: Db) {
+    let app = TestApp::builder()
+        .settings(|s| s.cloud.request_timeout_ms = 1_000)
+        .database(db)
+        .spawn()
+        .await;
+    let id = pending_request(&app, &large("load-test")).await;
+    app.set_faults(json!({"lose_next_answers": 1})).await;
+
+    let unknown = json_of(act(&app, &carol(&app), &id, "approve", None).await).await;
+    assert_eq!(unknown["status"], "approved", "{unknown}");
+    assert!(unknown.get("failure").is_none(), "{unknown}");
+    assert!(
+        read(&app, &app.alice(), &id)
+            .await
+            .json::<Value>()
+            .await
+            .expect("JSON")
+            .get("root_password")
+            .is_none(),
+        "no password before the instance is known"
+    );
+    assert_eq!(
+        instances_used(&app, &app.alice()).await,
+        1,
+        "held meanwhile"
+    );
+
+    let report = reconcile(&app).await;
+    assert_eq!(report["committed"], 1, "{report}");
+    assert_eq!(report["requests_settled"], 1, "{report}");
+    let settled = json_of(read(&app, &app.alice(), &id).await).await;
+    let creates = app.sim_creates().await;
+    assert_eq!(settled["status"], "created", "{settled}");
+    assert_eq!(settled["root_password"], creates[0].body["db_root_pwd"]);
+    let instance = settled["instance_id"].as_str().expect("an instance");
+    let seen = app
+        .authed(
+            Method::GET,
+            &format!("/v1/starrocks/{instance}"),
+            &app.alice(),
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(seen.status(), 200);
+    assert_eq!(instances_used(&app, &app.alice()).await, 1);
+    assert_eq!(reconcile(&app).await["requests_settled"], 0, "settled once");
 }
 
 async fn concurrent_approvals_of_one_request_create_once(db: Db) {

@@ -353,7 +353,7 @@ async fn an_ambiguous_failure_stays_pending_until_reconciliation_releases_it(db:
     let report = reconcile(&app).await;
     assert_eq!(
         report,
-        json!({"checked": 1, "committed": 0, "released": 1, "pending": 0, "deleted": 0})
+        json!({"checked": 1, "committed": 0, "released": 1, "pending": 0, "deleted": 0, "requests_settled": 0})
     );
     assert_eq!(instances_used(&app, &app.alice()).await, 0);
 }
