@@ -4,6 +4,10 @@
 //! - every `201` the clients got has a committed reservation and a `created` decision;
 //! - the ledger's live instances are exactly the cloud's, none pending;
 //! - nothing is counted twice.
+//!
+//! And kill -9 mid-approval of an exception request: after a restart the request is settled
+//! by what became of its create (`created`, its password still shown once, or `failed`
+//! `interrupted`), never left `approved`, with nothing held or sealed left behind.
 
 // The shared test harness: this binary uses part of it.
 #[allow(dead_code)]
@@ -22,7 +26,9 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 use starrocks_gateway::demo::idp::{self, DemoIdp};
 use starrocks_gateway::demo::simulator::{self, ExistingInstance, SimulatorConfig};
-use starrocks_gateway::demo::{DEMO_ADMIN_ROLE, DEMO_AUDIENCE, single_region_policy};
+use starrocks_gateway::demo::{
+    DEMO_ADMIN_ROLE, DEMO_APPROVER_GROUP, DEMO_AUDIENCE, single_region_policy,
+};
 
 use helpers::fresh_postgres_database;
 
@@ -92,6 +98,7 @@ teams = "team"
 team_prefix = ""
 admin_claim = "roles"
 admin_value = "{DEMO_ADMIN_ROLE}"
+groups = "roles"
 
 [cloud]
 iam_url = "{sim_url}"
@@ -115,6 +122,12 @@ create_if_missing = true
 interval_secs = 0
 grace_secs = 0
 
+# Settles approvals a killed gateway left unfinished soon after the restart; the restarted
+# process opens the passwords its predecessor sealed.
+[approvals]
+sweep_interval_secs = 1
+sealing_key = "{sealing_key}"
+
 # The load is one employee's burst, far beyond any sane limit: the limits are not under test.
 [limits]
 creates_per_minute = 0
@@ -129,6 +142,7 @@ cloud_calls_per_second = 0
         user = sim.user,
         password = sim.password,
         policy = policy.display(),
+        sealing_key = "5e".repeat(32),
     );
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).expect("config");
@@ -381,6 +395,206 @@ async fn kill_9_under_load_loses_nothing_acknowledged_on_postgres() {
     let dir = tempdir();
     survives_kill_9(fresh_postgres_database().await, &dir).await;
     drop(std::fs::remove_dir_all(&dir));
+}
+
+/// Where the gateway is when an approval's create is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KilledWhile {
+    /// The cloud created the instance; its answer is on the way.
+    AnswerOnTheWay,
+    /// The cloud holds the create and has not acted on it.
+    CreateHeld,
+}
+
+async fn sim_stats(client: &reqwest::Client, cloud: &Cloud) -> Value {
+    client
+        .get(format!("{}/_sim/stats", cloud.simulator_url))
+        .send()
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+async fn sim_list(client: &reqwest::Client, cloud: &Cloud, what: &str) -> Vec<Value> {
+    client
+        .get(format!("{}/_sim/{what}", cloud.simulator_url))
+        .send()
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+async fn sealed_passwords(storage_url: &str) -> i64 {
+    let mut db = sqlx::AnyConnection::connect(storage_url)
+        .await
+        .expect("the database opens once the gateway has stopped");
+    sqlx::query("SELECT COUNT(*) AS n FROM exception_requests WHERE sealed_password IS NOT NULL")
+        .fetch_one(&mut db)
+        .await
+        .expect("count")
+        .try_get::<i64, _>("n")
+        .expect("n")
+}
+
+async fn kill_9_mid_approval(storage_url: String, dir: &Path, killed: KilledWhile) {
+    let cloud = cloud().await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = config(&cloud, dir, port, &storage_url);
+    let log = dir.join("gateway.log");
+    let client = reqwest::Client::new();
+    let alice = cloud
+        .idp
+        .mint_for("alice", "alice@example.com", &["analytics"], &[], 3_600)
+        .expect("token");
+    let carol = cloud
+        .idp
+        .mint_for(
+            "carol",
+            "carol@example.com",
+            &["analytics"],
+            &[DEMO_APPROVER_GROUP],
+            3_600,
+        )
+        .expect("token");
+
+    let mut gateway = start_gateway(&config, &log);
+    wait_ready(&client, &url, &log).await;
+    let asked: Value = client
+        .post(format!("{url}/v1/requests"))
+        .bearer_auth(&alice)
+        .json(&json!({
+            "instance": {"name": "load-test", "target": "analytics-prod", "size": "large"},
+            "justification": "One week of load tests before the launch."
+        }))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let id = asked["id"].as_str().expect("a pending request").to_owned();
+    let fault = match killed {
+        KilledWhile::AnswerOnTheWay => json!({"lose_next_answers": 1}),
+        KilledWhile::CreateHeld => json!({"hold_next_creates": 1}),
+    };
+    let faults = client
+        .put(format!("{}/_sim/faults", cloud.simulator_url))
+        .json(&fault)
+        .send()
+        .await
+        .expect("the simulator answers");
+    assert_eq!(faults.status(), 200);
+    let approving = tokio::spawn(
+        client
+            .post(format!("{url}/v1/requests/{id}/approve"))
+            .bearer_auth(&carol)
+            .send(),
+    );
+    let mut reached = false;
+    for _ in 0..500 {
+        let stats = sim_stats(&client, &cloud).await;
+        reached = match killed {
+            KilledWhile::AnswerOnTheWay => stats["creates_received"] == 1,
+            KilledWhile::CreateHeld => stats["held"] == 1,
+        };
+        if reached {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        reached,
+        "the approval's create reached the cloud ({killed:?})"
+    );
+    gateway.kill().expect("SIGKILL");
+    gateway.wait().expect("reaped");
+    assert!(
+        approving.await.expect("joined").is_err(),
+        "the approver got no answer: the gateway died mid-create"
+    );
+
+    let mut restarted = start_gateway(&config, &log);
+    wait_ready(&client, &url, &log).await;
+    let mut settled = Value::Null;
+    for _ in 0..200 {
+        settled = client
+            .get(format!("{url}/v1/requests/{id}"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("JSON");
+        if settled["status"] != "approved" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    terminate(&mut restarted);
+    let in_cloud = sim_list(&client, &cloud, "instances").await;
+    let ledger = read_ledger(&storage_url).await;
+
+    match killed {
+        KilledWhile::AnswerOnTheWay => {
+            assert_eq!(settled["status"], "created", "{settled}");
+            assert_eq!(in_cloud.len(), 1);
+            assert_eq!(settled["instance_id"], in_cloud[0]["id"]);
+            let creates = sim_list(&client, &cloud, "creates").await;
+            assert_eq!(
+                settled["root_password"], creates[0]["body"]["db_root_pwd"],
+                "its requester reads the password the instance got"
+            );
+        }
+        KilledWhile::CreateHeld => {
+            assert_eq!(settled["status"], "failed", "{settled}");
+            assert_eq!(settled["failure"]["code"], "interrupted", "{settled}");
+            assert!(settled.get("root_password").is_none());
+            assert!(in_cloud.is_empty());
+        }
+    }
+    assert_eq!(ledger.pending, 0, "reconciliation settled the reservation");
+    assert_eq!(
+        ledger.counted_instances,
+        i64::try_from(in_cloud.len()).expect("small"),
+        "quota counts what exists"
+    );
+    assert_eq!(
+        sealed_passwords(&storage_url).await,
+        0,
+        "the password was read once, or dropped with the failure"
+    );
+}
+
+#[tokio::test]
+async fn kill_9_after_the_cloud_created_an_approved_instance_settles_it_created() {
+    for (engine, dir) in [("sqlite", tempdir()), ("postgres", tempdir())] {
+        let storage_url = if engine == "sqlite" {
+            format!("sqlite://{}", dir.join("gateway.db").display())
+        } else {
+            fresh_postgres_database().await
+        };
+        kill_9_mid_approval(storage_url, &dir, KilledWhile::AnswerOnTheWay).await;
+        drop(std::fs::remove_dir_all(&dir));
+    }
+}
+
+#[tokio::test]
+async fn kill_9_before_the_cloud_acted_on_an_approval_settles_it_interrupted() {
+    for (engine, dir) in [("sqlite", tempdir()), ("postgres", tempdir())] {
+        let storage_url = if engine == "sqlite" {
+            format!("sqlite://{}", dir.join("gateway.db").display())
+        } else {
+            fresh_postgres_database().await
+        };
+        kill_9_mid_approval(storage_url, &dir, KilledWhile::CreateHeld).await;
+        drop(std::fs::remove_dir_all(&dir));
+    }
 }
 
 fn tempdir() -> PathBuf {

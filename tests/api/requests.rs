@@ -8,10 +8,12 @@ use futures_util::future::join;
 use reqwest::Method;
 use serde_json::{Value, json};
 use starrocks_gateway::demo::{DEMO_APPROVER_GROUP, EXAMPLE_POLICY};
+use starrocks_gateway::storage::requests::{MoveRequest, RequestState};
 use starrocks_gateway::storage::sql::query;
 
 use crate::helpers::{
     Db, TestApp, decisions, instances_used, json_of, problem, reconcile, sample, scrape_until,
+    small_instance,
 };
 
 on_both_engines!(
@@ -21,6 +23,7 @@ on_both_engines!(
     a_request_nobody_decides_expires_and_is_logged_once,
     a_password_sealed_at_approval_is_shown_only_once_its_instance_exists,
     an_approval_whose_answer_was_lost_is_settled_by_reconciliation,
+    approvals_that_left_no_trace_fail_interrupted_once_past_the_grace,
 );
 
 /// A size analytics may not order: denied on `size.allowed` alone, which it marks exceptable.
@@ -401,6 +404,65 @@ async fn an_approval_whose_answer_was_lost_is_settled_by_reconciliation(db: Db) 
         .expect("answer");
     assert_eq!(seen.status(), 200);
     assert_eq!(instances_used(&app, &app.alice()).await, 1);
+    assert_eq!(reconcile(&app).await["requests_settled"], 0, "settled once");
+}
+
+/// A gateway that died right after approving, before its create reserved anything or its
+/// extension was written, leaves no trace but the `approved` request. Within the grace that
+/// may still be another replica at work; past it the request fails `interrupted`.
+async fn approvals_that_left_no_trace_fail_interrupted_once_past_the_grace(db: Db) {
+    let app = TestApp::builder().database(db).spawn().await;
+    let created = json_of(app.create(&app.alice(), &small_instance()).await).await;
+    let instance = created["id"].as_str().expect("an instance");
+    let create = pending_request(&app, &large("load-test")).await;
+    let extension = json_of(
+        app.authed(Method::POST, "/v1/requests/extensions", &app.alice())
+            .json(&json!({"instance_id": instance, "lease_days": 120,
+                          "justification": "Quarter-end reporting runs until the audit closes."}))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    let extension = extension["id"].as_str().expect("a request").to_owned();
+    for id in [&create, &extension] {
+        let approved = app
+            .stack
+            .store
+            .move_request(MoveRequest {
+                decided_by: Some("carol".into()),
+                ..MoveRequest::new(id, RequestState::Pending, RequestState::Approved)
+            })
+            .await
+            .expect("the database answers");
+        assert!(approved);
+    }
+
+    assert_eq!(reconcile(&app).await["requests_settled"], 0);
+    for id in [&create, &extension] {
+        assert_eq!(
+            json_of(read(&app, &app.alice(), id).await).await["status"],
+            "approved"
+        );
+    }
+
+    query("UPDATE exception_requests SET updated_at = updated_at - 601000")
+        .execute(app.stack.store.db())
+        .await
+        .expect("backdated past the 600 s grace");
+    assert_eq!(reconcile(&app).await["requests_settled"], 2);
+    for id in [&create, &extension] {
+        let failed = json_of(read(&app, &app.alice(), id).await).await;
+        assert_eq!(failed["status"], "failed", "{failed}");
+        assert_eq!(failed["failure"]["code"], "interrupted", "{failed}");
+        assert!(failed.get("instance_id").is_none(), "{failed}");
+    }
+    assert_eq!(
+        instances_used(&app, &app.alice()).await,
+        1,
+        "nothing was held"
+    );
+    assert_eq!(app.sim_creates().await.len(), 1, "only the direct create");
     assert_eq!(reconcile(&app).await["requests_settled"], 0, "settled once");
 }
 
