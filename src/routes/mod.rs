@@ -9,4 +9,6 @@ pub mod instances;
 pub mod paging;
 pub mod portal;
 pub mod requests;
+#[cfg(test)]
+mod schema_text;
 pub mod starrocks;

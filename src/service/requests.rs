@@ -87,18 +87,30 @@ pub struct RequestedInstance {
     )]
     pub name: String,
     /// Alias of the TaurusDB instance to attach to, as listed in your catalog.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub target: String,
     /// A size profile, e.g. `large` (the catalog's `exception_sizes`).
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub size: String,
     /// Engine major version; the policy default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub version: Option<String>,
     /// Availability zone; the policy default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub az: Option<String>,
     /// Time zone like `UTC+08:00`; the policy default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,7 +131,10 @@ pub struct RequestedInstance {
 #[serde(deny_unknown_fields)]
 pub struct RequestedExtension {
     /// StarRocks instance id (`…in17`).
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub instance_id: String,
     /// Days from the approval (fractions allowed).
     #[schema(exclusive_minimum = 0, maximum = 3650)]

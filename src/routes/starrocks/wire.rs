@@ -27,16 +27,28 @@ pub struct CreateInstanceRequest {
     )]
     pub name: String,
     /// Alias of the TaurusDB instance to attach to, as listed in your catalog.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub target: String,
     /// A size profile your team may use, e.g. `small`.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub size: String,
     /// Engine major version; the policy default when absent.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub version: Option<String>,
     /// Availability zone; the policy default when absent.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub az: Option<String>,
     /// Time zone like `UTC+08:00`; the policy default when absent.
     #[schema(pattern = "^UTC[+-](0[0-9]|1[0-4]):[0-5][0-9]$")]
@@ -283,6 +295,43 @@ mod properties {
             if let Err(invalid) = parse(body) {
                 prop_assert!(!invalid.errors.is_empty());
                 prop_assert!(invalid.errors.iter().all(|e| !e.field.is_empty() && !e.message.is_empty()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod schema_agrees {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::routes::schema_text::{allows, blanks_and_text, schema_of};
+    use crate::service::requests::RequestedInstance;
+
+    const REQUIRED_TEXT: [&str; 4] = ["target", "size", "version", "az"];
+
+    #[test]
+    fn a_create_and_an_exception_request_document_their_fields_alike() {
+        let create = schema_of::<CreateInstanceRequest>();
+        let requested = schema_of::<RequestedInstance>();
+        for field in REQUIRED_TEXT {
+            assert_eq!(
+                create["properties"][field]["pattern"], requested["properties"][field]["pattern"],
+                "{field}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_text_is_refused_as_blank_exactly_when_the_schema_forbids_it(text in blanks_and_text()) {
+            let schema = schema_of::<CreateInstanceRequest>();
+            for field in REQUIRED_TEXT {
+                prop_assert_eq!(
+                    required(field, Some(&text)).is_none(),
+                    allows(&schema, field, &text),
+                    "{}: {:?}", field, text
+                );
             }
         }
     }
