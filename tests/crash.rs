@@ -545,6 +545,12 @@ async fn kill_9_mid_approval(storage_url: String, dir: &Path, killed: KilledWhil
             assert_eq!(settled["status"], "created", "{settled}");
             assert_eq!(in_cloud.len(), 1);
             assert_eq!(settled["instance_id"], in_cloud[0]["id"]);
+            assert!(
+                ledger
+                    .created_decisions
+                    .contains(in_cloud[0]["id"].as_str().expect("an id")),
+                "the settlement logs the create the killed gateway could not"
+            );
             let creates = sim_list(&client, &cloud, "creates").await;
             assert_eq!(
                 settled["root_password"], creates[0]["body"]["db_root_pwd"],

@@ -940,8 +940,17 @@ impl Gateway {
                 continue;
             };
             let to = change.to;
+            let logged = settlement_entry(&record, &change);
+            let change = MoveRequest {
+                decision: logged.clone(),
+                ..change
+            };
             if self.store.move_request(change).await? {
                 settled += 1;
+                if let Some(logged) = &logged {
+                    count(logged);
+                    self.store.stream_decision(logged);
+                }
                 tracing::warn!(exception.id = %record.id, state = %to, "an interrupted approval settled");
             }
         }
@@ -1005,6 +1014,33 @@ impl Gateway {
             Err(error) => interrupted(&format!("the stored request cannot be read: {error}")),
         })
     }
+}
+
+/// The entry a settlement logs: the create (or extension) the interrupted approval could not
+/// log itself. None for `extended`, whose extension was logged as it was written.
+fn settlement_entry(record: &ExceptionRecord, change: &MoveRequest) -> Option<DecisionRecord> {
+    let outcome = match change.to {
+        RequestState::Created => Outcome::Created,
+        RequestState::Failed => Outcome::Failed,
+        _ => return None,
+    };
+    let action = match requested(record) {
+        Ok(Asked::Extend(_)) => Action::Extend,
+        _ => Action::Create,
+    };
+    let mut entry = entry_for(
+        action,
+        outcome,
+        record,
+        &record.subject,
+        "exception-sweep",
+        Instant::now(),
+    );
+    if change.instance_id.is_some() {
+        entry.instance_id.clone_from(&change.instance_id);
+    }
+    entry.error_code.clone_from(&change.failure_code);
+    Some(record_of(entry))
 }
 
 /// Whether `record` is still pending and in time; otherwise why not.

@@ -404,6 +404,20 @@ async fn an_approval_whose_answer_was_lost_is_settled_by_reconciliation(db: Db) 
         .expect("answer");
     assert_eq!(seen.status(), 200);
     assert_eq!(instances_used(&app, &app.alice()).await, 1);
+    let outcomes: Vec<Value> = steps(&app, &id)
+        .await
+        .iter()
+        .map(|d| json!([d["action"], d["outcome"], d["instance_id"]]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            json!(["request", "requested", null]),
+            json!(["approve", "approved", null]),
+            json!(["create", "pending", null]),
+            json!(["create", "created", instance]),
+        ]
+    );
     assert_eq!(reconcile(&app).await["requests_settled"], 0, "settled once");
 }
 
@@ -463,6 +477,19 @@ async fn approvals_that_left_no_trace_fail_interrupted_once_past_the_grace(db: D
         "nothing was held"
     );
     assert_eq!(app.sim_creates().await.len(), 1, "only the direct create");
+    for (id, action) in [(&create, "create"), (&extension, "extend")] {
+        let last = steps(&app, id).await.pop().expect("steps");
+        assert_eq!(
+            json!([
+                last["action"],
+                last["outcome"],
+                last["error_code"],
+                last["request_id"]
+            ]),
+            json!([action, "failed", "interrupted", "exception-sweep"]),
+            "the settlement is logged: {last}"
+        );
+    }
     assert_eq!(reconcile(&app).await["requests_settled"], 0, "settled once");
 }
 
