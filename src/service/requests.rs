@@ -4,7 +4,8 @@
 //! team, with the approved rules waived and every other rule and the quota still enforced.
 //!
 //! Every step is a decision-log entry written with the step itself: request, approve or
-//! reject (with the approver), the create an approval ran, withdraw, expire.
+//! reject (with the approver), the create an approval ran, withdraw, expire; and, for an
+//! approval whose gateway stopped before logging its create, the sweep's settlement.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
